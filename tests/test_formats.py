@@ -409,6 +409,10 @@ def test_lerobot_v3_other_state_names(tmp_path):
     info["features"]["observation.environment_state"] = {"dtype": "float32", "shape": [1], "names": None}
     info["features"]["observation.images.wrist"] = {"dtype": "video", "shape": [8, 8, 3], "names": None}
     (src / "meta/info.json").write_text(json.dumps(info))
+    # tasks as pandas writes a DataFrame whose index (the task strings) has no name
+    tasks = pa.table({"task_index": [0, 1], "__index_level_0__": ["task 0", "task 1"]})
+    pandas_meta = {"index_columns": ["__index_level_0__"], "columns": [], "column_indexes": []}
+    pq.write_table(tasks.replace_schema_metadata({b"pandas": json.dumps(pandas_meta).encode()}), src / "meta/tasks.parquet")
     assert detect_format(src) == "lerobot"
     with pytest.raises(MimeticError, match="observation.images.wrist"):
         read(src)
@@ -467,6 +471,20 @@ def test_export_drops_uncommitted_rows(tmp_path):
     assert len(read_back) == 2
     export_lerobot(tmp_path / "a", tmp_path / "x")
     assert sum(pq.read_metadata(p).num_rows for p in (tmp_path / "x/data").glob("*/*.parquet")) == 7
+
+
+def test_v3_reader_ignores_orphan_data_files_and_names_bad_files(tmp_path):
+    eps = make_episodes(lengths=(3, 4))
+    Dataset.create(tmp_path / "a", eps)
+    orphan = tmp_path / "a/data/chunk-000/file-001.parquet"  # left by an interrupted append
+    orphan.write_bytes((tmp_path / "a/data/chunk-000/file-000.parquet").read_bytes())
+    got, _ = read(tmp_path / "a")
+    for a, b in zip(eps, got):
+        assert_same(a, b)
+    (tmp_path / "a/data/chunk-000/file-000.parquet").write_bytes(b"not parquet")
+    with pytest.raises(MimeticError, match=r"file-000.parquet is not a readable parquet file"):
+        convert(tmp_path / "a", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_export_flattens_multidim_extras(tmp_path):

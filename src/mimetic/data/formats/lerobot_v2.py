@@ -17,13 +17,13 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from mimetic.data.episode import Episode
 from mimetic.data.formats._common import check_options
 from mimetic.data.formats.lerobot_v3 import (
     OPTIONS,
     _read_parquet,
+    _schema_names,
     _version,
     make_episode,
     meta_dict,
@@ -103,7 +103,7 @@ def read(path, **options) -> tuple[list[Episode], dict]:
         p = path / rel
         if not p.is_file():
             raise MimeticError(f"{p} not found (episode {e} in meta/episodes.jsonl)")
-        names = pq.read_schema(p).names
+        names = _schema_names(p)
         for k in plan.columns:
             if k not in names:
                 raise MimeticError(f"{p}: column {k!r} is missing")

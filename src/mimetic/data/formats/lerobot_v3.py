@@ -192,6 +192,15 @@ def _read_parquet(path: Path, columns: list[str] | None = None) -> pa.Table:
         raise MimeticError(f"{path} is not a readable parquet file with columns {columns}: {e}") from None
 
 
+def _schema_names(path: Path) -> list[str]:
+    try:
+        return pq.read_schema(path).names
+    except FileNotFoundError:
+        raise MimeticError(f"{path} not found") from None
+    except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
+        raise MimeticError(f"{path} is not a readable parquet file: {e}") from None
+
+
 def _tasks_v3(path: Path) -> list[str]:
     p = path / "meta/tasks.parquet"
     if not p.exists():
@@ -227,16 +236,18 @@ def read(path, **options) -> tuple[list[Episode], dict]:
     if not ep_files:
         raise MimeticError(f"{path}/meta/episodes: no episode parquet files")
     need = ["episode_index", "dataset_from_index", "dataset_to_index"]
-    parts: dict[str, list] = {k: [] for k in need + ["mimetic/terminated"]}
+    files = ["data/chunk_index", "data/file_index"]
+    parts: dict[str, list] = {k: [] for k in need + files + ["mimetic/terminated"]}
     for p in ep_files:
-        names = pq.read_schema(p).names
+        names = _schema_names(p)
         for k in need:
             if k not in names:
                 raise MimeticError(f"{p}: column {k!r} is missing")
-        cols = need + (["mimetic/terminated"] if "mimetic/terminated" in names else [])
+        cols = need + [k for k in files + ["mimetic/terminated"] if k in names]
         t = _read_parquet(p, cols)
-        for k in need:
-            parts[k].append(arrow_to_numpy(t.column(k), f"{p}: {k}").astype(np.int64))
+        for k in need + files:
+            parts[k].append(arrow_to_numpy(t.column(k), f"{p}: {k}").astype(np.int64)
+                            if k in cols else np.full(t.num_rows, -1, np.int64))
         parts["mimetic/terminated"].append(
             arrow_to_numpy(t.column("mimetic/terminated"), f"{p}: mimetic/terminated").astype(np.int8)
             if "mimetic/terminated" in cols else np.full(t.num_rows, -1, np.int8))
@@ -252,13 +263,22 @@ def read(path, **options) -> tuple[list[Episode], dict]:
     if not len(em["episode_index"]):
         raise MimeticError(f"{path}: the dataset has no episodes")
 
-    # frames
-    data_files = sorted((path / "data").glob("*/*.parquet"))
+    # frames: the files the episodes point at (others may be leftovers of an interrupted write),
+    # or every data/*/*.parquet (as LeRobot reads them) where the episodes do not say
+    data_path = info.get("data_path")
+    if isinstance(data_path, str) and np.all(em["data/file_index"] >= 0) and np.all(em["data/chunk_index"] >= 0):
+        try:
+            data_files = sorted({path / data_path.format(chunk_index=int(c), file_index=int(f))
+                                 for c, f in zip(em["data/chunk_index"], em["data/file_index"])})
+        except (KeyError, IndexError, ValueError) as err:
+            raise MimeticError(f"{path / 'meta/info.json'}: data_path {data_path!r} cannot be formatted: {err}") from None
+    else:
+        data_files = sorted((path / "data").glob("*/*.parquet"))
     if not data_files:
         raise MimeticError(f"{path}/data: no parquet files")
     tables = []
     for p in data_files:
-        names = pq.read_schema(p).names
+        names = _schema_names(p)
         for k in plan.columns + ["index"]:
             if k not in names:
                 raise MimeticError(f"{p}: column {k!r} is missing")
