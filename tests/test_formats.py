@@ -201,7 +201,8 @@ def test_zarr_replay_buffer(tmp_path):
     eps, _ = read(path, obs_keys="keypoint,state")
     np.testing.assert_array_equal(eps[2].observations, np.concatenate([arr["keypoint"][8:].reshape(4, 18), arr["state"][8:]], 1))
 
-    ds = convert(path, tmp_path / "out", skip_images=True, fps=10)
+    with pytest.warns(UserWarning):
+        ds = convert(path, tmp_path / "out", skip_images=True, fps=10)
     assert ds.num_frames == 12 and ds.obs_dim == 5
 
     zpath = tmp_path / "pusht.zarr.zip"
@@ -373,6 +374,7 @@ def test_lerobot_v21(tmp_path, fixed_size):
         assert b.terminated  # from next.done on the last frame
 
 
+@pytest.mark.filterwarnings("ignore:.*skipping image/video")
 def test_lerobot_v21_malformed(tmp_path):
     eps = make_episodes()
     src = tmp_path / "v21"

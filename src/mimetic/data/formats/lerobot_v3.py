@@ -36,7 +36,7 @@ from mimetic.data.formats._common import (
     parse_keys,
     report_images,
 )
-from mimetic.data.io import read_json
+from mimetic.data.io import atomic_write_json, read_json
 from mimetic.errors import MimeticError
 
 NAME = "lerobot"
@@ -331,8 +331,10 @@ def write(episodes: list[Episode], dst, *, fps: int, env: str | None = None, env
     try:
         ds = Dataset.create(tmp / "ds", eps, env=env, env_options=env_options, fps=fps, robot_type=robot_type)
         stats = ds.stats()
+        task_ids: dict[str, int] = {}  # task_index as Dataset.append assigns it: order of first appearance
+        task_index = np.concatenate([np.full(len(ep), task_ids.setdefault(ep.task, len(task_ids))) for ep in eps])
         cols = {"timestamp": (ds.frame_index / ds.fps).astype(np.float32), "frame_index": ds.frame_index,
-                "episode_index": ds.episode_index, "index": np.arange(ds.num_frames), "task_index": ds._f.task_index,
+                "episode_index": ds.episode_index, "index": np.arange(ds.num_frames), "task_index": task_index,
                 "next.done": ds.dones, "next.success": ds.successes}
         for k in ds.extra_keys:
             v = ds.extra(k)
@@ -340,8 +342,6 @@ def write(episodes: list[Episode], dst, *, fps: int, env: str | None = None, env
                 cols[k] = v
         for k, v in cols.items():
             stats.setdefault(k, feature_stats(np.asarray(v).reshape(len(v), -1)))
-        from mimetic.data.io import atomic_write_json
-
         atomic_write_json(ds.root / "meta/stats.json", stats)
         (tmp / "ds").rename(dst)
     finally:
