@@ -508,7 +508,7 @@ def test_convert_refuses_existing_destination_and_unknown_things(tmp_path):
     with pytest.raises(MimeticError, match=r"option\(s\) \['filter_key'\] do not apply to format 'imitation'"):
         convert(src, tmp_path / "out2", filter_key="train")
     assert not (tmp_path / "out2").exists()
-    convert(src, tmp_path / "out3", filter_key=None, obs_keys=None)  # None means "not given"
+    convert(src, tmp_path / "out3", filter_key=None, obs_keys=None, skip_images=False)  # None/False: "not given"
     (tmp_path / "junk").mkdir()
     with pytest.raises(MimeticError, match="unrecognised dataset format"):
         convert(tmp_path / "junk", tmp_path / "out4")

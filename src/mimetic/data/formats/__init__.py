@@ -17,7 +17,7 @@ Formats (module, name for `fmt`):
 | `zarr`       | diffusion_policy ReplayBuffer (zarr 2 folder or .zarr.zip) | replay_zarr  |
 | `imitation`  | `imitation` trajectories saved with HF datasets (Arrow)    | imitation    |
 
-Reader options (None means "not given"; an option a format does not use is an error):
+Reader options (None, or False for a flag, means "not given"; an option a format does not use is an error):
 `obs_keys` ("a,b,c" or a list: observation keys concatenated in that order), `action_key`,
 `filter_key` (robomimic `mask/<filter>`), `skip_images` (drop image/video observations with a
 warning instead of stopping with an error). Convert options: `fps` (else the source's, else 10),

@@ -105,8 +105,8 @@ def report_images(images: list[str], where: str, *, obs_keys_given: bool, skip_i
 
 
 def check_options(fmt: str, options: dict, allowed: Iterable[str]) -> dict:
-    """Drop None-valued options; reject options this format does not understand."""
-    options = {k: v for k, v in options.items() if v is not None}
+    """Drop options not given (None, or False for flags); reject others this format does not understand."""
+    options = {k: v for k, v in options.items() if v is not None and v is not False}
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise MimeticError(f"option(s) {unknown} do not apply to format {fmt!r} (it accepts {sorted(allowed)})")
