@@ -211,6 +211,7 @@ class Dataset:
         env_options: dict | None = None,
         fps: int = 10,
         robot_type: str | None = None,
+        meta: dict | None = None,
     ) -> "Dataset":
         """Write a new dataset at `root` (which must not exist or be empty), atomically."""
         root = Path(root)
@@ -266,7 +267,7 @@ class Dataset:
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
         try:
             ds = cls(tmp, info, empty, [], empty_meta)
-            ds.append(episodes)
+            ds.append(episodes, meta=meta)
             if root.exists():
                 root.rmdir()  # empty, checked above
             tmp.rename(root)
@@ -281,7 +282,7 @@ class Dataset:
         root = Path(root)
         if (root / "meta/info.json").exists():
             ds = cls.load(root)
-            ds.append(episodes)
+            ds.append(episodes, meta=create_kwargs.get("meta"))
             return ds
         return cls.create(root, episodes, **create_kwargs)
 
@@ -295,8 +296,11 @@ class Dataset:
         if set(ep.extras) != set(self._f.extras):
             raise MimeticError(f"{where}: extra columns {sorted(ep.extras)} differ from the dataset's {sorted(self._f.extras)}")
 
-    def append(self, episodes: Iterable[Episode]) -> None:
-        """Add episodes. All are validated before anything is written; the commit is atomic."""
+    def append(self, episodes: Iterable[Episode], meta: dict | None = None) -> None:
+        """Add episodes. All are validated before anything is written; the commit is atomic.
+
+        `meta` updates the "mimetic" section of info.json in the same commit (e.g. the next seed).
+        """
         episodes = list(episodes)
         if not episodes:
             return
@@ -353,6 +357,7 @@ class Dataset:
         info["total_frames"] = int(len(frames.actions))
         info["total_tasks"] = len(tasks)
         info["splits"] = {"train": f"0:{len(starts)}"}
+        info.setdefault("mimetic", {}).update(meta or {})
         atomic_write_json(self.root / "meta/info.json", info)
         # only now does this object change
         self.info, self._f, self.tasks = info, frames, tasks

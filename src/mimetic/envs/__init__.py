@@ -24,6 +24,7 @@ from mimetic.errors import MimeticError
 # task name -> module that builds it (imported lazily)
 BUILTIN: dict[str, str] = {
     "reach": "mimetic.envs.reach",
+    "objectworld": "mimetic.envs.objectworld",
 }
 
 

@@ -1,0 +1,300 @@
+"""The offline trainer every supervised policy uses (BC, ACT, diffusion, flow).
+
+It draws random windows from the training episodes, steps AdamW with a warmup + cosine schedule,
+optionally keeps an EMA of the weights, logs train/val loss (and, if asked, rollout success on
+validation seeds) to RUN/metrics.jsonl, and checkpoints everything needed to resume exactly:
+
+```
+RUN/config.json, RUN/model.safetensors   the policy (EMA weights if EMA is on): `mimetic eval RUN`
+RUN/train.json                           what was trained on and how (read back by --resume)
+RUN/metrics.jsonl                        one JSON object per logged step
+RUN/checkpoint/                          training state: weights, EMA, optimizer, RNGs, step
+```
+
+A kill loses at most the steps since the last checkpoint; `resume=True` continues from there and
+drops metric rows logged after it, so the metrics file never holds duplicates.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mimetic.data.dataset import Dataset
+from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
+from mimetic.data.windows import WindowSampler, window_index
+from mimetic.errors import MimeticError
+from mimetic.progress import progress_bar
+from mimetic.policies.base import Policy, PolicyActor, save_policy
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 5000
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 200
+    lr_schedule: str = "cosine"  # cosine | constant
+    grad_clip: float = 10.0
+    ema_decay: float = 0.0  # 0 = off; e.g. 0.999 for diffusion
+    val_fraction: float = 0.1  # fraction of episodes held out for the validation loss
+    log_every: int = 250
+    ckpt_every: int = 1000
+    eval_every: int = 0  # steps between rollouts on validation seeds (0 = off)
+    eval_episodes: int = 20
+    seed: int = 0
+
+
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation."""
+    order = np.random.default_rng(seed).permutation(num_episodes)
+    n_val = 0 if val_fraction <= 0 or num_episodes < 2 else max(1, int(round(val_fraction * num_episodes)))
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def episode_frames(ds: Dataset, episodes: np.ndarray) -> np.ndarray:
+    if len(episodes) == 0:
+        return np.zeros(0, np.int64)
+    return np.concatenate([np.arange(ds.episode_starts[e], ds.episode_ends[e]) for e in episodes])
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+    if cfg.lr_schedule == "constant":
+        return warm
+    progress = min(1.0, step / max(1, cfg.steps))
+    return warm * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+# ---------------------------------------------------------------------------------- state I/O
+def _flatten(obj, prefix: str, tensors: dict):
+    """Replace tensors in a nested structure by references into `tensors` (for safetensors + JSON)."""
+    if isinstance(obj, torch.Tensor):
+        key = prefix or "t"
+        tensors[key] = obj.detach().contiguous().clone()
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)):
+        return [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
+    return obj
+
+
+def _unflatten(obj, tensors: dict):
+    if isinstance(obj, dict) and "__tensor__" in obj:
+        return tensors[obj["__tensor__"]]
+    if isinstance(obj, dict) and "__dict__" in obj:
+        return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [_unflatten(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(path: Path, state: dict) -> None:
+    """Write a nested dict holding tensors as <path>.safetensors + <path>.json (no pickle)."""
+    from safetensors.torch import save
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _flatten(state, "", tensors)
+    atomic_write_bytes(path.with_suffix(".safetensors"), save(tensors))
+    atomic_write_json(path.with_suffix(".json"), skeleton)
+
+
+def load_state(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    skeleton = read_json(path.with_suffix(".json"), "training state")
+    tensors = load_file(str(path.with_suffix(".safetensors")))
+    return _unflatten(skeleton, tensors)
+
+
+# ---------------------------------------------------------------------------------- training
+def train_policy(
+    policy: Policy,
+    dataset: Dataset,
+    cfg: TrainConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    extra_info: dict | None = None,
+) -> Policy:
+    """Train `policy` on `dataset` into `run_dir`; returns the policy to deploy (EMA weights if EMA)."""
+    run = Path(run_dir)
+    if dataset.num_episodes == 0:
+        raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
+    ckpt = run / "checkpoint"
+    if not resume and (ckpt / "state.json").exists():
+        raise MimeticError(f"{run} already holds a training run: pass --resume to continue it, or choose another --out")
+    run.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    c = policy.config
+    train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
+    index = window_index(dataset.episode_starts, dataset.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
+    train_frames = episode_frames(dataset, train_eps)
+    train = WindowSampler(dataset.observations, dataset.actions, index, train_frames)
+    val = WindowSampler(dataset.observations, dataset.actions, index, episode_frames(dataset, val_eps)) if len(val_eps) else None
+
+    opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    ema = copy.deepcopy(policy).eval() if cfg.ema_decay > 0 else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    step = 0
+    best_val_success = -1.0
+    if resume and (ckpt / "state.json").exists():
+        state = load_state(ckpt / "state")
+        policy.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if ema is not None:
+            ema.load_state_dict(state["ema"])
+        gen.set_state(state["generator"])
+        step = int(state["step"])
+        best_val_success = float(state.get("best_val_success", -1.0))
+        _truncate_metrics(run / "metrics.jsonl", step)
+    else:
+        policy.fit_normalization(dataset.observations[train_frames], dataset.actions[train_frames])
+        if ema is not None:
+            ema.load_state_dict(policy.state_dict())
+        (run / "metrics.jsonl").unlink(missing_ok=True)
+    info = {"policy": policy.type_name, "dataset": str(Path(dataset.root).resolve()), "train": dataclasses.asdict(cfg),
+            "train_episodes": train_eps.tolist(), "val_episodes": val_eps.tolist(), "parameters": policy.num_parameters()}
+    info.update(extra_info or {})
+    atomic_write_json(run / "train.json", info)
+
+    def deployable() -> Policy:
+        return ema if ema is not None else policy
+
+    bar = progress_bar(progress, total=cfg.steps, initial=step, desc=f"train {policy.type_name}", unit="step")
+    t0, losses = time.perf_counter(), []
+    policy.train()
+    try:
+        while step < cfg.steps:
+            for g in opt.param_groups:
+                g["lr"] = cfg.lr * lr_factor(step, cfg)
+            batch = train.sample(cfg.batch_size, gen)
+            loss, _ = policy.loss(batch)
+            if not math.isfinite(loss.item()):
+                raise MimeticError(f"training diverged at step {step}: loss is {float(loss)} (lower --lr?)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
+            opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for pe, p in zip(ema.parameters(), policy.parameters()):
+                        pe.lerp_(p, 1 - cfg.ema_decay)
+            step += 1
+            losses.append(loss.item())
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                row = {"step": step, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"],
+                       "time_s": round(time.perf_counter() - t0, 3)}
+                losses = []
+                if val is not None:
+                    row["val_loss"] = validation_loss(deployable(), val, cfg.batch_size)
+                    policy.train()
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) and c.env:
+                    row["val_success"] = rollout_success(deployable(), cfg.eval_episodes)
+                    policy.train()
+                    if row["val_success"] > best_val_success:
+                        best_val_success = row["val_success"]
+                        save_policy(deployable(), run / "best")
+                _append_metrics(run / "metrics.jsonl", row)
+                bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_success")})
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                save_policy(deployable(), run)
+                state = {"model": policy.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                         "step": step, "best_val_success": best_val_success}
+                if ema is not None:
+                    state["ema"] = ema.state_dict()
+                ckpt.mkdir(exist_ok=True)
+                save_state(ckpt / "state", state)
+    finally:
+        bar.close()
+    out = deployable().eval()
+    return out
+
+
+@torch.no_grad()
+def validation_loss(policy: Policy, val: WindowSampler, batch_size: int, max_batches: int = 20) -> float:
+    policy.eval()
+    total, n = 0.0, 0
+    for i, batch in enumerate(val.iterate(batch_size)):
+        if i >= max_batches:
+            break
+        loss, _ = policy.loss(batch)
+        total += float(loss) * len(batch["obs"])
+        n += len(batch["obs"])
+    return total / max(1, n)
+
+
+def rollout_success(policy: Policy, episodes: int) -> float:
+    from mimetic.evaluate import VAL_SEED, evaluate
+
+    c = policy.config
+    res = evaluate(PolicyActor(policy), c.env, episodes, seed=VAL_SEED, env_options=c.env_options)
+    return res.success_rate
+
+
+def _append_metrics(path: Path, row: dict) -> None:
+    with open(path, "a") as f:
+        f.write(json.dumps(row) + "\n")
+        f.flush()
+
+
+def _truncate_metrics(path: Path, step: int) -> None:
+    if not path.exists():
+        return
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut by a kill
+        if row.get("step", 0) <= step:
+            rows.append(line)
+    atomic_write_bytes(path, ("\n".join(rows) + "\n").encode() if rows else b"")
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError:
+            pass
+    return out
+
+
+def policy_config(policy_config_class, cfg, dataset: Dataset, env: str | None, env_options: dict | None):
+    """Build a policy config from the matching fields of a method config plus the dataset's sizes."""
+    names = {f.name for f in dataclasses.fields(policy_config_class)}
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
+    return policy_config_class(**fields, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim,
+                               env=env, env_options=dict(env_options or {}))
+
+
+def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Dataset, run_dir: str | Path, *,
+                     env: str | None = None, env_options: dict | None = None, resume: bool = False,
+                     progress: bool = True) -> Policy:
+    """Build a policy of `policy_class` from `cfg` (a TrainConfig subclass with the policy's fields) and train it."""
+    env = env if env is not None else dataset.env_name
+    env_options = env_options if env_options is not None else dataset.env_options
+    pcfg = policy_config(policy_class.config_class, cfg, dataset, env, env_options)
+    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
+    policy = policy_class(pcfg)
+    train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
+    return train_policy(policy, dataset, train_cfg, run_dir, resume=resume, progress=progress,
+                        extra_info={"method": method, "config": dataclasses.asdict(cfg), "env": env, "env_options": env_options})

@@ -1,0 +1,248 @@
+"""`mimetic <verb>`: the command line. It parses arguments and calls library functions; no
+algorithm logic lives here. A user error (MimeticError) prints one line and exits with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import typing
+from pathlib import Path
+
+from mimetic.errors import MimeticError
+
+
+# ------------------------------------------------------------------------------ helpers
+def _parse_options(pairs: list[str] | None, where: str) -> dict:
+    """--env-option key=value (value parsed as JSON when it can be) -> dict."""
+    out = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise MimeticError(f"{where}: expected key=value, got {p!r}")
+        k, v = p.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
+    """One --option per dataclass field (underscores become dashes); defaults are the field defaults."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in ("obs_dim", "act_dim", "env", "env_options"):
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        t = hints[f.name]
+        flag = "--" + f.name.replace("_", "-")
+        origin = typing.get_origin(t)
+        if t is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+        elif origin is list:
+            (inner,) = typing.get_args(t)
+            parser.add_argument(flag, dest=f.name, type=inner, nargs="+", default=default, help=f"(default: {default})")
+        else:
+            base = next((a for a in typing.get_args(t) if a is not type(None)), t) if origin else t
+            parser.add_argument(flag, dest=f.name, type=base, default=default, help=f"(default: {default})")
+
+
+def _dataclass_from_args(cls, args):
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _write_json(path: str | None, obj) -> None:
+    if path:
+        from mimetic.data.io import atomic_write_json
+
+        atomic_write_json(Path(path), obj)
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+# ------------------------------------------------------------------------------ verbs
+def cmd_envs(args) -> None:
+    from mimetic.envs import list_envs
+
+    for name in list_envs():
+        print(name)
+
+
+def cmd_collect(args) -> None:
+    from mimetic.collect import collect
+
+    ds = collect(args.env, args.out, args.episodes, seed=args.seed, only_success=args.only_success,
+                 env_options=_parse_options(args.env_option, "--env-option"), num_envs=args.num_envs,
+                 progress=not args.quiet)
+    succ = ds.episode_success().mean()
+    print(f"{ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, expert success {succ:.2f}")
+
+
+def cmd_train(args) -> None:
+    from mimetic.algos import method_module
+    from mimetic.data.dataset import Dataset
+
+    module = method_module(args.method)
+    run = Path(args.out)
+    env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
+    if args.resume:
+        from mimetic.data.io import read_json
+
+        saved = read_json(run / "train.json", "training run")
+        names = {f.name for f in dataclasses.fields(module.Config)}
+        cfg = module.Config(**{k: v for k, v in saved.get("config", {}).items() if k in names})
+        if args.steps_given:
+            cfg.steps = args.steps
+        data = args.data or saved.get("dataset")
+        env = args.env or saved.get("env")
+        env_options = env_options if env_options is not None else saved.get("env_options")
+    else:
+        if not args.data:
+            raise MimeticError("train: --data DIR is required")
+        cfg = _dataclass_from_args(module.Config, args)
+        data, env = args.data, args.env
+    dataset = Dataset.load(data)
+    if env is not None:
+        _check_env_matches(env, env_options if env_options is not None else dataset.env_options, dataset)
+    module.train(cfg, dataset, run, env=env, env_options=env_options, resume=args.resume, progress=not args.quiet)
+    print(f"trained {args.method} -> {run}")
+
+
+def _check_env_matches(env: str, env_options: dict, dataset) -> None:
+    import gymnasium as gym
+    import numpy as np
+
+    from mimetic.envs import make_env
+
+    e = make_env(env, **(env_options or {}))
+    obs_dim = int(np.prod(e.observation_space.shape)) if e.observation_space.shape else 1
+    act_dim = 1 if isinstance(e.action_space, gym.spaces.Discrete) else int(np.prod(e.action_space.shape))
+    e.close()
+    if (obs_dim, act_dim) != (dataset.obs_dim, dataset.act_dim):
+        raise MimeticError(f"dataset {dataset.root} has observations of size {dataset.obs_dim} and actions of size "
+                           f"{dataset.act_dim}, but environment {env!r} has {obs_dim} and {act_dim}")
+
+
+def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None):
+    """The actor to evaluate: the env's expert, or the policy checkpoint in `run`."""
+    from mimetic.envs import make_env, make_expert
+    from mimetic.policies.base import PolicyActor, check_compatible, load_policy
+
+    if expert:
+        return make_expert(env, **env_options)
+    policy = load_policy(run)
+    e = make_env(env, **env_options)
+    check_compatible(policy, int(e.observation_space.shape[0]), int(e.action_space.shape[0]), str(run))
+    e.close()
+    return PolicyActor(policy, temporal_ensemble=ensemble)
+
+
+def cmd_eval(args) -> None:
+    from mimetic.evaluate import evaluate
+
+    if not args.expert and not args.run:
+        raise MimeticError("eval: give a RUN directory, or --expert")
+    env, env_options = args.env, _parse_options(args.env_option, "--env-option")
+    if env is None and args.run:
+        from mimetic.policies.base import load_policy
+
+        c = load_policy(args.run).config
+        env, env_options = c.env, env_options or dict(c.env_options)
+    if env is None:
+        raise MimeticError("eval: --env ENV is required (the checkpoint does not name its environment)")
+    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble)
+    res = evaluate(actor, env, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
+                   progress=not args.quiet)
+    who = "expert" if args.expert else args.run
+    lo, hi = res.ci95
+    print(f"{who} on {env}: success {res.success_rate:.3f} [95% CI {lo:.3f}, {hi:.3f}], "
+          f"return {res.mean_return:.2f}, length {res.mean_length:.1f}, {res.episodes} episodes (seed {res.seed})")
+    out = res.to_json()
+    out["policy"] = who
+    _write_json(args.json, out)
+
+
+def cmd_quickstart(args) -> None:
+    from mimetic.quickstart import quickstart
+
+    quickstart(args.out, progress=not args.quiet)
+
+
+# ------------------------------------------------------------------------------ parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mimetic", description="Teach robots by demonstration.")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    s = sub.add_parser("envs", help="list the task names mimetic knows")
+    s.set_defaults(fn=cmd_envs)
+
+    s = sub.add_parser("collect", help="collect expert demonstrations into a dataset")
+    s.add_argument("env")
+    s.add_argument("--episodes", type=int, required=True)
+    s.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
+    s.add_argument("--seed", type=int, default=None, help="first seed (default: continue after the dataset's last)")
+    s.add_argument("--only-success", action="store_true", help="keep only successful episodes")
+    s.add_argument("--num-envs", type=int, default=8)
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.set_defaults(fn=cmd_collect)
+
+    s = sub.add_parser("train", help="train a policy: mimetic train METHOD --data DIR --out RUN")
+    msub = s.add_subparsers(dest="method", required=True)
+    from mimetic.algos import METHODS, method_module
+
+    for name in METHODS:
+        m = msub.add_parser(name, help=f"train with {name}")
+        m.add_argument("--data", help="dataset directory")
+        m.add_argument("--out", required=True, help="run directory")
+        m.add_argument("--env", default=None, help="environment (default: the one the dataset was collected in)")
+        m.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+        m.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        add_dataclass_options(m, method_module(name).Config)
+        m.set_defaults(fn=cmd_train)
+
+    s = sub.add_parser("eval", help="evaluate a policy checkpoint (or the expert) on an environment")
+    s.add_argument("run", nargs="?", help="run / checkpoint directory")
+    s.add_argument("--expert", action="store_true", help="evaluate the environment's scripted expert")
+    s.add_argument("--env", default=None)
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--episodes", type=int, default=100)
+    s.add_argument("--seed", type=int, default=None, help="first evaluation seed (default 1000000)")
+    s.add_argument("--num-envs", type=int, default=16)
+    s.add_argument("--temporal-ensemble", type=float, default=None, metavar="M",
+                   help="ACT-style temporal ensembling with weights exp(-M*i)")
+    s.add_argument("--json", default=None, help="write the results as JSON here")
+    s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("quickstart", help="collect reach demos, train BC, evaluate expert vs BC")
+    s.add_argument("--out", default=None, help="working directory (default: a new mimetic-quickstart-* folder)")
+    s.set_defaults(fn=cmd_quickstart)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.steps_given = any(a == "--steps" or a.startswith("--steps=") for a in argv)
+    if getattr(args, "seed", 0) is None and args.verb == "eval":
+        from mimetic.evaluate import EVAL_SEED
+
+        args.seed = EVAL_SEED
+    try:
+        args.fn(args)
+    except MimeticError as e:
+        print(f"mimetic: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mimetic: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Collect demonstrations from an expert into a dataset on disk.
+
+Episodes are appended in batches as they finish, each batch committed atomically, so an
+interrupted collection leaves a dataset holding only complete episodes. The seeds used are
+recorded (info.json "mimetic.next_seed") so appending later continues with fresh seeds.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mimetic.data.dataset import Dataset
+from mimetic.errors import MimeticError
+from mimetic.progress import progress_bar
+from mimetic.rollout import rollout
+
+
+def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None, only_success: bool = False,
+            env_options: dict | None = None, num_envs: int = 8, progress: bool = True, expert=None,
+            max_attempts_factor: int = 10) -> Dataset:
+    """Run the expert of `env` and write `episodes` episodes to the dataset `out` (created or appended to)."""
+    from mimetic.envs import make_env, make_expert
+
+    if episodes <= 0:
+        raise MimeticError(f"--episodes must be positive, got {episodes}")
+    out = Path(out)
+    env_options = dict(env_options or {})
+    existing = None
+    if out.exists():
+        if (out / "meta/info.json").exists():
+            existing = Dataset.load(out)
+            if existing.env_name not in (None, env) or (existing.env_name == env and existing.env_options != env_options):
+                raise MimeticError(f"dataset {out} was collected in {existing.env_name!r} {existing.env_options}, "
+                                   f"not {env!r} {env_options}: collect into another --out")
+        elif out.is_file() or any(out.iterdir()):
+            raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
+    probe = make_env(env, **env_options)  # fail early on an unknown env or bad options
+    fps = int(probe.metadata.get("render_fps") or 10)
+    probe.close()
+    expert = expert if expert is not None else make_expert(env, **env_options)
+    if seed is None:
+        seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
+    ds = existing
+    kept, next_seed, attempts = 0, seed, 0
+    bar = progress_bar(progress, total=episodes, desc=f"collect {env}", unit="ep")
+    try:
+        while kept < episodes:
+            if attempts >= max_attempts_factor * episodes:
+                raise MimeticError(f"the expert of {env} succeeded in only {kept} of {attempts} episodes; "
+                                   f"stopped before reaching {episodes} (drop --only-success?)")
+            n = min(num_envs, episodes - kept) if not only_success else num_envs
+            seeds = list(range(next_seed, next_seed + n))
+            eps = rollout(env, expert, seeds, env_options=env_options, num_envs=n, task=env)
+            attempts += n
+            next_seed += n
+            if only_success:
+                eps = [e for e in eps if e.success][: episodes - kept]
+            meta = {"next_seed": next_seed}
+            if eps:
+                if ds is None:
+                    ds = Dataset.create(out, eps, env=env, env_options=env_options, fps=fps, meta=meta)
+                else:
+                    ds.append(eps, meta=meta)
+            kept += len(eps)
+            bar.update(len(eps))
+    finally:
+        bar.close()
+    return ds

@@ -1,0 +1,86 @@
+"""Honest evaluation: success rate with a 95% Wilson interval, returns, lengths, on paired seeds.
+
+Evaluation seeds start at `EVAL_SEED` by default, far from the seeds demonstrations are collected
+with (0, 1, 2, ...), so a policy is never tested on the initial states it was trained on. The
+same seed gives every policy the same initial states.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from mimetic.actors import Actor
+from mimetic.rollout import rollout
+
+EVAL_SEED = 1_000_000
+VAL_SEED = 2_000_000  # for periodic rollouts during training (checkpoint selection), disjoint from both
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+@dataclass
+class EvalResult:
+    success_rate: float
+    ci95: tuple[float, float]
+    mean_return: float
+    std_return: float
+    mean_length: float
+    episodes: int
+    seed: int
+    env: str = ""
+    successes: list[bool] = field(default_factory=list)
+    returns: list[float] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        d = asdict(self)
+        d["ci95"] = list(self.ci95)
+        return d
+
+
+def summarize(episodes, seed: int = 0, env: str = "") -> EvalResult:
+    succ = [ep.success for ep in episodes]
+    rets = [ep.ret for ep in episodes]
+    lens = [len(ep) for ep in episodes]
+    n = len(episodes)
+    return EvalResult(
+        success_rate=float(np.mean(succ)) if n else 0.0,
+        ci95=wilson_interval(int(sum(succ)), n),
+        mean_return=float(np.mean(rets)) if n else 0.0,
+        std_return=float(np.std(rets)) if n else 0.0,
+        mean_length=float(np.mean(lens)) if n else 0.0,
+        episodes=n,
+        seed=seed,
+        env=env,
+        successes=[bool(s) for s in succ],
+        returns=[float(r) for r in rets],
+        lengths=[int(x) for x in lens],
+    )
+
+
+def evaluate(
+    actor: Actor,
+    env: str,
+    episodes: int = 100,
+    seed: int = EVAL_SEED,
+    *,
+    env_options: dict | None = None,
+    num_envs: int = 16,
+    progress: bool = False,
+) -> EvalResult:
+    """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them."""
+    eps = rollout(env, actor, range(seed, seed + episodes), env_options=env_options, num_envs=num_envs,
+                  progress=progress, desc=f"eval {env}")
+    return summarize(eps, seed=seed, env=env)

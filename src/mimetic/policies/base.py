@@ -1,0 +1,236 @@
+"""What every policy shares: config, normalization, checkpoints, and the actor that runs it.
+
+A policy is a torch module that maps a window of `n_obs_steps` raw observations to a chunk of
+`horizon` raw actions (`predict`), and scores a batch of windows (`loss`). Normalization lives
+inside the policy as buffers, so a checkpoint (config.json + model.safetensors) is never blind.
+Loading reads JSON and safetensors only: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
+from mimetic.errors import MimeticError
+
+# policy type -> "module:Class"; modules are imported only when a policy of that type is built
+POLICY_TYPES: dict[str, str] = {
+    "mlp": "mimetic.policies.mlp:MLPPolicy",
+}
+
+
+@dataclass
+class PolicyConfig:
+    """Fields every policy has. Families subclass this with their own fields."""
+
+    obs_dim: int = 0
+    act_dim: int = 0
+    n_obs_steps: int = 1  # To: observations the policy sees (history)
+    horizon: int = 1  # actions predicted per call (chunk length)
+    n_action_steps: int = 1  # actions executed before predicting again (receding horizon)
+    action_start: int = 0  # first predicted action relative to the current step (-(To-1) for diffusion)
+    norm_obs: str = "gaussian"  # gaussian (z-score) | minmax ([-1, 1]) | none
+    norm_action: str = "gaussian"
+    env: str | None = None  # the environment the training data came from
+    env_options: dict = field(default_factory=dict)
+
+
+class Normalizer(nn.Module):
+    """Affine normalization fitted on data and saved with the model: x_n = (x - shift) / scale."""
+
+    def __init__(self, dim: int, mode: str = "gaussian"):
+        super().__init__()
+        if mode not in ("gaussian", "minmax", "none"):
+            raise MimeticError(f"normalization mode must be gaussian, minmax or none, got {mode!r}")
+        self.mode = mode
+        self.register_buffer("shift", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    def fit(self, x: np.ndarray) -> None:
+        x = np.asarray(x, dtype=np.float64)
+        if self.mode == "gaussian":
+            shift, scale = x.mean(0), x.std(0)
+        elif self.mode == "minmax":
+            lo, hi = x.min(0), x.max(0)
+            shift, scale = (hi + lo) / 2, (hi - lo) / 2
+        else:
+            shift, scale = np.zeros(x.shape[1]), np.ones(x.shape[1])
+        scale = np.where(scale < 1e-6, 1.0, scale)  # constant dimensions pass through centred
+        self.shift.copy_(torch.as_tensor(shift, dtype=torch.float32))
+        self.scale.copy_(torch.as_tensor(scale, dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.shift) / self.scale
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+
+class Policy(nn.Module):
+    """Base class. Subclasses set `type_name`, `config_class`, and implement `loss` and `predict_normalized`."""
+
+    type_name = "base"
+    config_class = PolicyConfig
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        self.config = config
+        self.obs_norm = Normalizer(config.obs_dim, config.norm_obs)
+        self.act_norm = Normalizer(config.act_dim, config.norm_action)
+
+    def fit_normalization(self, observations: np.ndarray, actions: np.ndarray) -> None:
+        self.obs_norm.fit(observations)
+        self.act_norm.fit(actions)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """batch: obs (B, To, d) raw, action (B, H, a) raw, action_pad (B, H) bool."""
+        raise NotImplementedError
+
+    def predict_normalized(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """(B, To, d) normalized observations -> (B, H, a) normalized actions."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def predict(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, To, d) raw observations -> (B, H, a) raw actions."""
+        return self.act_norm.inverse(self.predict_normalized(self.obs_norm(obs)))
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def save(self, directory: str | Path) -> None:
+        save_policy(self, directory)
+
+
+def _policy_class(type_name: str) -> type[Policy]:
+    if type_name not in POLICY_TYPES:
+        raise MimeticError(f"unknown policy type {type_name!r}; known: {sorted(POLICY_TYPES)}")
+    module, cls = POLICY_TYPES[type_name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def config_to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def config_from_dict(cls, d: dict, where: str):
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(d) - names
+    if unknown:
+        raise MimeticError(f"{where}: unknown config fields {sorted(unknown)} for {cls.__name__}")
+    return cls(**d)
+
+
+def save_policy(policy: Policy, directory: str | Path) -> None:
+    """Write config.json and model.safetensors (each atomically)."""
+    from safetensors.torch import save
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().clone() for k, v in policy.state_dict().items()}
+    atomic_write_bytes(directory / "model.safetensors", save(state))
+    atomic_write_json(directory / "config.json", {"type": policy.type_name, "config": config_to_dict(policy.config),
+                                                  "format": "mimetic-policy-1"})
+
+
+def load_policy(directory: str | Path) -> Policy:
+    """Load a policy checkpoint; raise MimeticError if it is missing or damaged."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise MimeticError(f"policy checkpoint {directory} not found")
+    meta = read_json(directory / "config.json", "policy config")
+    if not isinstance(meta, dict) or "type" not in meta or "config" not in meta:
+        raise MimeticError(f"{directory / 'config.json'}: not a mimetic policy config (needs 'type' and 'config')")
+    cls = _policy_class(meta["type"])
+    config = config_from_dict(cls.config_class, meta["config"], str(directory / "config.json"))
+    policy = cls(config)
+    weights = directory / "model.safetensors"
+    if not weights.is_file():
+        raise MimeticError(f"policy weights {weights} not found")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise MimeticError(f"{weights}: cannot read weights: {e}") from None
+    try:
+        policy.load_state_dict(state)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise MimeticError(f"{weights}: weights do not match {directory / 'config.json'}: {first}") from None
+    policy.eval()
+    return policy
+
+
+class PolicyActor:
+    """Runs a policy in a batch of environments.
+
+    Keeps an observation history per environment (the first observation repeats at the start),
+    and executes action chunks: either `n_action_steps` actions of each chunk before predicting
+    again (receding horizon), or, with `temporal_ensemble=m` (ACT), a new chunk every step and the
+    exp(-m*i)-weighted average of all predictions for the current step (i = 0 is the oldest).
+    """
+
+    def __init__(self, policy: Policy, temporal_ensemble: float | None = None, n_action_steps: int | None = None):
+        self.policy = policy.eval()
+        c = policy.config
+        self.To = c.n_obs_steps
+        self.first = -c.action_start  # index, in a predicted chunk, of the action for the current step
+        self.Ta = max(1, min(n_action_steps or c.n_action_steps, c.horizon - self.first))
+        self.ensemble = temporal_ensemble
+        self.name = f"policy:{policy.type_name}"
+        self.reset(1)
+
+    def reset(self, num_envs: int = 1) -> None:
+        self.n = num_envs
+        self.hist: deque[np.ndarray] = deque(maxlen=self.To)
+        self.queue: list[np.ndarray] = []  # pending actions, each (n, a)
+        self.t = 0
+        self.preds: list[tuple[int, np.ndarray]] = []  # (step predicted at, chunk (n, H', a)) for ensembling
+
+    def _predict(self) -> np.ndarray:
+        obs = torch.as_tensor(np.stack(list(self.hist), axis=1), dtype=torch.float32)
+        return self.policy.predict(obs).numpy()[:, self.first:, :]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        obs = np.asarray(obs, dtype=np.float32)
+        if len(obs) != self.n:
+            self.reset(len(obs))
+        if obs.shape[1] != self.policy.config.obs_dim:
+            raise MimeticError(f"policy expects observations of size {self.policy.config.obs_dim}, the environment gives {obs.shape[1]}")
+        if not self.hist:
+            for _ in range(self.To):
+                self.hist.append(obs)
+        else:
+            self.hist.append(obs)
+        if self.ensemble is not None:
+            self.preds.append((self.t, self._predict()))
+            self.preds = [(t0, ch) for t0, ch in self.preds if self.t - t0 < ch.shape[1]]
+            acts = np.stack([ch[:, self.t - t0] for t0, ch in self.preds])  # oldest first
+            w = np.exp(-self.ensemble * np.arange(len(acts)))
+            action = np.tensordot(w / w.sum(), acts, axes=1)
+        else:
+            if not self.queue:
+                chunk = self._predict()
+                self.queue = [chunk[:, i] for i in range(self.Ta)]
+            action = self.queue.pop(0)
+        self.t += 1
+        return action.astype(np.float32)
+
+
+def check_compatible(policy: Policy, obs_dim: int, act_dim: int, where: str) -> None:
+    c = policy.config
+    if c.obs_dim != obs_dim or c.act_dim != act_dim:
+        raise MimeticError(
+            f"{where}: policy was trained for observations of size {c.obs_dim} and actions of size {c.act_dim}, "
+            f"but the environment has {obs_dim} and {act_dim}"
+        )

@@ -1,0 +1,102 @@
+"""MLP policies with deterministic (MSE), Gaussian (NLL) and Gaussian-mixture (NLL) heads.
+
+Input: the `n_obs_steps` normalized observations, flattened. Output: a chunk of `horizon`
+normalized actions. The Gaussian head is the mixture head with one component. At inference the
+deterministic head returns its output, the Gaussian head its mean, and the mixture head the mean
+of its most likely component (the mode), unless `sample=True`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mimetic.errors import MimeticError
+from mimetic.policies.base import Policy, PolicyConfig
+
+HEADS = ("deterministic", "gaussian", "gmm")
+
+
+@dataclass
+class MLPConfig(PolicyConfig):
+    head: str = "deterministic"
+    hidden: list[int] = field(default_factory=lambda: [256, 256, 256])
+    dropout: float = 0.0
+    components: int = 5  # mixture components of the gmm head
+    min_std: float = 1e-3
+    sample: bool = False  # sample actions instead of taking the mean / mode
+
+
+def mlp(sizes: list[int], dropout: float = 0.0, activation=nn.Mish) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        layers.append(nn.Linear(sizes[i], sizes[i + 1]))
+        if i < len(sizes) - 2:
+            layers.append(activation())
+            if dropout > 0:
+                layers.append(nn.Dropout(dropout))
+    return nn.Sequential(*layers)
+
+
+class MLPPolicy(Policy):
+    type_name = "mlp"
+    config_class = MLPConfig
+
+    def __init__(self, config: MLPConfig):
+        if config.head not in HEADS:
+            raise MimeticError(f"unknown MLP head {config.head!r}: use one of {', '.join(HEADS)}")
+        super().__init__(config)
+        self.K = 1 if config.head == "gaussian" else config.components
+        self.out = config.horizon * config.act_dim
+        n_out = {"deterministic": self.out, "gaussian": 2 * self.out, "gmm": self.K * (1 + 2 * self.out)}[config.head]
+        self.net = mlp([config.n_obs_steps * config.obs_dim, *config.hidden, n_out], config.dropout)
+
+    def _mixture(self, obs_n: torch.Tensor):
+        B = obs_n.shape[0]
+        raw = self.net(obs_n.reshape(B, -1))
+        if self.config.head == "gaussian":
+            mean, log_std = raw.split(self.out, dim=-1)
+            logits = torch.zeros(B, 1)
+            mean, log_std = mean[:, None], log_std[:, None]
+        else:
+            logits, rest = raw[:, : self.K], raw[:, self.K :].reshape(B, self.K, 2 * self.out)
+            mean, log_std = rest.split(self.out, dim=-1)
+        std = nn.functional.softplus(log_std) + self.config.min_std
+        return logits, mean, std  # (B, K), (B, K, out), (B, K, out)
+
+    def loss(self, batch):
+        c = self.config
+        obs_n = self.obs_norm(batch["obs"])
+        target = self.act_norm(batch["action"]).reshape(len(obs_n), -1)  # (B, H*a)
+        mask = (~batch["action_pad"]).float().repeat_interleave(c.act_dim, dim=1)  # (B, H*a)
+        if c.head == "deterministic":
+            pred = self.net(obs_n.reshape(len(obs_n), -1))
+            loss = (((pred - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+            return loss, {"mse": loss.item()}
+        logits, mean, std = self._mixture(obs_n)
+        z = (target[:, None] - mean) / std
+        logp = -0.5 * z**2 - torch.log(std) - 0.5 * math.log(2 * math.pi)  # (B, K, out)
+        logp = (logp * mask[:, None]).sum(-1) + torch.log_softmax(logits, -1)  # (B, K)
+        nll = -torch.logsumexp(logp, -1).mean() / (mask.sum(1).mean().clamp(min=1))
+        with torch.no_grad():
+            best = mean[torch.arange(len(mean)), logits.argmax(-1)]
+            mse = (((best - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
+        return nll, {"nll": nll.item(), "mse": mse.item()}
+
+    def predict_normalized(self, obs_n):
+        c = self.config
+        B = obs_n.shape[0]
+        if c.head == "deterministic":
+            out = self.net(obs_n.reshape(B, -1))
+        else:
+            logits, mean, std = self._mixture(obs_n)
+            if c.sample:
+                k = torch.distributions.Categorical(logits=logits).sample()
+                idx = torch.arange(B)
+                out = mean[idx, k] + std[idx, k] * torch.randn_like(mean[idx, k])
+            else:
+                out = mean[torch.arange(B), logits.argmax(-1)]
+        return out.reshape(B, c.horizon, c.act_dim)
