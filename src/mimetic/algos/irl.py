@@ -292,7 +292,7 @@ def demonstrations_from_episodes(episodes, world, where: str = "demonstrations")
         idx = np.rint(acts[:, 0]).astype(np.int64)
         bad = ~np.isclose(acts[:, 0], idx) | (idx < 0) | (idx >= A)
         if bad.any():
-            raise MimeticError(f"{here}: action {acts[int(np.argmax(bad)), 0]!r} at step {int(np.argmax(bad))} is not an integer in [0, {A})")
+            raise MimeticError(f"{here}: action {float(acts[int(np.argmax(bad)), 0])} at step {int(np.argmax(bad))} is not an integer in [0, {A})")
         actions.append(idx)
     if not states:
         raise MimeticError(f"{where}: no episodes")
@@ -480,7 +480,7 @@ def transfer_experiment(
     """Apply a learned linear reward in a changed objectworld and compare true returns.
 
     `world` is an `Objectworld` (or its env); `changes` are options for `world.changed`, e.g.
-    {"wind": 0.6} (changed dynamics), {"seed": 7} (a new layout, same features and reward rule) or
+    {"wind": 0.6} (changed dynamics), {"layout_seed": 7} (a new layout, same features and reward rule) or
     {} (the training world). Returns the exact expected true returns (uniform start distribution,
     undiscounted, over the horizon) in the changed world of:
       irl       the optimal policy for the learned reward (re-planned in the changed world),

@@ -1,23 +1,26 @@
-"""`objectworld`: the Objectworld gridworld of Levine, Popović & Koltun (2011), for inverse RL.
+"""`objectworld`: the Objectworld gridworld of Levine, Popovic & Koltun (2011), for inverse RL.
 
-An N x N grid with objects of C colours at random cells (placed from the layout `seed`).
+An N x N grid (`size`) with `n_objects` objects of `n_colours` colours at random cells, placed from
+`layout_seed` (default n_objects: size**2 // 12; every colour appears at least once).
 
 States: cell index `s = y * N + x` (x is the column, y the row; y grows downwards).
 Actions (Discrete(5)): 0 stay, 1 up (y-1), 2 down (y+1), 3 left (x-1), 4 right (x+1); a move off
 the grid stays put. With probability `wind` a uniformly random action (of the 5) is executed
 instead of the chosen one.
 
-Features (F = n_colours * feature_thresholds), "binary" (the classic objectworld features): for each
-colour c and each k in 1..feature_thresholds, 1 if the Euclidean distance from the cell to the nearest
-object of colour c is <= k. With `feature_mode="distance"` instead: one continuous feature per colour,
-the distance to the nearest object of that colour (F = n_colours). Features do not depend on the
-grid size, so a reward learned on one layout can be applied to another.
+Features, from the Euclidean distance d_c(s) of a cell to the nearest object of colour c, with
+K = `feature_thresholds` (default 10; features do not depend on the grid size, so a reward learned on
+one layout applies to another):
+- "binary" (Levine's objectworld features): [d_c(s) <= k] for each colour c and k = 1..K (F = C*K);
+- "binary+pairs" (default): the binary features plus their products across each pair of colours,
+  [d_c <= k and d_c' <= k'] (F = C*K + C(C-1)/2 * K^2), so the classic reward below is linear in them;
+- "distance": d_c(s) itself (F = C).
 
 True reward `reward_rule`:
-- "classic" (Levine et al.): +1 within distance 3 of colour 0 *and* within distance 2 of colour 1;
-  -1 within distance 3 of colour 0 only; 0 elsewhere. Not linear in the features (it has an AND).
-- "linear": +1 within distance 2 of colour 1, -1 within distance 1 of colour 0, 0 elsewhere
-  (exactly linear in the binary features; where both hold the reward is 0).
+- "classic" (default, Levine et al.): +1 within distance 3 of colour 0 *and* within distance 2 of
+  colour 1; -1 within distance 3 of colour 0 only; 0 elsewhere. It is an AND, so it is *not* linear in
+  the "binary" features (linear MaxEnt IRL cannot represent it there); it is linear in "binary+pairs".
+- "linear": +1 within distance 2 of colour 1, -1 within distance 1 of colour 0 (they add up).
 
 Observation (float32): `observation="onehot"` (default) is the one-hot cell (N*N); `"features"` is
 (x, y) as integer-valued floats followed by the F features (2 + F). `state_index(obs)` inverts both.
@@ -26,16 +29,17 @@ Episodes start in a uniformly random cell, never terminate, and are truncated af
 steps (default 2 * size). The reward of a step is the true reward of the cell the action was taken in,
 so an episode's return is sum_{t<T} r(s_t).
 
-Success (`info["success"]`, only at the last step): the episode's return, normalized between the
-exact expected return of the uniformly random policy (0) and of the optimal policy (1) from the same
-start cell, is >= `success_threshold` (default 0.5). Cells where the two are equal count as success.
+Success (`info["success"]`, decided at the last step, False before): the episode's return, normalized
+between the exact expected return of the uniformly random policy (0) and of the optimal policy (1)
+from the same start cell, is >= `success_threshold` (default 0.5). On the default 10x10 world the
+optimal policy succeeds ~97% of the time, the default expert ~75%, the random policy ~10%.
 
 The tabular MDP is exposed on the environment (and on `env.world`): `transition_matrix` (S, A, S),
 `features` (S, F), `true_reward` (S,), `start_distribution` (S,), `horizon`, `state_index(obs)`.
 
-The expert (`make_expert`) is the optimal *soft* (MaxEnt) policy for the true reward, from discounted
-soft value iteration (`gamma`, `temperature`), a stationary policy that samples with its own seeded
-numpy Generator.
+The expert (`make_expert`) is the optimal *soft* (MaxEnt) policy for true_reward / `temperature`
+(default 0.5) from discounted soft value iteration (`gamma` 0.9): a stationary stochastic policy that
+samples with its own Generator seeded by `seed`.
 """
 
 from __future__ import annotations
@@ -58,13 +62,14 @@ OBSERVATIONS = ("onehot", "features")
 
 @dataclass(frozen=True)
 class ObjectworldConfig:
-    """Every option of an objectworld. `seed` is the *layout* seed (where the objects are)."""
+    """Every option of an objectworld. `layout_seed` places the objects (it is not the episode seed,
+    which `reset(seed=...)` takes)."""
 
     size: int = 10
     n_objects: int | None = None  # None: size**2 // 12
     n_colours: int = 2
     wind: float = 0.3
-    seed: int = 0
+    layout_seed: int = 0
     horizon: int | None = None  # None: 2 * size
     feature_mode: str = "binary+pairs"
     feature_thresholds: int = 10
@@ -96,6 +101,8 @@ class ObjectworldConfig:
             bad(f"n_colours={self.n_colours}: reward_rule {self.reward_rule!r} needs at least 2 colours")
         if self.observation not in OBSERVATIONS:
             bad(f"observation={self.observation!r}: expected one of {OBSERVATIONS}")
+        if not 0.0 <= self.success_threshold <= 1.0:
+            bad(f"success_threshold={self.success_threshold!r}: expected a number in [0, 1]")
 
 
 class Objectworld:
@@ -108,7 +115,10 @@ class Objectworld:
             except TypeError as e:
                 raise MimeticError(f"objectworld: bad options {options}: {e}") from None
         elif options:
-            config = replace(config, **options)
+            try:
+                config = replace(config, **options)
+            except TypeError as e:
+                raise MimeticError(f"objectworld: bad options {options}: {e}") from None
         config.validate()
         self.config = config
         self.size = int(config.size)
@@ -116,7 +126,7 @@ class Objectworld:
         self.n_actions = N_ACTIONS
         self.horizon = int(config.horizon) if config.horizon is not None else 2 * self.size
         self.n_objects = int(config.n_objects) if config.n_objects is not None else max(config.n_colours, self.n_states // 12)
-        rng = np.random.default_rng(config.seed)
+        rng = np.random.default_rng(config.layout_seed)
         cells = rng.choice(self.n_states, size=self.n_objects, replace=False)
         colours = rng.integers(config.n_colours, size=self.n_objects)
         colours[: config.n_colours] = np.arange(config.n_colours)  # every colour appears at least once
@@ -124,8 +134,8 @@ class Objectworld:
         self.object_colours = colours.astype(np.int64)
 
     def changed(self, **options) -> "Objectworld":
-        """The same world with some options changed (e.g. `wind=0.5`, or `seed=1` for a new layout)."""
-        return Objectworld(replace(self.config, **options))
+        """The same world with some options changed (e.g. `wind=0.5`, or `layout_seed=1` for a new layout)."""
+        return Objectworld(self.config, **options)
 
     @property
     def options(self) -> dict:
@@ -235,7 +245,9 @@ class Objectworld:
         """Observation(s) of cell index(es) `s`, float32."""
         s = np.asarray(s, dtype=np.int64)
         if self.config.observation == "onehot":
-            return np.eye(self.n_states, dtype=np.float32)[s]
+            out = np.zeros(s.shape + (self.n_states,), dtype=np.float32)
+            np.put_along_axis(out, s[..., None], 1.0, axis=-1)
+            return out
         return np.concatenate([self.xy(s).astype(np.float32), self.features[s].astype(np.float32)], axis=-1)
 
     def state_index(self, obs: np.ndarray, where: str = "observation") -> np.ndarray | int:
@@ -269,7 +281,7 @@ class Objectworld:
         idx = np.rint(flat).astype(np.int64)
         bad = ~np.isclose(flat, idx) | (idx < 0) | (idx >= self.n_actions)
         if bad.any():
-            raise MimeticError(f"{where}: {flat[int(np.argmax(bad))]!r} is not an objectworld action (integers 0..{self.n_actions - 1})")
+            raise MimeticError(f"{where}: {float(flat[int(np.argmax(bad))])} is not an objectworld action (integers 0..{self.n_actions - 1})")
         return int(idx[0]) if single else idx
 
 
@@ -281,7 +293,7 @@ class ObjectworldEnv(gym.Env):
     def __init__(self, world: Objectworld):
         self.world = world
         self.action_space = gym.spaces.Discrete(N_ACTIONS)
-        high = np.inf if world.config.observation == "features" else 1.0
+        high = max(world.size - 1.0, float(world.features.max())) if world.config.observation == "features" else 1.0
         self.observation_space = gym.spaces.Box(0.0, high, shape=(world.obs_dim,), dtype=np.float32)
         self._s = 0
         self._start = 0
@@ -345,8 +357,9 @@ def make_env(**options) -> ObjectworldEnv:
     return ObjectworldEnv(Objectworld(**options))
 
 
-def make_expert(gamma: float = 0.9, temperature: float = 0.5, expert_seed: int = 0, **options) -> SoftExpert:
-    """The soft-optimal policy of soft value iteration on true_reward / temperature (discount gamma)."""
+def make_expert(gamma: float = 0.9, temperature: float = 0.5, seed: int = 0, **options) -> SoftExpert:
+    """The soft-optimal policy for true_reward / temperature (discounted soft value iteration, `gamma`),
+    sampling with a Generator seeded by `seed`. Other options are the world's (as for `make_env`)."""
     from mimetic.algos.irl import soft_value_iteration
 
     if not temperature > 0:
@@ -355,4 +368,4 @@ def make_expert(gamma: float = 0.9, temperature: float = 0.5, expert_seed: int =
         raise MimeticError(f"objectworld expert: gamma={gamma!r} must be in [0, 1)")
     world = Objectworld(**options)
     policy = soft_value_iteration(world.transition_matrix, world.true_reward / temperature, gamma=gamma)
-    return SoftExpert(world, policy, seed=expert_seed)
+    return SoftExpert(world, policy, seed=seed)

@@ -1,0 +1,222 @@
+"""Tabular MaxEnt IRL and the objectworld task (fast: a few seconds)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+
+import mimetic.envs as envs
+from mimetic.algos import irl
+from mimetic.data import Dataset, Episode
+from mimetic.envs.objectworld import Objectworld
+from mimetic.errors import MimeticError
+
+
+def collect(env_options: dict, n: int, seed: int, expert_seed: int = 0) -> list[Episode]:
+    """n episodes of the objectworld expert, stepping n environments in lockstep (episodes have equal length)."""
+    env_list = [envs.make_env("objectworld", **env_options) for _ in range(n)]
+    expert = envs.make_expert("objectworld", seed=expert_seed, **env_options)
+    expert.reset(n)
+    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(env_list)])
+    rows: list[list] = [[] for _ in range(n)]
+    done = False
+    while not done:
+        actions = expert.act(obs)
+        assert actions.shape == (n, 1) and actions.dtype == np.float32
+        nxt = []
+        for i, (e, a) in enumerate(zip(env_list, actions)):
+            o2, r, term, trunc, info = e.step(a)
+            rows[i].append((obs[i], a, r, info["success"]))
+            nxt.append(o2)
+            done = term or trunc
+        obs = np.stack(nxt)
+    return [
+        Episode(
+            observations=np.stack([x[0] for x in ep]),
+            actions=np.stack([x[1] for x in ep]),
+            rewards=[x[2] for x in ep],
+            successes=[x[3] for x in ep],
+            task="objectworld",
+        )
+        for ep in rows
+    ]
+
+
+def tiny_mdp(rng: np.random.Generator, S: int = 3, A: int = 2, deterministic: bool = False):
+    if deterministic:
+        P = np.zeros((S, A, S))
+        P[np.arange(S)[:, None], np.arange(A)[None], rng.integers(S, size=(S, A))] = 1.0
+    else:
+        P = rng.random((S, A, S))
+        P /= P.sum(axis=2, keepdims=True)
+    return P, rng.normal(size=S)
+
+
+# ------------------------------------------------------------------ dynamic programming
+
+
+def test_finite_horizon_soft_vi_matches_trajectory_enumeration():
+    # On a deterministic MDP the MaxEnt distribution over action sequences is exp(return) / Z:
+    # V_0(s) = log Z(s) and pi_0(a|s) = Z(s, a...) / Z(s), checked by enumerating all A^T sequences.
+    rng = np.random.default_rng(0)
+    P, r = tiny_mdp(rng, S=3, A=2, deterministic=True)
+    nxt = P.argmax(axis=2)
+    T = 4
+    pol, V = irl.soft_value_iteration(P, r, horizon=T, return_values=True)
+    assert pol.shape == (T, 3, 2)
+    for s0 in range(3):
+        weights = np.zeros(2)
+        for seq in itertools.product(range(2), repeat=T):
+            s, ret = s0, 0.0
+            for a in seq:
+                ret += r[s]
+                s = nxt[s, a]
+            weights[seq[0]] += np.exp(ret)
+        assert np.isclose(V[0, s0], np.log(weights.sum()))
+        assert np.allclose(pol[0, s0], weights / weights.sum())
+
+
+def test_discounted_soft_vi_is_the_soft_bellman_fixed_point():
+    rng = np.random.default_rng(1)
+    P, r = tiny_mdp(rng, S=4, A=3)
+    pol, V = irl.soft_value_iteration(P, r, gamma=0.8, tol=1e-12, return_values=True)
+    Q = r[:, None] + 0.8 * P @ V
+    assert np.allclose(V, np.log(np.exp(Q).sum(axis=1)), atol=1e-9)
+    assert np.allclose(pol, np.exp(Q - V[:, None]), atol=1e-9)
+    assert np.allclose(pol.sum(axis=1), 1.0)
+
+
+def test_optimal_policy_beats_every_deterministic_policy():
+    rng = np.random.default_rng(2)
+    P, r = tiny_mdp(rng, S=3, A=3)
+    best = irl.optimal_policy(P, r, gamma=0.9)
+    rho = np.full(3, 1 / 3)
+    v_best = irl.expected_return(P, r, best, rho, 40)
+    eye = np.eye(3)
+    brute = max(irl.expected_return(P, r, eye[list(p)], rho, 40) for p in itertools.product(range(3), repeat=3))
+    assert v_best >= brute - 1e-6
+    # finite horizon: the time-dependent optimum is at least as good as any stationary policy
+    v_T = irl.expected_return(P, r, irl.optimal_policy(P, r, horizon=40), rho, 40)
+    assert v_T >= brute - 1e-9
+
+
+def test_expected_svf_sums_to_horizon_and_matches_env_rollouts():
+    world = Objectworld(size=5, horizon=8, wind=0.3, layout_seed=3)
+    expert = envs.make_expert("objectworld", size=5, horizon=8, layout_seed=3, seed=1)
+    # Monte Carlo through the gymnasium env (its own sampling of wind and moves)
+    n = 800
+    eps = collect({"size": 5, "horizon": 8, "layout_seed": 3}, n=n, seed=100, expert_seed=7)
+    demos = irl.demonstrations_from_episodes(eps, world)
+    discounts = {1.0: None, 0.9: demos.step_weights(0.9)}
+    for g, weights in discounts.items():
+        expected = irl.expected_svf(world.transition_matrix, expert.policy, world.start_distribution, world.horizon, weights)
+        assert np.isclose(expected.sum(), (g ** np.arange(8)).sum())
+        visits = np.zeros((n, world.n_states))
+        for i, s in enumerate(demos.states):
+            np.add.at(visits[i], s, g ** np.arange(len(s)))
+        assert np.allclose(visits.mean(axis=0), demos.state_visits(g))
+        se = visits.std(axis=0) / np.sqrt(n)
+        z = np.abs(visits.mean(axis=0) - expected) / np.maximum(se, 1e-3)
+        assert z.max() < 4.5, f"discount {g}: max z-score {z.max():.2f} over {world.n_states} states"
+
+
+# ------------------------------------------------------------------ env and expert
+
+
+def test_objectworld_env_and_expert_through_registry():
+    env = envs.make_env("objectworld", seed=0)
+    assert env.transition_matrix.shape == (100, 5, 100)
+    assert np.allclose(env.transition_matrix.sum(axis=2), 1.0)
+    assert env.features.shape[0] == 100 and env.true_reward.shape == (100,)
+    obs, info = env.reset(seed=5)
+    assert obs.shape == (100,) and obs.dtype == np.float32 and info["success"] is False
+    assert env.state_index(obs) == info["state"]
+    eps = collect({}, n=200, seed=1000)
+    assert all(len(ep) == env.horizon for ep in eps)
+    rate = np.mean([ep.success for ep in eps])
+    assert rate > 0.6, rate  # ~0.75 expected (200 episodes: standard error 0.03)
+    # the random policy rarely succeeds
+    world = env.world
+    rng = np.random.default_rng(0)
+    uniform = np.full((100, 5), 0.2)
+    demos = irl.sample_demonstrations(world.transition_matrix, uniform, world.start_distribution, world.horizon, 400, rng)
+    rand_rate = np.mean([world.normalized_return(world.true_reward[s].sum(), s[0]) >= 0.5 for s in demos.states])
+    assert rand_rate < 0.3, rand_rate
+
+
+def test_features_observation_mode_roundtrips():
+    world = Objectworld(size=6, observation="features")
+    s = np.arange(world.n_states)
+    assert np.array_equal(world.state_index(world.observation(s)), s)
+
+
+# ------------------------------------------------------------------ IRL end to end
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """300 expert episodes on the default 10x10 objectworld -> Dataset -> train_maxent_irl."""
+    root = tmp_path_factory.mktemp("irl")
+    options = {"size": 10, "layout_seed": 0}
+    ds = Dataset.create(root / "demos", collect(options, n=300, seed=0), env="objectworld", env_options=options)
+    result = irl.train_maxent_irl(ds, root / "run")
+    return root / "run", result, ds, options
+
+
+def test_maxent_irl_recovers_the_reward(trained):
+    run, result, _, _ = trained
+    report = irl.reward_report(run)
+    assert report["pearson"] >= 0.9, report
+    assert report["spearman"] > 0.7, report
+    assert 0 <= report["evd"] < 0.1 * report["optimal_return"], report
+    assert (run / "reward.png").stat().st_size > 1000
+
+
+def test_saved_reward_loads_without_pickle(trained):
+    run, result, _, options = trained
+    assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".png")) == ["config.json", "reward.safetensors"]
+    learned = irl.load_reward(run)
+    assert np.allclose(learned.weights, result.weights) and np.allclose(learned.reward, result.reward)
+    assert learned.env_name == "objectworld" and learned.env_options == options
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["method"] == "maxent-irl" and cfg["n_demonstrations"] == 300
+
+
+def test_learned_reward_transfers_better_than_bc(trained):
+    _, result, ds, options = trained
+    world = Objectworld(**options)
+    demos = irl.demonstrations_from_episodes(ds, world)
+    for changes in ({"wind": 0.0}, {"layout_seed": 123}):
+        out = irl.transfer_experiment(world, result.weights, demos, changes)
+        assert out["irl"] > out["bc"], out
+        assert out["irl_normalized"] > 0.8, out
+
+
+def test_tabular_reward_option_runs(tmp_path):
+    world = Objectworld(size=5, layout_seed=1)
+    pol = irl.soft_value_iteration(world.transition_matrix, world.true_reward, gamma=0.9)
+    demos = irl.sample_demonstrations(world.transition_matrix, pol, world.start_distribution, world.horizon, 50, np.random.default_rng(0))
+    res = irl.maxent_irl(world.transition_matrix, world.features, demos, config=irl.MaxEntIRLConfig(steps=20, tabular=True))
+    assert res.tabular.shape == (25,) and res.reward.shape == (25,) and np.isfinite(res.reward).all()
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_demonstrations_of_the_wrong_size_raise(tmp_path):
+    small = collect({"size": 6}, n=2, seed=0)
+    with pytest.raises(MimeticError, match=r"episode 0.*observations have shape \(12, 36\).*expects vectors of 100"):
+        irl.demonstrations_from_episodes(small, Objectworld(size=10))
+    ds = Dataset.create(tmp_path / "small", small, env="objectworld", env_options={"size": 6})
+    with pytest.raises(MimeticError, match="expects vectors of 100"):
+        irl.train_maxent_irl(ds, tmp_path / "run", env_options={"size": 10})
+    bad_action = Episode(observations=small[0].observations, actions=np.full((12, 1), 7.0), rewards=np.zeros(12), successes=np.zeros(12))
+    with pytest.raises(MimeticError, match="action 7.0 at step 0"):
+        irl.demonstrations_from_episodes([bad_action], Objectworld(size=6))
+    with pytest.raises(MimeticError, match="not a tabular MDP"):
+        irl.train_maxent_irl(ds, tmp_path / "run2", env_name="reach", env_options={})
+    with pytest.raises(MimeticError, match="wind"):
+        envs.make_env("objectworld", wind=1.5)
