@@ -13,36 +13,13 @@ from mimetic.algos import irl
 from mimetic.data import Dataset, Episode
 from mimetic.envs.objectworld import Objectworld
 from mimetic.errors import MimeticError
+from mimetic.rollout import rollout
 
 
 def collect(env_options: dict, n: int, seed: int, expert_seed: int = 0) -> list[Episode]:
-    """n episodes of the objectworld expert, stepping n environments in lockstep (episodes have equal length)."""
-    env_list = [envs.make_env("objectworld", **env_options) for _ in range(n)]
+    """n episodes of the objectworld expert through the project's rollout (seeds seed..seed+n-1)."""
     expert = envs.make_expert("objectworld", seed=expert_seed, **env_options)
-    expert.reset(n)
-    obs = np.stack([e.reset(seed=seed + i)[0] for i, e in enumerate(env_list)])
-    rows: list[list] = [[] for _ in range(n)]
-    done = False
-    while not done:
-        actions = expert.act(obs)
-        assert actions.shape == (n, 1) and actions.dtype == np.float32
-        nxt = []
-        for i, (e, a) in enumerate(zip(env_list, actions)):
-            o2, r, term, trunc, info = e.step(a)
-            rows[i].append((obs[i], a, r, info["success"]))
-            nxt.append(o2)
-            done = term or trunc
-        obs = np.stack(nxt)
-    return [
-        Episode(
-            observations=np.stack([x[0] for x in ep]),
-            actions=np.stack([x[1] for x in ep]),
-            rewards=[x[2] for x in ep],
-            successes=[x[3] for x in ep],
-            task="objectworld",
-        )
-        for ep in rows
-    ]
+    return rollout("objectworld", expert, range(seed, seed + n), env_options=env_options, num_envs=64)
 
 
 def tiny_mdp(rng: np.random.Generator, S: int = 3, A: int = 2, deterministic: bool = False):
@@ -134,6 +111,9 @@ def test_objectworld_env_and_expert_through_registry():
     obs, info = env.reset(seed=5)
     assert obs.shape == (100,) and obs.dtype == np.float32 and info["success"] is False
     assert env.state_index(obs) == info["state"]
+    expert = envs.make_expert("objectworld", seed=0)
+    action = expert.act(np.stack([obs, obs, obs]))
+    assert action.shape == (3, 1) and action.dtype == np.float32 and set(action.ravel()) <= set(range(5))
     eps = collect({}, n=200, seed=1000)
     assert all(len(ep) == env.horizon for ep in eps)
     rate = np.mean([ep.success for ep in eps])

@@ -362,6 +362,7 @@ def maxent_irl(
     start_distribution: np.ndarray | None = None,
     horizon: int | None = None,
     config: MaxEntIRLConfig | None = None,
+    progress: bool = False,
 ) -> IRLResult:
     """Fit a reward r = features @ w (+ tabular) by MaxEnt IRL (see the module docstring).
 
@@ -409,8 +410,12 @@ def maxent_irl(
     def reward_of(th: np.ndarray) -> np.ndarray:
         return features @ th[:F] + (th[F:] if config.tabular else 0.0)
 
+    from mimetic.progress import progress_bar
+
+    bar = progress_bar(progress, total=config.steps, desc="maxent-irl", unit="step")
     it = 0
     for it in range(1, config.steps + 1):
+        bar.update(1)
         policy, V = soft_value_iteration(P, reward_of(theta), gamma=config.gamma, V0=V, return_values=True, tol=config.vi_tol)
         mu = expected_svf(P, policy, start, horizon, weights_t)
         diff = mu_E - mu
@@ -425,6 +430,7 @@ def maxent_irl(
         m = b1 * m + (1 - b1) * grad
         v = b2 * v + (1 - b2) * grad**2
         theta = theta + config.lr * (m / (1 - b1**it)) / (np.sqrt(v / (1 - b2**it)) + eps)
+    bar.close()
     reward = reward_of(theta)
     policy = soft_value_iteration(P, reward, gamma=config.gamma, V0=V)
     return IRLResult(
@@ -571,6 +577,7 @@ def train_maxent_irl(
     env_name: str | None = None,
     env_options: dict | None = None,
     config: MaxEntIRLConfig | None = None,
+    progress: bool = False,
 ) -> IRLResult:
     """Learn a reward from a demonstration dataset (a folder or a `Dataset`) and save it in `out_dir`.
 
@@ -589,7 +596,7 @@ def train_maxent_irl(
     config = config or MaxEntIRLConfig()
     env = _tabular_env(env_name, env_options)
     demos = demonstrations_from_episodes(ds, env)
-    result = maxent_irl(env.transition_matrix, env.features, demos, config=config)
+    result = maxent_irl(env.transition_matrix, env.features, demos, config=config, progress=progress)
 
     out = Path(out_dir)
     tensors = {"weights": result.weights.astype(np.float64), "reward": result.reward.astype(np.float64)}
@@ -611,6 +618,15 @@ def train_maxent_irl(
         },
     )
     return result
+
+
+# The method interface of `mimetic.algos` (METHODS: "maxent-irl" -> this module).
+Config = MaxEntIRLConfig
+
+
+def train(cfg: MaxEntIRLConfig, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> IRLResult:
+    """`mimetic train maxent-irl`: see `train_maxent_irl` (fitting takes seconds, so `resume` retrains)."""
+    return train_maxent_irl(dataset, run_dir, env_name=env, env_options=env_options, config=cfg, progress=progress)
 
 
 def load_reward(run_dir: str | Path) -> LearnedReward:
@@ -675,7 +691,7 @@ def reward_report(run_dir: str | Path, env_options: dict | None = None, plot: bo
     return report
 
 
-def save_reward_heatmap(path: str | Path, true_reward: np.ndarray, learned_reward: np.ndarray, env=None, title: str = "") -> Path:
+def save_reward_heatmap(path: str | Path, true_reward: np.ndarray, learned_reward: np.ndarray, world=None, title: str = "") -> Path:
     """Save true and learned rewards side by side as square heat maps (PNG, Agg; no global backend change)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -687,7 +703,9 @@ def save_reward_heatmap(path: str | Path, true_reward: np.ndarray, learned_rewar
         raise MimeticError(f"cannot draw a heat map of {len(true_reward)} states: not a square grid")
     fig = Figure(figsize=(8.5, 4.2), dpi=100)
     FigureCanvasAgg(fig)
-    world = getattr(env, "world", None)
+    world = getattr(world, "world", world)  # an objectworld env or an Objectworld: draw its objects
+    if not hasattr(world, "object_cells"):
+        world = None
     for i, (name, r) in enumerate((("true reward", true_reward), ("learned reward", learned_reward))):
         ax = fig.add_subplot(1, 2, i + 1)
         im = ax.imshow(np.asarray(r).reshape(n, n), cmap="viridis", origin="upper")
@@ -712,6 +730,7 @@ def save_reward_heatmap(path: str | Path, true_reward: np.ndarray, learned_rewar
 
 
 __all__ = [
+    "Config",
     "Demonstrations",
     "Transitions",
     "IRLResult",
@@ -730,6 +749,7 @@ __all__ = [
     "reward_report",
     "sample_demonstrations",
     "soft_value_iteration",
+    "train",
     "train_maxent_irl",
     "transfer_experiment",
 ]
