@@ -5,14 +5,18 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+import torch  # noqa: E402
+
+torch.set_num_threads(1)  # small networks: one thread is faster, and the suite runs on 2 cores
+
 
 @pytest.fixture(scope="session")
 def reach_demos(tmp_path_factory):
-    """30 expert demonstrations of `reach` on disk (shared, read-only)."""
+    """50 expert demonstrations of `reach` on disk (shared, read-only)."""
     from mimetic.collect import collect
 
     root = tmp_path_factory.mktemp("reach") / "demos"
-    collect("reach", root, 30, seed=0, progress=False)
+    collect("reach", root, 50, seed=0, progress=False)
     return root
 
 

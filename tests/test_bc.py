@@ -14,7 +14,7 @@ from mimetic.policies.base import PolicyActor, load_policy
 @pytest.mark.parametrize("head", ["deterministic", "gaussian", "gmm"])
 def test_bc_heads_learn_reach(reach_demos, tmp_path, head):
     ds = Dataset.load(reach_demos)
-    policy = bc.train(bc.Config(head=head, steps=1500, log_every=500), ds, tmp_path / "run", progress=False)
+    policy = bc.train(bc.Config(head=head, hidden=[256, 256], steps=1500, log_every=500), ds, tmp_path / "run", progress=False)
     res = evaluate(PolicyActor(load_policy(tmp_path / "run")), "reach", 100)
     assert res.ci95[0] > 0.8, res  # 100 episodes: a policy that mostly fails cannot pass by luck
     rows = read_metrics(tmp_path / "run")
@@ -24,7 +24,7 @@ def test_bc_heads_learn_reach(reach_demos, tmp_path, head):
 
 def test_chunks_and_history(reach_demos, tmp_path):
     ds = Dataset.load(reach_demos)
-    bc.train(bc.Config(steps=1500, n_obs_steps=2, horizon=4, n_action_steps=2, log_every=1500), ds, tmp_path / "r", progress=False)
+    bc.train(bc.Config(hidden=[256, 256], steps=1500, n_obs_steps=2, horizon=4, n_action_steps=2, log_every=1500), ds, tmp_path / "r", progress=False)
     policy = load_policy(tmp_path / "r")
     assert policy.config.horizon == 4 and policy.config.n_obs_steps == 2
     assert evaluate(PolicyActor(policy), "reach", 100).ci95[0] > 0.8
@@ -45,7 +45,7 @@ def test_resume_after_kill_matches_uninterrupted(reach_demos, tmp_path, monkeypa
     from mimetic.data import windows
 
     ds = Dataset.load(reach_demos)
-    cfg = dict(steps=300, ckpt_every=100, log_every=50)
+    cfg = dict(hidden=[64, 64], steps=300, ckpt_every=100, log_every=50)
     ref = bc.train(bc.Config(**cfg), ds, tmp_path / "ref", progress=False)
 
     real_sample, calls = windows.WindowSampler.sample, {"n": 0}

@@ -166,6 +166,18 @@ def cmd_eval(args) -> None:
     _write_json(args.json, out)
 
 
+def cmd_convert(args) -> None:
+    from mimetic.data.formats import convert, export_lerobot
+
+    if args.to == "lerobot":
+        ds = export_lerobot(args.src, args.dst)
+    else:
+        ds = convert(args.src, args.dst, fmt=args.format, obs_keys=args.obs_keys, action_key=args.action_key,
+                     filter_key=args.filter_key, skip_images=args.skip_images, fps=args.fps, env=args.env)
+    print(f"{args.src} -> {ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, "
+          f"observations {ds.obs_dim}-d, actions {ds.act_dim}-d")
+
+
 def cmd_quickstart(args) -> None:
     from mimetic.quickstart import quickstart
 
@@ -217,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ACT-style temporal ensembling with weights exp(-M*i)")
     s.add_argument("--json", default=None, help="write the results as JSON here")
     s.set_defaults(fn=cmd_eval)
+
+    s = sub.add_parser("convert", help="import a dataset (LeRobot v3/v2.1, robomimic, zarr, imitation), or export one")
+    s.add_argument("src")
+    s.add_argument("dst", help="new dataset directory (must not exist)")
+    s.add_argument("--format", default=None, help="source format (default: detected): lerobot, lerobot-v2, robomimic, zarr, imitation")
+    s.add_argument("--to", choices=["mimetic", "lerobot"], default="mimetic",
+                   help="lerobot: export a mimetic dataset as a clean LeRobot v3.0 folder")
+    s.add_argument("--obs-keys", default=None, help="observation keys to concatenate, in this order: a,b,c")
+    s.add_argument("--action-key", default=None)
+    s.add_argument("--filter-key", default=None, help="robomimic: only the demos in mask/<filter-key>")
+    s.add_argument("--skip-images", action="store_true", help="drop image/video observations instead of failing")
+    s.add_argument("--fps", type=int, default=None)
+    s.add_argument("--env", default=None, help="record this environment as the one the data belongs to")
+    s.set_defaults(fn=cmd_convert)
 
     s = sub.add_parser("quickstart", help="collect reach demos, train BC, evaluate expert vs BC")
     s.add_argument("--out", default=None, help="working directory (default: a new mimetic-quickstart-* folder)")

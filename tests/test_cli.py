@@ -1,0 +1,115 @@
+"""The command line end to end: collect -> train -> eval, and every bad-input rule."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from mimetic.cli import main
+
+
+def run(capsys, *argv):
+    code = main(["-q", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_collect_train_eval(tmp_path, capsys):
+    code, out, _ = run(capsys, "collect", "reach", "--episodes", 20, "--out", tmp_path / "d")
+    assert code == 0 and "20 episodes" in out
+    code, out, _ = run(capsys, "collect", "reach", "--episodes", 5, "--out", tmp_path / "d")
+    assert code == 0 and "25 episodes" in out  # appended with fresh seeds
+    from mimetic.data import Dataset
+
+    ds = Dataset.load(tmp_path / "d")
+    assert ds.info["mimetic"]["next_seed"] == 25
+    assert len({tuple(ep.observations[0]) for ep in ds.episodes()}) == 25  # no seed was reused
+    code, out, _ = run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 200,
+                       "--hidden", 64, 64, "--head", "gmm")
+    assert code == 0, out
+    assert json.loads((tmp_path / "r/config.json").read_text())["config"]["head"] == "gmm"
+    code, out, _ = run(capsys, "eval", tmp_path / "r", "--episodes", 20, "--json", tmp_path / "e.json")
+    assert code == 0 and "on reach" in out  # the env defaults to the one the data came from
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["episodes"] == 20 and 0 <= res["ci95"][0] <= res["success_rate"] <= res["ci95"][1] <= 1
+    assert {"mean_return", "success_rate"} <= set(res)
+    code, out, _ = run(capsys, "eval", "--expert", "--env", "reach", "--episodes", 20, "--json", tmp_path / "x.json")
+    assert code == 0 and json.loads((tmp_path / "x.json").read_text())["success_rate"] == 1.0
+    # resume a finished run with more steps
+    code, _, _ = run(capsys, "train", "bc", "--out", tmp_path / "r", "--resume", "--steps", 300)
+    assert code == 0
+    steps = [json.loads(l)["step"] for l in (tmp_path / "r/metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 300 and len(steps) == len(set(steps))
+
+
+def test_only_success(tmp_path, capsys):
+    code, out, _ = run(capsys, "collect", "reach", "--episodes", 6, "--out", tmp_path / "d", "--only-success",
+                       "--env-option", "max_steps=15")
+    from mimetic.data import Dataset
+
+    ds = Dataset.load(tmp_path / "d")
+    assert code == 0 and ds.num_episodes == 6 and ds.episode_success().all()
+    assert ds.info["mimetic"]["next_seed"] > 6  # some short episodes failed and were dropped
+    assert ds.env_options == {"max_steps": 15}
+
+
+def one_line_error(code, err, *needles):
+    assert code != 0
+    lines = [l for l in err.strip().splitlines() if l]
+    assert len(lines) == 1 and lines[0].startswith("mimetic: error:"), err
+    for n in needles:
+        assert n in lines[0], (n, lines[0])
+
+
+def test_bad_inputs(tmp_path, capsys):
+    one_line_error(*run(capsys, "collect", "no-such-env", "--episodes", 2, "--out", tmp_path / "a")[::2], "no-such-env")
+    assert not (tmp_path / "a").exists()
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "missing", "--out", tmp_path / "r")[::2], "missing", "not found")
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk/meta").mkdir()
+    (tmp_path / "junk/meta/info.json").write_text("{")
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "junk", "--out", tmp_path / "r")[::2], "info.json", "JSON")
+    # a checkpoint trained on reach cannot drive a Meta-World arm
+    assert run(capsys, "collect", "reach", "--episodes", 4, "--out", tmp_path / "d")[0] == 0
+    assert run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 20)[0] == 0
+    one_line_error(*run(capsys, "eval", tmp_path / "r", "--env", "metaworld/reach-v3", "--episodes", 2)[::2], "size 6", "39")
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r2", "--env", "metaworld/reach-v3")[::2], "size 6", "39")
+    # training into an existing run without --resume is refused, and the run is untouched
+    before = (tmp_path / "r/model.safetensors").read_bytes()
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r")[::2], "--resume")
+    assert (tmp_path / "r/model.safetensors").read_bytes() == before
+    # collecting a different env into an existing dataset is refused
+    one_line_error(*run(capsys, "collect", "metaworld/reach-v3", "--episodes", 1, "--out", tmp_path / "d")[::2], "reach")
+    # a damaged checkpoint
+    (tmp_path / "r/model.safetensors").write_bytes(b"xx")
+    one_line_error(*run(capsys, "eval", tmp_path / "r", "--episodes", 2)[::2], "model.safetensors")
+
+
+def test_nan_in_demonstrations(tmp_path, capsys):
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
+    f = tmp_path / "d/data/chunk-000/file-000.parquet"
+    t = pq.read_table(f)
+    act = np.array(t.column("action").to_pylist(), dtype=np.float32)
+    act[7, 1] = np.nan
+    t = t.set_column(t.column_names.index("action"), "action", pa.FixedSizeListArray.from_arrays(pa.array(act.reshape(-1)), 2))
+    pq.write_table(t, f)
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r")[::2], "NaN", "frame 7")
+    assert not (tmp_path / "r").exists()
+
+
+def test_empty_dataset(tmp_path, capsys):
+    from mimetic.data.io import atomic_write_json
+
+    assert run(capsys, "collect", "reach", "--episodes", 2, "--out", tmp_path / "d")[0] == 0
+    info = json.loads((tmp_path / "d/meta/info.json").read_text())
+    info["total_episodes"], info["total_frames"] = 0, 0
+    atomic_write_json(tmp_path / "d/meta/info.json", info)
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r")[::2], "no episodes")
+
+
+def test_quickstart_refuses_existing_folder(tmp_path, capsys):
+    (tmp_path / "q").mkdir()
+    (tmp_path / "q/mine").write_text("x")
+    one_line_error(*run(capsys, "quickstart", "--out", tmp_path / "q")[::2], "not empty")
