@@ -10,14 +10,16 @@ pi(a|s) = exp(Q(s,a) - V(s)). It is stationary, so a demonstrator that follows i
 actor of observations. (`soft_value_iteration(..., horizon=T)` also gives the finite-horizon,
 time-dependent policy of Ziebart's original formulation, shape (T, S, A).)
 
-The fit. The reward is linear in the features, r = features @ w (optionally plus a per-state term
-with an L2 penalty). MaxEnt IRL ascends the log-likelihood of the demonstrations, whose gradient is
-expert feature expectations minus the learner's expected feature expectations,
-    grad = features^T (mu_E - mu_pi),
-where mu are expected state-visitation frequencies over the demonstrations' horizon, each step t
-weighted by gamma^t (the discounted MaxCausalEnt gradient; `discount_visits=False` uses plain
-counts), started from the demonstrations' empirical start distribution. mu_pi is computed exactly by
-forward dynamic programming (`expected_svf`). The optimizer is Adam.
+The fit. The reward is linear in the features, r = features @ w (optionally plus a per-state term).
+MaxEnt IRL ascends the dual of the discounted maximum-causal-entropy problem (the log-likelihood of
+the demonstrations under the soft policy, for a linear reward), whose gradient is expert feature
+expectations minus the learner's expected feature expectations,
+    grad = features^T (mu_E - mu_pi) - l2 * w,
+where mu are state-visitation frequencies with step t weighted by gamma^t (`discount_visits=False`
+uses plain counts), started from the demonstrations' empirical start distribution and truncated at
+the demonstrations' length (so the reward that generated them stays a fixed point). mu_pi is computed
+exactly by forward dynamic programming (`expected_svf`). The optimizer is Adam; the small L2 penalty
+(default 0.1) keeps features that are constant on almost every cell from taking extreme weights.
 
 Evaluation: Pearson/Spearman correlation of the learned with the true reward, the expected value
 difference (EVD), and `transfer_experiment`, which re-optimizes the learned reward in a changed world
@@ -660,12 +662,13 @@ def load_reward(run_dir: str | Path) -> LearnedReward:
     )
 
 
-def reward_report(run_dir: str | Path, env_options: dict | None = None, plot: bool = True) -> dict:
+def reward_report(run_dir: str | Path, env_options: dict | None = None, plot: bool | str | Path = True) -> dict:
     """Compare a learned reward with the true reward of its world (or of the world `env_options`).
 
     Returns pearson, spearman, evd (see `expected_value_difference`), the true returns of the
     optimal policies for the learned and the true reward, and `plot`: the path of a heat map
-    (true | learned) saved as `reward.png` in `run_dir` (None with plot=False).
+    (true | learned) saved as PNG: `plot` if it is a path, else `reward.png` in `run_dir` (None with
+    plot=False).
     """
     run_dir = Path(run_dir)
     learned = load_reward(run_dir)
@@ -686,8 +689,9 @@ def reward_report(run_dir: str | Path, env_options: dict | None = None, plot: bo
         "learned_policy_return": mine,
         "plot": None,
     }
-    if plot:
-        report["plot"] = str(save_reward_heatmap(run_dir / PLOT_FILE, r_true, r_learned, env, title=f"{learned.env_name} {options}"))
+    if plot is not False:
+        path = run_dir / PLOT_FILE if plot is True else Path(plot)
+        report["plot"] = str(save_reward_heatmap(path, r_true, r_learned, env, title=f"{learned.env_name} {options}"))
     return report
 
 
