@@ -11,9 +11,8 @@ actor of observations. (`soft_value_iteration(..., horizon=T)` also gives the fi
 time-dependent policy of Ziebart's original formulation, shape (T, S, A).)
 
 The fit. The reward is linear in the features, r = features @ w (optionally plus a per-state term).
-MaxEnt IRL ascends the dual of the discounted maximum-causal-entropy problem (the log-likelihood of
-the demonstrations under the soft policy, for a linear reward), whose gradient is expert feature
-expectations minus the learner's expected feature expectations,
+MaxEnt IRL ascends the dual of the discounted maximum-causal-entropy problem, whose gradient is
+expert feature expectations minus the learner's expected feature expectations,
     grad = features^T (mu_E - mu_pi) - l2 * w,
 where mu are state-visitation frequencies with step t weighted by gamma^t (`discount_visits=False`
 uses plain counts), started from the demonstrations' empirical start distribution and truncated at
