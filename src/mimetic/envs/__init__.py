@@ -25,6 +25,7 @@ from mimetic.errors import MimeticError
 BUILTIN: dict[str, str] = {
     "reach": "mimetic.envs.reach",
     "objectworld": "mimetic.envs.objectworld",
+    "reach-bimodal": "mimetic.envs.reach_bimodal",
 }
 
 
