@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimetic.data.augment import augment_batch
 from mimetic.data.dataset import Dataset
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.data.windows import WindowSampler, window_index
@@ -52,6 +53,8 @@ class TrainConfig:
     eval_every: int = 0  # steps between rollouts on validation seeds (0 = off)
     eval_episodes: int = 20
     seed: int = 0
+    obs_noise: float = 0.0  # augmentation: Gaussian observation noise, std in normalized units (0 = off)
+    random_crop: int = 0  # augmentation: random crops of batch["image"] to this size (0 = off; image policies)
 
 
 def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,6 +183,8 @@ def train_policy(
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, cfg)
             batch = train.sample(cfg.batch_size, gen)
+            batch = augment_batch(batch, obs_noise=cfg.obs_noise, crop=cfg.random_crop, normalizer=policy.obs_norm,
+                                  generator=gen)
             loss, _ = policy.loss(batch)
             if not math.isfinite(loss.item()):
                 raise MimeticError(f"training diverged at step {step}: loss is {float(loss)} (lower --lr?)")
