@@ -13,7 +13,9 @@ import gymnasium as gym
 from mimetic.errors import MimeticError
 
 # gymnasium id -> "module:function" building its scripted expert (imported lazily)
-EXPERTS: dict[str, str] = {}
+EXPERTS: dict[str, str] = {
+    "Pendulum-v1": "mimetic.envs.pendulum:make_expert",
+}
 
 
 class SuccessInfo(gym.Wrapper):
