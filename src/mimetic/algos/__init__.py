@@ -10,6 +10,7 @@ from mimetic.errors import MimeticError
 
 METHODS: dict[str, str] = {
     "bc": "mimetic.algos.bc",
+    "maxent-irl": "mimetic.algos.irl",
 }
 
 
