@@ -1,0 +1,171 @@
+"""`mimetic compare ENV --methods bc,... --data DIR --seeds 0,1,2`: several methods trained on the
+same demonstrations with the same training seeds, evaluated on the same evaluation seeds (paired).
+
+Methods are looked up in `mimetic.algos.METHODS` (any module with a `Config` dataclass and
+`train(cfg, dataset, run_dir, ...)` that leaves a policy checkpoint in its run directory).
+
+```
+OUT/runs/<method>-seed<s>/   each training run (+ eval.json: its evaluation on the shared seeds)
+OUT/compare.json, compare.md the table: pooled success with a 95% Wilson CI, mean ± std across seeds
+OUT/success.png, curves.png  bar chart with confidence intervals; learning curves from metrics.jsonl
+```
+
+Re-running the same command reuses finished runs (and resumes killed ones), so a long comparison
+survives interruptions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
+from mimetic.errors import MimeticError
+
+CURVE_KEYS = ("train_loss", "val_loss", "val_success")
+
+
+def _method_config(name: str, seed: int, steps: int | None):
+    from mimetic.algos import method_module
+
+    module = method_module(name)
+    if not (hasattr(module, "Config") and dataclasses.is_dataclass(module.Config) and hasattr(module, "train")):
+        raise MimeticError(f"method {name!r} has no Config dataclass and train() function; compare cannot run it")
+    names = {f.name for f in dataclasses.fields(module.Config)}
+    if "seed" not in names:
+        raise MimeticError(f"method {name!r}: its Config has no seed field, so training seeds cannot be compared")
+    cfg = module.Config()
+    cfg.seed = seed
+    if steps is not None:
+        if "steps" not in names:
+            raise MimeticError(f"method {name!r}: its Config has no steps field, but --steps was given")
+        cfg.steps = steps
+    return module, cfg
+
+
+def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_options: dict, episodes: int,
+            steps: int | None, progress: bool) -> dict:
+    """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON."""
+    from mimetic.evaluate import EVAL_SEED, evaluate
+    from mimetic.policies.base import PolicyActor, check_compatible, load_policy
+
+    eval_path = run_dir / "eval.json"
+    if eval_path.exists():
+        saved = read_json(eval_path, "evaluation")
+        if saved.get("episodes") == episodes and saved.get("seed") == EVAL_SEED and saved.get("env") == env:
+            return saved
+    module, cfg = _method_config(method, seed, steps)
+    resume = (run_dir / "checkpoint" / "state.json").exists()
+    module.train(cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
+    if not (run_dir / "config.json").exists():
+        raise MimeticError(f"method {method!r} left no policy checkpoint in {run_dir}; compare needs one to evaluate")
+    policy = load_policy(run_dir)
+    check_compatible(policy, dataset.obs_dim, dataset.act_dim, str(run_dir))
+    res = evaluate(PolicyActor(policy), env, episodes, EVAL_SEED, env_options=env_options, progress=progress).to_json()
+    res.update(policy=str(run_dir), method=method, train_seed=seed)
+    atomic_write_json(eval_path, res)
+    return res
+
+
+def summarize_method(method: str, results: list[dict]) -> dict:
+    from mimetic.evaluate import wilson_interval
+
+    rates = np.array([r["success_rate"] for r in results], float)
+    succ = sum(int(round(r["success_rate"] * r["episodes"])) for r in results)
+    n = sum(r["episodes"] for r in results)
+    return {
+        "method": method,
+        "seeds": [r.get("train_seed") for r in results],
+        "success_per_seed": rates.tolist(),
+        "success_mean": float(rates.mean()),
+        "success_std": float(rates.std(ddof=1)) if len(rates) > 1 else 0.0,
+        "success_pooled": succ / n if n else 0.0,
+        "ci95_pooled": list(wilson_interval(succ, n)),
+        "episodes_total": n,
+        "mean_return": float(np.mean([r["mean_return"] for r in results])),
+        "runs": [r.get("policy") for r in results],
+    }
+
+
+def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[int], out: str | Path, *,
+            episodes: int = 50, steps: int | None = None, env_options: dict | None = None, expert: bool = True,
+            progress: bool = False) -> dict:
+    """Train every method with every seed on `data`, evaluate all on the same seeds; write table + plots to `out`."""
+    from mimetic.algos.trainer import read_metrics
+    from mimetic.analysis import plots
+    from mimetic.data.dataset import Dataset
+    from mimetic.evaluate import EVAL_SEED
+
+    if not methods:
+        raise MimeticError("compare: --methods needs at least one method")
+    if not seeds:
+        raise MimeticError("compare: --seeds needs at least one seed")
+    if episodes < 1:
+        raise MimeticError(f"compare: --episodes must be >= 1, got {episodes}")
+    for m in methods:  # fail on a typo before hours of training
+        _method_config(m, int(seeds[0]), steps)
+    dataset = Dataset.load(data)
+    env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
+    out = Path(out)
+    rows, curves = [], {}
+    for m in methods:
+        results = [run_one(m, int(s), dataset, out / "runs" / f"{m}-seed{s}", env, env_options, episodes, steps, progress)
+                   for s in seeds]
+        row = summarize_method(m, results)
+        row["train_time_s"] = [next((r["time_s"] for r in reversed(read_metrics(p)) if "time_s" in r), None) for p in row["runs"]]
+        rows.append(row)
+        curves[m] = [read_metrics(p) for p in row["runs"]]
+    reference = None
+    if expert:
+        reference = _expert_reference(env, env_options, episodes, EVAL_SEED)
+    result = {
+        "env": env, "env_options": env_options, "dataset": str(Path(data).resolve()), "dataset_episodes": dataset.num_episodes,
+        "methods": list(methods), "seeds": [int(s) for s in seeds], "episodes": episodes, "eval_seed": EVAL_SEED,
+        "steps": steps, "results": rows, "expert": reference,
+        "plots": {
+            "success": str(plots.bar_chart(out / "success.png", [r["method"] for r in rows], [r["success_pooled"] for r in rows],
+                                           [tuple(r["ci95_pooled"]) for r in rows], [r["success_per_seed"] for r in rows],
+                                           f"{env}: success over {episodes} eval episodes x {len(seeds)} seeds "
+                                           "(95% Wilson CI; dots: seeds)")),
+            "curves": str(plots.curves(out / "curves.png", curves, CURVE_KEYS, f"{env}: learning curves")),
+        },
+    }
+    atomic_write_json(out / "compare.json", result)
+    atomic_write_bytes(out / "compare.md", format_table(result).encode())
+    return result
+
+
+def _expert_reference(env: str, env_options: dict, episodes: int, seed: int) -> dict | None:
+    """The scripted expert on the same evaluation seeds, when the env has one (None otherwise)."""
+    from mimetic.envs import make_expert
+    from mimetic.evaluate import evaluate
+
+    try:
+        actor = make_expert(env, **env_options)
+    except MimeticError:
+        return None
+    res = evaluate(actor, env, episodes, seed, env_options=env_options)
+    return {"success_rate": res.success_rate, "ci95": list(res.ci95), "mean_return": res.mean_return, "episodes": episodes}
+
+
+def format_table(result: dict) -> str:
+    """Markdown table of a compare result."""
+    lines = [f"Environment `{result['env']}`, dataset `{result['dataset']}` ({result['dataset_episodes']} episodes), "
+             f"training seeds {result['seeds']}, {result['episodes']} evaluation episodes per run "
+             f"(seeds {result['eval_seed']}..{result['eval_seed'] + result['episodes'] - 1}, the same for every run).",
+             "",
+             "| method | success (pooled, 95% Wilson CI) | mean ± std across seeds | per seed | mean return |",
+             "|---|---|---|---|---|"]
+    for r in result["results"]:
+        lo, hi = r["ci95_pooled"]
+        per = ", ".join(f"{v:.2f}" for v in r["success_per_seed"])
+        lines.append(f"| {r['method']} | {r['success_pooled']:.3f} [{lo:.3f}, {hi:.3f}] | "
+                     f"{r['success_mean']:.3f} ± {r['success_std']:.3f} | {per} | {r['mean_return']:.2f} |")
+    e = result.get("expert")
+    if e:
+        lo, hi = e["ci95"]
+        lines.append(f"| expert (reference) | {e['success_rate']:.3f} [{lo:.3f}, {hi:.3f}] | – | – | {e['mean_return']:.2f} |")
+    return "\n".join(lines) + "\n"
