@@ -178,6 +178,41 @@ def cmd_convert(args) -> None:
           f"observations {ds.obs_dim}-d, actions {ds.act_dim}-d")
 
 
+def cmd_dagger(args) -> None:
+    from mimetic.algos.dagger import DaggerConfig, run_dagger
+
+    if args.resume:
+        cfg = DaggerConfig(env=args.env or "")  # replaced by the saved configuration
+    else:
+        if not args.env:
+            raise MimeticError("dagger: ENV is required (or --resume)")
+        cfg = DaggerConfig(env=args.env, env_options=_parse_options(args.env_option, "--env-option"),
+                           policy_options=_parse_options(args.policy_option, "--policy-option"),
+                           **{k: getattr(args, k) for k in _DAGGER_ARGS})
+    rows = run_dagger(cfg, args.out, resume=args.resume, progress=not args.quiet)
+    for r in rows:
+        print(f"iteration {r['iteration']}: expert labels {r['expert_labels']}, "
+              f"validation success {r['val_success']:.2f} [{r['val_ci95'][0]:.2f}, {r['val_ci95'][1]:.2f}]")
+    print(f"dagger -> {args.out} (log {args.out}/dagger.jsonl, plot {args.out}/dagger.png)")
+
+
+_DAGGER_ARGS = ("policy", "steps", "iterations", "episodes_per_iter", "initial_data", "initial_episodes", "beta", "beta0",
+                "gate", "gate_metric", "threshold", "release", "ensemble_size", "expert", "eval_episodes", "num_envs", "seed")
+
+
+def cmd_teleop(args) -> None:
+    from mimetic.teleop import make_input_source, record
+
+    source = make_input_source(args.input, fps=args.fps)
+    try:
+        ds = record(args.env, args.out, args.episodes, source, env_options=_parse_options(args.env_option, "--env-option"),
+                    seed=args.seed, gain=args.gain)
+    finally:
+        source.close()
+    marked = ds.extra("marked_success")[ds.episode_starts]
+    print(f"{ds.root}: {ds.num_episodes} episodes ({int(marked.sum())} marked success), {ds.num_frames} frames")
+
+
 def cmd_quickstart(args) -> None:
     from mimetic.quickstart import quickstart
 
@@ -243,6 +278,43 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--fps", type=int, default=None)
     s.add_argument("--env", default=None, help="record this environment as the one the data belongs to")
     s.set_defaults(fn=cmd_convert)
+
+    s = sub.add_parser("dagger", help="DAgger / HG-DAgger: the learner acts, the expert labels, retrain")
+    s.add_argument("env", nargs="?", help="environment (not needed with --resume)")
+    s.add_argument("--out", required=True, help="run directory")
+    s.add_argument("--resume", action="store_true", help="continue the run in --out after its last completed iteration")
+    s.add_argument("--policy", default="bc", help="supervised method to train each iteration (bc, act, diffusion, flow, ...)")
+    s.add_argument("--policy-option", action="append", metavar="KEY=VALUE", help="a field of the method's Config")
+    s.add_argument("--steps", type=int, default=2000, help="training steps per iteration (warm-started)")
+    s.add_argument("--iterations", type=int, default=5, help="iterations after the initial one")
+    s.add_argument("--episodes-per-iter", type=int, default=10)
+    s.add_argument("--data", dest="initial_data", default=None, help="initial demonstrations (default: collect from the expert)")
+    s.add_argument("--initial-episodes", type=int, default=10, help="expert episodes for iteration 0 without --data")
+    s.add_argument("--beta", default="exponential", help="per-step probability of executing the expert's action: "
+                   "constant (beta0), linear (beta0 -> 0), exponential (beta0**i)")
+    s.add_argument("--beta0", type=float, default=0.5)
+    s.add_argument("--gate", default=None, help="HG-DAgger: scripted | ensemble | human (the expert takes over when it fires)")
+    s.add_argument("--gate-metric", default="action", help="scripted gate: action (learner-expert distance) | state (off the data)")
+    s.add_argument("--threshold", type=float, default=0.3, help="the gate fires above this")
+    s.add_argument("--release", type=float, default=None, help="and hands back below this (default threshold/2)")
+    s.add_argument("--ensemble-size", type=int, default=3)
+    s.add_argument("--expert", default="scripted", help="scripted | keyboard | gamepad (a human, through pygame)")
+    s.add_argument("--eval-episodes", type=int, default=20, help="validation episodes per iteration")
+    s.add_argument("--num-envs", type=int, default=8)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.set_defaults(fn=cmd_dagger)
+
+    s = sub.add_parser("teleop", help="record human demonstrations by keyboard or gamepad (needs pygame)")
+    s.add_argument("env")
+    s.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
+    s.add_argument("--episodes", type=int, default=10)
+    s.add_argument("--input", default="keyboard", help="keyboard | gamepad")
+    s.add_argument("--gain", type=float, default=1.0, help="action = gain * stick/key axes")
+    s.add_argument("--fps", type=float, default=10.0, help="control rate")
+    s.add_argument("--seed", type=int, default=None, help="first seed (default: continue after the dataset's last)")
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.set_defaults(fn=cmd_teleop)
 
     s = sub.add_parser("quickstart", help="collect reach demos, train BC, evaluate expert vs BC")
     s.add_argument("--out", default=None, help="working directory (default: a new mimetic-quickstart-* folder)")

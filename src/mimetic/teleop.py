@@ -1,0 +1,244 @@
+"""A human expert: teleoperation by keyboard or gamepad.
+
+The human is read through an input source, so the same actor runs on pygame events in real use
+and on a scripted sequence in tests:
+
+- `InputSource.poll() -> InputState`: called once per environment step; `InputState.axes` is the
+  commanded action in [-1, 1]^k, and its flags say what the human asked for this step.
+- `PygameInput("keyboard" | "gamepad")` reads pygame (imported only here, only when used; set
+  SDL_VIDEODRIVER=dummy to run without a screen). `ScriptedInput([...])` replays states.
+
+Keyboard: arrows or W/A/S/D move axes 0/1, R/F axis 2, space closes the gripper (axis 3 = +1,
+else -1 where the action has 4 dims); T toggles expert takeover (HG-DAgger); Y ends the episode
+marked success, N marked failure; Esc quits. Gamepad: left stick axes 0/1, right stick vertical
+axis 2, right trigger the gripper; A (button 0) toggles takeover, X (2) success, B (1) failure,
+Start (7) quits.
+
+`TeleopActor(source, act_dim)` is an actor (one environment) that can serve as the expert of
+DAgger / HG-DAgger; `record(env, out, episodes, source)` records demonstrations (`mimetic
+teleop`), each episode marked success or failure by the human (or by the environment's success
+if the episode ended on its own).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Protocol
+
+import numpy as np
+
+from mimetic.errors import MimeticError
+
+
+@dataclass
+class InputState:
+    axes: np.ndarray = field(default_factory=lambda: np.zeros(4, np.float32))
+    toggle_takeover: bool = False  # pressed this step
+    mark_success: bool = False
+    mark_failure: bool = False
+    quit: bool = False
+
+
+class InputSource(Protocol):
+    def poll(self) -> InputState: ...
+
+
+class ScriptedInput:
+    """Replays a fixed sequence of input states (tests, or a recorded session). Past its end it quits."""
+
+    def __init__(self, states: Iterable[InputState | dict]):
+        self.states = [s if isinstance(s, InputState) else InputState(**s) for s in states]
+        self.i = 0
+
+    def poll(self) -> InputState:
+        if self.i >= len(self.states):
+            return InputState(quit=True)
+        s = self.states[self.i]
+        self.i += 1
+        s.axes = np.asarray(s.axes, np.float32)
+        return s
+
+
+def _import_pygame():
+    try:
+        import pygame  # noqa: PLC0415 - optional dependency, imported only for teleoperation
+    except ImportError:
+        raise MimeticError("teleoperation needs pygame: pip install pygame (or pip install 'mimetic[teleop]')") from None
+    return pygame
+
+
+class PygameInput:
+    """Keyboard or gamepad through pygame. Opens a small window (or none with SDL_VIDEODRIVER=dummy)."""
+
+    def __init__(self, device: str = "keyboard", fps: float = 10.0):
+        if device not in ("keyboard", "gamepad"):
+            raise MimeticError(f"input device must be keyboard or gamepad, got {device!r}")
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+            os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        pg = _import_pygame()
+        self.pg, self.device, self.fps = pg, device, fps
+        pg.init()
+        self.screen = pg.display.set_mode((320, 120))
+        pg.display.set_caption("mimetic teleop: arrows/WASD move, T takeover, Y success, N failure, Esc quit")
+        self.clock = pg.time.Clock()
+        self.joystick = None
+        if device == "gamepad":
+            pg.joystick.init()
+            if pg.joystick.get_count() == 0:
+                raise MimeticError("--input gamepad: no gamepad found (pygame sees 0 joysticks)")
+            self.joystick = pg.joystick.Joystick(0)
+        self.gripper = False
+
+    def poll(self) -> InputState:
+        pg = self.pg
+        state = InputState()
+        for ev in pg.event.get():
+            if ev.type == pg.QUIT:
+                state.quit = True
+            elif ev.type == pg.KEYDOWN:
+                state.toggle_takeover |= ev.key == pg.K_t
+                state.mark_success |= ev.key == pg.K_y
+                state.mark_failure |= ev.key == pg.K_n
+                state.quit |= ev.key == pg.K_ESCAPE
+            elif ev.type == pg.JOYBUTTONDOWN:
+                state.toggle_takeover |= ev.button == 0
+                state.mark_failure |= ev.button == 1
+                state.mark_success |= ev.button == 2
+                state.quit |= ev.button == 7
+        axes = np.zeros(4, np.float32)
+        if self.joystick is not None:
+            j = self.joystick
+            get = lambda i: j.get_axis(i) if i < j.get_numaxes() else 0.0  # noqa: E731
+            axes[:] = [get(0), -get(1), -get(4), 1.0 if get(5) > 0 else -1.0]
+        else:
+            keys = pg.key.get_pressed()
+            axes[0] = float(keys[pg.K_RIGHT] or keys[pg.K_d]) - float(keys[pg.K_LEFT] or keys[pg.K_a])
+            axes[1] = float(keys[pg.K_UP] or keys[pg.K_w]) - float(keys[pg.K_DOWN] or keys[pg.K_s])
+            axes[2] = float(keys[pg.K_r]) - float(keys[pg.K_f])
+            axes[3] = 1.0 if keys[pg.K_SPACE] else -1.0
+        state.axes = axes
+        if self.fps > 0:
+            self.clock.tick(self.fps)
+        return state
+
+    def close(self) -> None:
+        self.pg.quit()
+
+
+def make_input_source(device: str, fps: float = 10.0) -> PygameInput:
+    return PygameInput(device, fps=fps)
+
+
+class TeleopActor:
+    """The human as an actor in one environment: action = gain * axes (padded / cut to act_dim), clipped.
+
+    `takeover` is toggled by the human (HG-DAgger's gate); `mark` is "success" / "failure" once the
+    human ended the episode; `quit` once the human asked to stop.
+    """
+
+    name = "human expert"
+
+    def __init__(self, source: InputSource, act_dim: int, gain: float = 1.0, low: float = -1.0, high: float = 1.0):
+        self.source, self.act_dim, self.gain, self.low, self.high = source, act_dim, gain, low, high
+        self.takeover = False
+        self.reset(1)
+
+    def reset(self, num_envs: int = 1) -> None:
+        if num_envs != 1:
+            raise MimeticError(f"a human expert drives one environment at a time, not {num_envs} (use --num-envs 1)")
+        self.mark: str | None = None
+        self.quit = False
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if len(obs) != 1:
+            raise MimeticError(f"a human expert drives one environment at a time, got a batch of {len(obs)}")
+        s = self.source.poll()
+        if s.toggle_takeover:
+            self.takeover = not self.takeover
+        if s.mark_success:
+            self.mark = "success"
+        elif s.mark_failure:
+            self.mark = "failure"
+        self.quit |= s.quit
+        axes = np.asarray(s.axes, np.float32).reshape(-1)
+        a = np.zeros(self.act_dim, np.float32)
+        k = min(self.act_dim, len(axes))
+        a[:k] = axes[:k]
+        return np.clip(self.gain * a, self.low, self.high)[None]
+
+
+def record(env: str, out: str | Path, episodes: int, source: InputSource, *, env_options: dict | None = None,
+           seed: int | None = None, gain: float = 1.0, max_steps: int | None = None) -> "Dataset":
+    """Record up to `episodes` human demonstrations into the dataset `out` (created or appended to).
+
+    Each episode is committed as soon as it ends, with an extra column `marked_success` (the human's
+    verdict, or the environment's success if the episode ended on its own). Quitting stops
+    recording; the episode in progress is discarded (nothing half-written).
+    """
+    import gymnasium as gym
+
+    from mimetic.data.dataset import Dataset
+    from mimetic.data.episode import Episode
+    from mimetic.envs import make_env
+
+    if episodes <= 0:
+        raise MimeticError(f"--episodes must be positive, got {episodes}")
+    out = Path(out)
+    env_options = dict(env_options or {})
+    ds = None
+    if (out / "meta/info.json").exists():
+        ds = Dataset.load(out)
+        if ds.env_name != env or ds.env_options != env_options:
+            raise MimeticError(f"dataset {out} was recorded in {ds.env_name!r} {ds.env_options}, not {env!r} {env_options}")
+        if "marked_success" not in ds.extra_keys:
+            raise MimeticError(f"dataset {out} was not recorded by teleop (no marked_success column): choose another --out")
+    elif out.exists() and (out.is_file() or any(out.iterdir())):
+        raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
+    e = make_env(env, **env_options)
+    if not isinstance(e.action_space, gym.spaces.Box):
+        raise MimeticError(f"teleop: {env!r} does not have continuous (Box) actions")
+    act_dim = int(np.prod(e.action_space.shape))
+    actor = TeleopActor(source, act_dim, gain=gain, low=float(np.min(e.action_space.low)),
+                        high=float(np.max(e.action_space.high)))
+    fps = int(e.metadata.get("render_fps") or 10)
+    next_seed = seed if seed is not None else (int(ds.info["mimetic"].get("next_seed", ds.num_episodes)) if ds else 0)
+    try:
+        for _ in range(episodes):
+            obs, _info = e.reset(seed=next_seed)
+            actor.reset(1)
+            rec: dict[str, list] = {"obs": [], "act": [], "rew": [], "succ": []}
+            term = trunc = False
+            while True:
+                o = np.asarray(obs, np.float32).reshape(1, -1)
+                a = actor.act(o)
+                if actor.quit or actor.mark is not None:
+                    break
+                obs, r, term, trunc, info = e.step(a[0])
+                rec["obs"].append(o[0])
+                rec["act"].append(a[0])
+                rec["rew"].append(float(r))
+                rec["succ"].append(bool(info.get("success", False)))
+                if term or trunc or (max_steps is not None and len(rec["act"]) >= max_steps):
+                    break
+            if actor.quit:
+                break
+            next_seed += 1
+            if not rec["act"]:
+                continue  # ended before the first step: nothing to keep
+            T = len(rec["act"])
+            marked = actor.mark == "success" if actor.mark is not None else any(rec["succ"])
+            ep = Episode(np.stack(rec["obs"]), np.stack(rec["act"]), rec["rew"], rec["succ"], terminated=bool(term),
+                         task=env, extras={"marked_success": np.full(T, marked)},
+                         final_observation=np.asarray(obs, np.float32).reshape(-1))
+            meta = {"next_seed": next_seed}
+            if ds is None:
+                ds = Dataset.create(out, [ep], env=env, env_options=env_options, fps=fps, meta=meta)
+            else:
+                ds.append([ep], meta=meta)
+    finally:
+        e.close()
+    if ds is None:
+        raise MimeticError("teleop: no episode was recorded")
+    return ds
