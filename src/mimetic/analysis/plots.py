@@ -32,7 +32,7 @@ def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, buf.getvalue())
-    return path
+    return path.resolve()
 
 
 def _grid(n: int) -> tuple[int, int]:

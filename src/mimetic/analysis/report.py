@@ -1,0 +1,194 @@
+"""`mimetic report PATH... --out report.html`: one self-contained HTML page (images embedded as
+base64 data URIs, inline CSS, no scripts, no external assets) that reads offline.
+
+Each PATH may be
+- a training run (holds train.json or config.json): its config, learning curves from
+  metrics.jsonl, the evaluation in RUN/eval.json if there is one, the shift analysis in
+  RUN/shift/shift.json if `mimetic shift` wrote one, and a summary of the dataset it was trained on;
+- a `mimetic compare` folder (holds compare.json): its table, bar chart and learning curves;
+- a dataset (holds meta/info.json): its `inspect` summary and plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import html
+import json
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from mimetic.data.io import atomic_write_bytes, read_json
+from mimetic.errors import MimeticError
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{border-bottom:2px solid #345}h2{margin-top:2em;border-bottom:1px solid #bbb}h3{margin-top:1.4em}
+table{border-collapse:collapse;margin:.6em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
+th{background:#eef}td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;display:block;margin:.5em 0}
+code{background:#f4f4f4;padding:0 3px}.note{color:#666;font-size:13px}
+"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def _img(path: str | Path | None, alt: str) -> str:
+    """An <img> with the PNG embedded as a data URI ('' if the file is missing)."""
+    if not path or not Path(path).is_file():
+        return ""
+    data = base64.b64encode(Path(path).read_bytes()).decode()
+    return f'<img alt="{_e(alt)}" src="data:image/png;base64,{data}">'
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return str(v)
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td class="num">{_e(_fmt(c))}</td>' if isinstance(c, (int, float)) else
+                                    f"<td>{_e(_fmt(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _kv(d: dict) -> str:
+    return _table(["field", "value"], [(k, v) for k, v in d.items()], "kv")
+
+
+def _ci(ci) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+# ------------------------------------------------------------------------------ sections
+def dataset_section(root: str | Path, tmp: Path) -> str:
+    from mimetic.analysis.inspect import inspect_dataset
+
+    s = inspect_dataset(root, tmp / f"ds{abs(hash(str(root)))}")
+    L = s["length"] or {"min": 0, "mean": 0.0, "max": 0}
+    parts = [f"<h3>Dataset <code>{_e(s['dataset'])}</code></h3>",
+             _table(["env", "episodes", "frames", "obs dim", "action dim", "length min", "length mean", "length max",
+                     "success rate", "mean return"],
+                    [(s["env"], s["episodes"], s["frames"], s["obs_dim"], s["act_dim"], L["min"], L["mean"], L["max"],
+                      s["success_rate"], s["mean_return"])], "dataset")]
+    for key in ("observation", "action"):
+        st = s[key]
+        parts.append(f"<p>{key} statistics per dimension</p>")
+        parts.append(_table(["dim", "mean", "std", "min", "max"],
+                            [(j, st["mean"][j], st["std"][j], st["min"][j], st["max"][j]) for j in range(len(st["mean"]))],
+                            "stats"))
+    parts += [_img(p, k) for k, p in s["plots"].items()]
+    return "\n".join(parts)
+
+
+def eval_table(res: dict) -> str:
+    return _table(["policy", "env", "success", "95% CI", "mean return", "mean length", "episodes", "first seed"],
+                  [(res.get("policy", ""), res.get("env", ""), res["success_rate"], _ci(res["ci95"]), res["mean_return"],
+                    res.get("mean_length", ""), res["episodes"], res.get("seed", ""))], "eval")
+
+
+def shift_section(r: dict) -> str:
+    ref = r["reference"] if r.get("reference") and "state" in r["reference"] else None
+    rows = []
+    for part in ("state", "action"):
+        for key in ("kl_expert_learner_sum", "kl_learner_expert_sum", "learner_in_expert", "expert_in_learner", "pca_overlap"):
+            rows.append((part, key, r[part][key], ref[part][key] if ref else "–"))
+    ln = r["learner"]
+    parts = [f"<h3>Distribution shift ({r['episodes']} learner episodes from seed {r['seed']})</h3>",
+             f"<p>learner success {ln['success_rate']:.3f} {_ci(ln['ci95'])}; the reference column holds the same "
+             "measures for fresh expert rollouts on the same seeds (what finite samples alone give).</p>",
+             _table(["part", "measure", "learner", "expert reference"], rows, "shift")]
+    rw = r.get("reward") or {}
+    if "skipped" in rw:
+        parts.append(f'<p class="note">reward recovery: skipped ({_e(rw["skipped"])})</p>')
+    elif rw:
+        parts.append(_kv({k: v for k, v in rw.items() if k != "plot"}))
+    parts += [_img(p, k) for k, p in r.get("plots", {}).items()]
+    return "\n".join(parts)
+
+
+def run_section(run: Path, tmp: Path, seen_datasets: set) -> str:
+    from mimetic.algos.trainer import read_metrics
+    from mimetic.analysis import plots
+
+    info = read_json(run / "train.json", "training run") if (run / "train.json").exists() else {}
+    parts = [f"<h2>Run <code>{_e(run)}</code></h2>"]
+    if info:
+        parts.append(_kv({k: info[k] for k in ("method", "policy", "env", "env_options", "dataset", "parameters") if k in info}))
+        parts.append("<h3>Config</h3>" + _kv(info.get("config") or info.get("train") or {}))
+    elif (run / "config.json").exists():
+        parts.append("<h3>Policy config</h3>" + _kv(read_json(run / "config.json", "policy config")))
+    rows = read_metrics(run)
+    if rows:
+        png = plots.curves(tmp / f"curves{abs(hash(str(run)))}.png", {run.name: [rows]},
+                           ("train_loss", "val_loss", "val_success"), f"{run.name}: learning curves")
+        parts.append("<h3>Training</h3>" + _img(png, "learning curves"))
+        last = rows[-1]
+        parts.append("<p>last logged step</p>" + _kv(last))
+    if (run / "eval.json").exists():
+        parts.append("<h3>Evaluation</h3>" + eval_table(read_json(run / "eval.json", "evaluation")))
+    for cand in (run / "shift" / "shift.json", run / "shift.json"):
+        if cand.exists():
+            parts.append(shift_section(read_json(cand, "shift analysis")))
+            break
+    ds = info.get("dataset")
+    if ds and (Path(ds) / "meta/info.json").exists() and ds not in seen_datasets:
+        seen_datasets.add(ds)
+        parts.append(dataset_section(ds, tmp))
+    elif ds in seen_datasets:
+        parts.append(f'<p class="note">dataset <code>{_e(ds)}</code>: summarized above</p>')
+    return "\n".join(parts)
+
+
+def compare_section(folder: Path) -> str:
+    r = read_json(folder / "compare.json", "comparison")
+    rows = [(x["method"], x["success_pooled"], _ci(x["ci95_pooled"]), f"{x['success_mean']:.3f} ± {x['success_std']:.3f}",
+             ", ".join(f"{v:.2f}" for v in x["success_per_seed"]), x["mean_return"]) for x in r["results"]]
+    if r.get("expert"):
+        e = r["expert"]
+        rows.append(("expert (reference)", e["success_rate"], _ci(e["ci95"]), "–", "–", e["mean_return"]))
+    return "\n".join([
+        f"<h2>Comparison on <code>{_e(r['env'])}</code></h2>",
+        f"<p>dataset <code>{_e(r['dataset'])}</code> ({r['dataset_episodes']} episodes); training seeds {r['seeds']}; "
+        f"{r['episodes']} evaluation episodes per run from seed {r['eval_seed']} (the same for every run).</p>",
+        _table(["method", "success (pooled)", "95% Wilson CI", "mean ± std across seeds", "per seed", "mean return"], rows,
+               "compare"),
+        _img(r["plots"].get("success"), "success rates"),
+        _img(r["plots"].get("curves"), "learning curves"),
+    ])
+
+
+def render_report(paths: Sequence[str | Path], out: str | Path, title: str = "mimetic report") -> Path:
+    """Write the report for `paths` (runs, compare folders, datasets) to the HTML file `out`."""
+    if not paths:
+        raise MimeticError("report: give at least one run, compare folder or dataset")
+    sections = []
+    seen: set = set()
+    with tempfile.TemporaryDirectory(prefix="mimetic-report-") as t:
+        tmp = Path(t)
+        for p in map(Path, paths):
+            if (p / "compare.json").exists():
+                sections.append(compare_section(p))
+            elif (p / "train.json").exists() or (p / "config.json").exists():
+                sections.append(run_section(p, tmp, seen))
+            elif (p / "meta/info.json").exists():
+                if str(p.resolve()) not in seen:
+                    seen.add(str(p.resolve()))
+                    sections.append("<h2>Dataset</h2>" + dataset_section(p, tmp))
+            else:
+                raise MimeticError(f"report: {p} is not a training run (train.json), a compare folder (compare.json) "
+                                   "or a dataset (meta/info.json)")
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+                f"<style>{CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n<p class=\"note\">generated {stamp}</p>\n"
+                + "\n".join(sections) + "\n</body></html>\n")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, page.encode())
+    return out
