@@ -213,6 +213,46 @@ def cmd_teleop(args) -> None:
     print(f"{ds.root}: {ds.num_episodes} episodes ({int(marked.sum())} marked success), {ds.num_frames} frames")
 
 
+def cmd_inspect(args) -> None:
+    from mimetic.analysis.inspect import format_summary, inspect_dataset
+
+    summary = inspect_dataset(args.data, args.out)
+    print(format_summary(summary))
+    _write_json(args.json, summary)
+
+
+def cmd_compare(args) -> None:
+    from mimetic.analysis.compare import compare, format_table
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    try:
+        seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    except ValueError:
+        raise MimeticError(f"compare: --seeds expects comma-separated integers, got {args.seeds!r}") from None
+    env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
+    res = compare(args.env, methods, args.data, seeds, args.out, episodes=args.episodes, steps=args.steps,
+                  env_options=env_options, progress=not args.quiet)
+    print(format_table(res), end="")
+    print(f"table: {Path(args.out) / 'compare.md'}, plots: {', '.join(res['plots'].values())}")
+
+
+def cmd_shift(args) -> None:
+    from mimetic.analysis.shift import format_shift, shift
+
+    env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
+    out = args.out if args.out is not None else Path(args.run) / "shift"
+    res = shift(args.run, args.data, args.env, episodes=args.episodes, out=out, env_options=env_options,
+                progress=not args.quiet)
+    print(format_shift(res))
+    _write_json(args.json, res)
+
+
+def cmd_report(args) -> None:
+    from mimetic.analysis.report import render_report
+
+    print(f"report: {render_report(args.paths, args.out)}")
+
+
 def cmd_quickstart(args) -> None:
     from mimetic.quickstart import quickstart
 
@@ -315,6 +355,38 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="first seed (default: continue after the dataset's last)")
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
     s.set_defaults(fn=cmd_teleop)
+
+    s = sub.add_parser("inspect", help="summarize a dataset: lengths, success, per-dimension statistics, plots")
+    s.add_argument("data", help="dataset directory")
+    s.add_argument("--out", default=None, help="folder for the PNG plots (none without it)")
+    s.add_argument("--json", default=None, help="write the summary as JSON here")
+    s.set_defaults(fn=cmd_inspect)
+
+    s = sub.add_parser("compare", help="train several methods on the same demos and evaluate them on the same seeds")
+    s.add_argument("env")
+    s.add_argument("--methods", required=True, help="comma-separated training methods, e.g. bc,act,diffusion")
+    s.add_argument("--data", required=True, help="dataset directory")
+    s.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
+    s.add_argument("--episodes", type=int, default=50, help="evaluation episodes per run (default 50)")
+    s.add_argument("--steps", type=int, default=None, help="training steps for every method (default: each method's)")
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--out", required=True, help="folder for the runs, compare.md/json and plots (re-run to resume)")
+    s.set_defaults(fn=cmd_compare)
+
+    s = sub.add_parser("shift", help="distribution shift between expert (dataset) and learner (policy rollouts) states")
+    s.add_argument("run", help="run / checkpoint directory")
+    s.add_argument("--data", required=True, help="the expert dataset")
+    s.add_argument("--env", default=None, help="environment (default: the policy's)")
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--episodes", type=int, default=50, help="learner episodes (default 50, evaluation seeds)")
+    s.add_argument("--out", default=None, help="folder for plots and shift.json (default RUN/shift, found by report)")
+    s.add_argument("--json", default=None, help="also write the results as JSON here")
+    s.set_defaults(fn=cmd_shift)
+
+    s = sub.add_parser("report", help="one self-contained HTML page for runs, compare folders and datasets")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="run directories, compare folders, dataset directories")
+    s.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
+    s.set_defaults(fn=cmd_report)
 
     s = sub.add_parser("quickstart", help="collect reach demos, train BC, evaluate expert vs BC")
     s.add_argument("--out", default=None, help="working directory (default: a new mimetic-quickstart-* folder)")
