@@ -253,6 +253,32 @@ def cmd_report(args) -> None:
     print(f"report: {render_report(args.paths, args.out)}")
 
 
+def cmd_reward(args) -> None:
+    """Evaluate and plot the learned reward of a run (maxent-irl, gail, airl), dispatching on its method."""
+    from mimetic.data.io import read_json
+
+    run = Path(args.run)
+    train = run / "train.json"
+    method = (read_json(train, "training run") if train.is_file() else read_json(run / "config.json", "run config")).get("method")
+    env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
+    if method == "maxent-irl":
+        from mimetic.algos.irl import reward_report
+
+        if args.env is not None:
+            raise MimeticError("reward: a maxent-irl reward belongs to its objectworld; change it with --env-option only")
+        report = reward_report(run, env_options=env_options)
+    elif method in ("gail", "airl"):
+        from mimetic.algos.adversarial import reward_report
+
+        report = reward_report(run, env=args.env, env_options=env_options, episodes=args.episodes)
+    else:
+        raise MimeticError(f"{run}: no learned reward (method {method!r}; rewards come from maxent-irl, gail, airl)")
+    shown = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    print(f"{run} ({method}) on {report['env']}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
+          + f"; plot {report['plot']}")
+    _write_json(args.json, report)
+
+
 def cmd_quickstart(args) -> None:
     from mimetic.quickstart import quickstart
 
@@ -364,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("compare", help="train several methods on the same demos and evaluate them on the same seeds")
     s.add_argument("env")
-    s.add_argument("--methods", required=True, help="comma-separated training methods, e.g. bc,act,diffusion")
+    s.add_argument("--methods", required=True, help="comma-separated training methods, e.g. bc,act,diffusion; all: every supervised method")
     s.add_argument("--data", required=True, help="dataset directory")
     s.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     s.add_argument("--episodes", type=int, default=50, help="evaluation episodes per run (default 50)")
@@ -387,6 +413,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("paths", nargs="+", metavar="PATH", help="run directories, compare folders, dataset directories")
     s.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     s.set_defaults(fn=cmd_report)
+
+    s = sub.add_parser("reward", help="evaluate and plot the learned reward of a maxent-irl / gail / airl run")
+    s.add_argument("run", help="run directory")
+    s.add_argument("--env", default=None, help="environment (default: the one the run was trained in)")
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--episodes", type=int, default=10, help="gail/airl: expert and random episodes to compare on")
+    s.add_argument("--json", default=None, help="write the report as JSON here")
+    s.set_defaults(fn=cmd_reward)
 
     s = sub.add_parser("quickstart", help="collect reach demos, train BC, evaluate expert vs BC")
     s.add_argument("--out", default=None, help="working directory (default: a new mimetic-quickstart-* folder)")

@@ -46,6 +46,19 @@ def _method_config(name: str, seed: int, steps: int | None):
     return module, cfg
 
 
+def supervised_methods() -> list[str]:
+    """Every registered method whose Config extends the offline trainer's TrainConfig (what `--methods all` runs)."""
+    from mimetic.algos import METHODS, method_module
+    from mimetic.algos.trainer import TrainConfig
+
+    out = []
+    for name in METHODS:
+        cfg = getattr(method_module(name), "Config", None)
+        if isinstance(cfg, type) and issubclass(cfg, TrainConfig):
+            out.append(name)
+    return out
+
+
 def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_options: dict, episodes: int,
             steps: int | None, progress: bool) -> dict:
     """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON."""
@@ -99,8 +112,12 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     from mimetic.data.dataset import Dataset
     from mimetic.evaluate import EVAL_SEED
 
+    if list(methods) == ["all"]:
+        methods = supervised_methods()
     if not methods:
         raise MimeticError("compare: --methods needs at least one method")
+    if len(set(methods)) != len(methods):
+        raise MimeticError(f"compare: --methods names a method twice: {','.join(methods)}")
     if not seeds:
         raise MimeticError("compare: --seeds needs at least one seed")
     if episodes < 1:
