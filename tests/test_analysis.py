@@ -262,3 +262,21 @@ def test_report_renders_in_headless_chromium(report_page, compared, tmp_path):
         lo, hi = r["ci95_pooled"]
         assert f"<td>{r['method']}</td>" in dom and f"[{lo:.3f}, {hi:.3f}]" in dom
     shutil.rmtree(tmp_path / "profile", ignore_errors=True)
+
+
+def test_shift_includes_a_reward_report_when_the_method_has_one(tmp_path, monkeypatch):
+    from mimetic.algos import METHODS
+    from mimetic.analysis.shift import _reward_report
+
+    (tmp_path / "fake_reward_method.py").write_text(
+        "def reward_report(run_dir):\n    return {'pearson': 0.5, 'run': str(run_dir)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(METHODS, "fake-reward", "fake_reward_method")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "train.json").write_text(json.dumps({"method": "fake-reward"}))
+    assert _reward_report(run_dir, "reach", {}) == {"pearson": 0.5, "run": str(run_dir)}
+    (run_dir / "train.json").write_text(json.dumps({"method": "bc"}))
+    assert "no learned reward" in _reward_report(run_dir, "reach", {})["skipped"]
+    (run_dir / "train.json").write_text(json.dumps({"method": "maxent-irl"}))  # no reward file: skipped, not a crash
+    assert "reward_report failed" in _reward_report(run_dir, "reach", {})["skipped"]

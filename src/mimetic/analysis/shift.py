@@ -105,27 +105,34 @@ def shift_measures(expert: np.ndarray, learner: np.ndarray, seed: int = 0) -> di
     }
 
 
-def _reward_report(run: Path) -> dict:
-    """Reward-recovery metrics when the run's method can compute them; else {'skipped': why}."""
+def _reward_report(run: Path, env: str, env_options: dict) -> dict:
+    """Reward-recovery metrics when the run learned a reward its method can score; else {'skipped': why}.
+
+    Dispatches like `mimetic reward`: maxent-irl -> `mimetic.algos.irl.reward_report`, gail/airl ->
+    `mimetic.algos.adversarial.reward_report`, any other method module with a `reward_report(run_dir)`.
+    """
+    import importlib
+
     try:
         info = read_json(run / "train.json", "training run")
     except MimeticError:
         info = {}
     method = info.get("method")
-    module = None
-    if method:
+    try:
+        if method == "maxent-irl":
+            from mimetic.algos.irl import reward_report
+
+            return reward_report(run)
+        if method in ("gail", "airl"):
+            reward_report = importlib.import_module("mimetic.algos.adversarial").reward_report
+            return reward_report(run, env=env, env_options=env_options)
         from mimetic.algos import METHODS, method_module
 
-        if method in METHODS:
-            module = method_module(method)
-    if module is None or not hasattr(module, "reward_report"):
-        if (run / "reward.safetensors").exists():
-            from mimetic.algos import irl as module
-        else:
-            return {"skipped": f"run {run} has no learned reward with a reward_report (method {method!r})"}
-    try:
+        module = method_module(method) if method in METHODS else None
+        if module is None or not hasattr(module, "reward_report"):
+            return {"skipped": f"run {run} has no learned reward (method {method!r})"}
         return module.reward_report(run)
-    except (MimeticError, FileNotFoundError, KeyError, AttributeError) as err:  # no true reward here, or no reward file
+    except (MimeticError, ImportError, FileNotFoundError, KeyError, AttributeError, TypeError) as err:
         return {"skipped": f"reward_report failed: {err}"}
 
 
@@ -168,7 +175,7 @@ def shift(run: str | Path, data: str | Path, env: str | None = None, *, episodes
         "state": shift_measures(ds.observations, l_obs),
         "action": shift_measures(ds.actions, l_act),
         "reference": None,
-        "reward": _reward_report(run),
+        "reward": _reward_report(run, env, env_options),
         "plots": {},
     }
     x_obs = None
