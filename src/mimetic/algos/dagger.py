@@ -447,7 +447,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
                           progress=progress, desc=f"dagger iteration {it}")
             new = label_episodes(eps, it, takeover_only=cfg.gate is not None)
             ds.append(new, meta={"dagger_iteration": it})  # atomic: these episodes and the iteration number
-            row.update(beta=beta, rollout_success=float(np.mean([e.success for e in eps])),
+            row.update(beta=beta, rollout_frames=int(sum(len(e) for e in eps)), rollout_success=float(np.mean([e.success for e in eps])),
                        rollout_expert_fraction=float(np.mean(np.concatenate([e.extras["actor"] for e in eps]))),
                        new_labels=int(sum(len(e) for e in new)))
         policies = _train_iteration(cfg, ds, run, it, progress)
