@@ -193,6 +193,12 @@ def test_compare_rerun_reuses_finished_runs_and_rejects_bad_input(compared, reac
     assert code == 2 and "--seeds" in err
     code, _, err = run(capsys, "compare", "reach", "--methods", "bc,bc", "--data", reach_demos, "--out", tmp_path / "x")
     assert code == 2 and "twice" in err
+    code, _, err = run(capsys, "compare", "reach", "--methods", "bc", "--data", reach_demos, "--seeds", "0",
+                       "--episodes", 20, "--steps", 150, "--option", "obs_noise=0.1", "--out", compared)
+    assert code == 2 and "another config" in err  # never reuse a run trained differently
+    code, _, err = run(capsys, "compare", "reach", "--methods", "bc", "--data", reach_demos, "--option", "nope=1",
+                       "--out", tmp_path / "x")
+    assert code == 2 and "no field 'nope'" in err
 
 
 def test_shift_on_a_trained_run(compared, reach_demos, capsys, tmp_path):

@@ -231,7 +231,7 @@ def cmd_compare(args) -> None:
         raise MimeticError(f"compare: --seeds expects comma-separated integers, got {args.seeds!r}") from None
     env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
     res = compare(args.env, methods, args.data, seeds, args.out, episodes=args.episodes, steps=args.steps,
-                  env_options=env_options, progress=not args.quiet)
+                  env_options=env_options, options=_parse_options(args.option, "--option"), progress=not args.quiet)
     print(format_table(res), end="")
     print(f"table: {Path(args.out) / 'compare.md'}, plots: {', '.join(res['plots'].values())}")
 
@@ -395,6 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     s.add_argument("--episodes", type=int, default=50, help="evaluation episodes per run (default 50)")
     s.add_argument("--steps", type=int, default=None, help="training steps for every method (default: each method's)")
+    s.add_argument("--option", action="append", metavar="FIELD=VALUE",
+                   help="set a Config field of every method, e.g. obs_noise=0.1 (repeatable)")
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
     s.add_argument("--out", required=True, help="folder for the runs, compare.md/json and plots (re-run to resume)")
     s.set_defaults(fn=cmd_compare)

@@ -17,6 +17,7 @@ survives interruptions.
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Sequence
 
@@ -28,7 +29,7 @@ from mimetic.errors import MimeticError
 CURVE_KEYS = ("train_loss", "val_loss", "val_success")
 
 
-def _method_config(name: str, seed: int, steps: int | None):
+def _method_config(name: str, seed: int, steps: int | None, options: dict | None = None):
     from mimetic.algos import method_module
 
     module = method_module(name)
@@ -43,6 +44,10 @@ def _method_config(name: str, seed: int, steps: int | None):
         if "steps" not in names:
             raise MimeticError(f"method {name!r}: its Config has no steps field, but --steps was given")
         cfg.steps = steps
+    for key, value in (options or {}).items():
+        if key not in names:
+            raise MimeticError(f"method {name!r}: its Config has no field {key!r} (given by --option)")
+        setattr(cfg, key, value)
     return module, cfg
 
 
@@ -60,17 +65,22 @@ def supervised_methods() -> list[str]:
 
 
 def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_options: dict, episodes: int,
-            steps: int | None, progress: bool) -> dict:
+            steps: int | None, progress: bool, options: dict | None = None) -> dict:
     """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON."""
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
 
+    module, cfg = _method_config(method, seed, steps, options)
+    if (run_dir / "train.json").exists():
+        trained = read_json(run_dir / "train.json", "training run").get("config")
+        if trained != json.loads(json.dumps(dataclasses.asdict(cfg))):
+            raise MimeticError(f"{run_dir} was trained with another config than this comparison asks for; "
+                               "choose another --out")
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
         saved = read_json(eval_path, "evaluation")
         if saved.get("episodes") == episodes and saved.get("seed") == EVAL_SEED and saved.get("env") == env:
             return saved
-    module, cfg = _method_config(method, seed, steps)
     resume = (run_dir / "checkpoint" / "state.json").exists()
     module.train(cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
     if not (run_dir / "config.json").exists():
@@ -105,8 +115,11 @@ def summarize_method(method: str, results: list[dict]) -> dict:
 
 def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[int], out: str | Path, *,
             episodes: int = 50, steps: int | None = None, env_options: dict | None = None, expert: bool = True,
-            progress: bool = False) -> dict:
-    """Train every method with every seed on `data`, evaluate all on the same seeds; write table + plots to `out`."""
+            options: dict | None = None, progress: bool = False) -> dict:
+    """Train every method with every seed on `data`, evaluate all on the same seeds; write table + plots to `out`.
+
+    `options` (field -> value) set the same Config fields of every method, e.g. {"obs_noise": 0.1}.
+    """
     from mimetic.algos.trainer import read_metrics
     from mimetic.analysis import plots
     from mimetic.data.dataset import Dataset
@@ -123,14 +136,14 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     if episodes < 1:
         raise MimeticError(f"compare: --episodes must be >= 1, got {episodes}")
     for m in methods:  # fail on a typo before hours of training
-        _method_config(m, int(seeds[0]), steps)
+        _method_config(m, int(seeds[0]), steps, options)
     dataset = Dataset.load(data)
     env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
     out = Path(out)
     rows, curves = [], {}
     for m in methods:
-        results = [run_one(m, int(s), dataset, out / "runs" / f"{m}-seed{s}", env, env_options, episodes, steps, progress)
-                   for s in seeds]
+        results = [run_one(m, int(s), dataset, out / "runs" / f"{m}-seed{s}", env, env_options, episodes, steps, progress,
+                           options) for s in seeds]
         row = summarize_method(m, results)
         row["train_time_s"] = [next((r["time_s"] for r in reversed(read_metrics(p)) if "time_s" in r), None) for p in row["runs"]]
         rows.append(row)
@@ -141,7 +154,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     result = {
         "env": env, "env_options": env_options, "dataset": str(Path(data).resolve()), "dataset_episodes": dataset.num_episodes,
         "methods": list(methods), "seeds": [int(s) for s in seeds], "episodes": episodes, "eval_seed": EVAL_SEED,
-        "steps": steps, "results": rows, "expert": reference,
+        "steps": steps, "options": dict(options or {}), "results": rows, "expert": reference,
         "plots": {
             "success": str(plots.bar_chart(out / "success.png", [r["method"] for r in rows], [r["success_pooled"] for r in rows],
                                            [tuple(r["ci95_pooled"]) for r in rows], [r["success_per_seed"] for r in rows],
@@ -172,7 +185,8 @@ def format_table(result: dict) -> str:
     """Markdown table of a compare result."""
     lines = [f"Environment `{result['env']}`, dataset `{result['dataset']}` ({result['dataset_episodes']} episodes), "
              f"training seeds {result['seeds']}, {result['episodes']} evaluation episodes per run "
-             f"(seeds {result['eval_seed']}..{result['eval_seed'] + result['episodes'] - 1}, the same for every run).",
+             f"(seeds {result['eval_seed']}..{result['eval_seed'] + result['episodes'] - 1}, the same for every run)"
+             + (f"; options {result['options']}" if result.get("options") else "") + ".",
              "",
              "| method | success (pooled, 95% Wilson CI) | mean ± std across seeds | per seed | mean return |",
              "|---|---|---|---|---|"]
