@@ -11,6 +11,8 @@ from mimetic.errors import MimeticError
 METHODS: dict[str, str] = {
     "bc": "mimetic.algos.bc",
     "maxent-irl": "mimetic.algos.irl",
+    "gail": "mimetic.algos.gail",
+    "airl": "mimetic.algos.airl",
 }
 
 

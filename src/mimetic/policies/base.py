@@ -24,6 +24,7 @@ from mimetic.errors import MimeticError
 # policy type -> "module:Class"; modules are imported only when a policy of that type is built
 POLICY_TYPES: dict[str, str] = {
     "mlp": "mimetic.policies.mlp:MLPPolicy",
+    "tanh-gaussian": "mimetic.policies.gaussian:TanhGaussianPolicy",  # SAC/PPO actor of gail/airl
 }
 
 

@@ -1,0 +1,16 @@
+"""`mimetic train airl`: AIRL with a SAC (default) or PPO generator; see `mimetic.algos.adversarial`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mimetic.algos.adversarial import AdversarialConfig, train_adversarial
+
+
+@dataclass
+class Config(AdversarialConfig):
+    pass
+
+
+def train(cfg: Config, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True):
+    return train_adversarial("airl", cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
