@@ -10,6 +10,9 @@ from mimetic.errors import MimeticError
 
 METHODS: dict[str, str] = {
     "bc": "mimetic.algos.bc",
+    "act": "mimetic.algos.act",
+    "diffusion": "mimetic.algos.diffusion",
+    "flow": "mimetic.algos.flow",
     "maxent-irl": "mimetic.algos.irl",
     "gail": "mimetic.algos.gail",
     "airl": "mimetic.algos.airl",

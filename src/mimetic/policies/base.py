@@ -25,6 +25,9 @@ from mimetic.errors import MimeticError
 POLICY_TYPES: dict[str, str] = {
     "mlp": "mimetic.policies.mlp:MLPPolicy",
     "tanh-gaussian": "mimetic.policies.gaussian:TanhGaussianPolicy",  # SAC/PPO actor of gail/airl
+    "act": "mimetic.policies.act:ACTPolicy",
+    "diffusion": "mimetic.policies.diffusion:DiffusionPolicy",
+    "flow": "mimetic.policies.flow:FlowPolicy",
 }
 
 

@@ -1,0 +1,45 @@
+"""Diffusion Policy: DDPM-trained conditional U-Net over action chunks, DDIM sampling (see
+`mimetic.policies.diffusion`). Defaults: To=2, Tp=16, Ta=8, actions predicted from step -(To-1)
+(`action_start`, derived from `n_obs_steps` unless given), min-max normalization, 100 training
+steps of a cosine schedule, 10 DDIM steps, EMA 0.995, AdamW with warmup + cosine learning rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mimetic.algos.trainer import TrainConfig, train_supervised
+from mimetic.errors import MimeticError
+from mimetic.policies.diffusion import DiffusionPolicy
+
+
+@dataclass
+class Config(TrainConfig):
+    ema_decay: float = 0.995
+    n_obs_steps: int = 2
+    horizon: int = 16
+    n_action_steps: int = 8
+    action_start: int | None = None  # default -(n_obs_steps - 1)
+    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])
+    kernel_size: int = 5
+    n_groups: int = 8
+    num_train_timesteps: int = 100
+    num_inference_steps: int = 10
+    prediction_type: str = "epsilon"  # epsilon | sample
+    norm_obs: str = "minmax"
+    norm_action: str = "minmax"
+
+
+def resolve_action_start(cfg) -> None:
+    if cfg.action_start is None:
+        cfg.action_start = -(cfg.n_obs_steps - 1)
+    if cfg.n_obs_steps < 1 or cfg.horizon < 1:
+        raise MimeticError(f"n_obs_steps and horizon must be >= 1, got {cfg.n_obs_steps} and {cfg.horizon}")
+    if not -cfg.action_start < cfg.horizon:
+        raise MimeticError(f"the chunk (horizon {cfg.horizon}, action_start {cfg.action_start}) must contain the current step")
+
+
+def train(cfg: Config, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> DiffusionPolicy:
+    resolve_action_start(cfg)
+    return train_supervised(DiffusionPolicy, "diffusion", cfg, dataset, run_dir, env=env, env_options=env_options,
+                            resume=resume, progress=progress)

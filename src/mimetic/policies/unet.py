@@ -1,0 +1,138 @@
+"""The backbone of the generative chunk policies (diffusion, flow): a 1-D temporal conv U-Net
+with FiLM conditioning, as in Diffusion Policy (Chi et al. 2023), sized for state inputs.
+
+The network maps a noisy action chunk x (B, H, a), a noise level / time t (B,) and a condition
+(the flattened To normalized observations) to a chunk of the same shape. Every residual block
+modulates its features with a per-channel scale and bias computed from [embed(t), condition].
+
+`ChunkGenerativePolicy` holds what diffusion and flow share: config fields, the U-Net, the
+condition, the validation of the chunk sizes, and a sampling generator.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from mimetic.errors import MimeticError
+from mimetic.policies.base import Policy, PolicyConfig
+
+
+class SinusoidalEmbedding(nn.Module):
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dim = dim
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        half = self.dim // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / max(1, half - 1))
+        x = t.float()[:, None] * freqs[None]
+        return torch.cat([x.sin(), x.cos()], dim=-1)
+
+
+class ConvBlock(nn.Sequential):
+    def __init__(self, c_in: int, c_out: int, kernel: int, groups: int):
+        super().__init__(nn.Conv1d(c_in, c_out, kernel, padding=kernel // 2), nn.GroupNorm(groups, c_out), nn.Mish())
+
+
+class FiLMResBlock(nn.Module):
+    """conv -> FiLM(scale, bias from the condition) -> conv, plus a residual connection."""
+
+    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int, groups: int):
+        super().__init__()
+        self.block1 = ConvBlock(c_in, c_out, kernel, groups)
+        self.block2 = ConvBlock(c_out, c_out, kernel, groups)
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
+        self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, bias = self.film(cond)[:, :, None].chunk(2, dim=1)
+        h = self.block1(x) * scale + bias
+        return self.block2(h) + self.residual(x)
+
+
+class ConditionalUnet1D(nn.Module):
+    def __init__(self, act_dim: int, cond_dim: int, down_dims: list[int], kernel: int = 5, groups: int = 8,
+                 time_embed_dim: int = 64):
+        super().__init__()
+        self.time_embed = nn.Sequential(SinusoidalEmbedding(time_embed_dim), nn.Linear(time_embed_dim, 4 * time_embed_dim),
+                                        nn.Mish(), nn.Linear(4 * time_embed_dim, time_embed_dim))
+        cd = time_embed_dim + cond_dim
+        dims = [act_dim, *down_dims]
+        self.down = nn.ModuleList()
+        for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+            last = i == len(down_dims) - 1
+            self.down.append(nn.ModuleList([FiLMResBlock(a, b, cd, kernel, groups), FiLMResBlock(b, b, cd, kernel, groups),
+                                            nn.Conv1d(b, b, 3, stride=2, padding=1) if not last else nn.Identity()]))
+        mid = down_dims[-1]
+        self.mid = nn.ModuleList([FiLMResBlock(mid, mid, cd, kernel, groups), FiLMResBlock(mid, mid, cd, kernel, groups)])
+        self.up = nn.ModuleList()
+        for a, b in reversed(list(zip(dims[1:-1], dims[2:]))):  # level b (with its skip) -> a, upsampled x2
+            self.up.append(nn.ModuleList([FiLMResBlock(2 * b, a, cd, kernel, groups), FiLMResBlock(a, a, cd, kernel, groups),
+                                          nn.ConvTranspose1d(a, a, 4, stride=2, padding=1)]))
+        self.final = nn.Sequential(ConvBlock(down_dims[0], down_dims[0], kernel, groups), nn.Conv1d(down_dims[0], act_dim, 1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """x (B, H, a), t (B,), cond (B, cond_dim) -> (B, H, a)."""
+        c = torch.cat([self.time_embed(t), cond], dim=-1)
+        h = x.transpose(1, 2)
+        skips = []
+        for res1, res2, down in self.down:
+            h = res2(res1(h, c), c)
+            skips.append(h)
+            h = down(h)
+        for block in self.mid:
+            h = block(h, c)
+        for res1, res2, up in self.up:
+            h = torch.cat([h, skips.pop()], dim=1)
+            h = up(res2(res1(h, c), c))
+        return self.final(h).transpose(1, 2)
+
+
+@dataclass
+class ChunkGenerativeConfig(PolicyConfig):
+    """Diffusion Policy defaults: To=2 observations, Tp=16 predicted actions from step -(To-1), Ta=8 executed."""
+
+    n_obs_steps: int = 2
+    horizon: int = 16
+    n_action_steps: int = 8
+    action_start: int = -1
+    norm_obs: str = "minmax"
+    norm_action: str = "minmax"
+    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])
+    kernel_size: int = 5
+    n_groups: int = 8
+    time_embed_dim: int = 64
+    num_inference_steps: int = 10
+    sample_seed: int = 0  # seed of the generator that draws the initial noise at inference
+
+
+class ChunkGenerativePolicy(Policy):
+    """Shared part of DiffusionPolicy and FlowPolicy: the U-Net on action chunks, conditioned on observations."""
+
+    config_class = ChunkGenerativeConfig
+
+    def __init__(self, config: ChunkGenerativeConfig):
+        levels = len(config.down_dims)
+        if levels < 1 or any(d <= 0 or d % config.n_groups for d in config.down_dims):
+            raise MimeticError(f"down_dims {config.down_dims} must be positive multiples of n_groups={config.n_groups}")
+        if config.horizon % (2 ** (levels - 1)):
+            raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
+        if config.num_inference_steps < 1:
+            raise MimeticError(f"num_inference_steps must be >= 1, got {config.num_inference_steps}")
+        super().__init__(config)
+        self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * config.obs_dim, list(config.down_dims),
+                                       config.kernel_size, config.n_groups, config.time_embed_dim)
+        self._gen: torch.Generator | None = None
+
+    def noise(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """Initial noise for sampling, from the policy's own seeded generator."""
+        if self._gen is None:
+            self._gen = torch.Generator().manual_seed(self.config.sample_seed)
+        return torch.randn(shape, generator=self._gen)
+
+    def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return obs_n.reshape(len(obs_n), -1)
