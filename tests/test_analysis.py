@@ -286,3 +286,17 @@ def test_shift_includes_a_reward_report_when_the_method_has_one(tmp_path, monkey
     assert "no learned reward" in _reward_report(run_dir, "reach", {})["skipped"]
     (run_dir / "train.json").write_text(json.dumps({"method": "maxent-irl"}))  # no reward file: skipped, not a crash
     assert "reward_report failed" in _reward_report(run_dir, "reach", {})["skipped"]
+
+
+def test_report_finds_the_plots_of_a_moved_compare_folder(compared, tmp_path):
+    from mimetic.analysis.report import render_report
+
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    res = json.loads((compared / "compare.json").read_text())
+    for p in res["plots"].values():
+        shutil.copy(p, moved / Path(p).name)
+    res["plots"] = {k: f"/nowhere/{Path(p).name}" for k, p in res["plots"].items()}  # where it used to live
+    (moved / "compare.json").write_text(json.dumps(res))
+    page = render_report([moved], tmp_path / "r.html").read_text()
+    assert page.count('<img alt=') == 2

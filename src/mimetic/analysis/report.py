@@ -35,8 +35,11 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def _img(path: str | Path | None, alt: str) -> str:
-    """An <img> with the PNG embedded as a data URI ('' if the file is missing)."""
+def _img(path: str | Path | None, alt: str, base: Path | None = None) -> str:
+    """An <img> with the PNG embedded as a data URI; a path that moved is looked up by name in `base`
+    ('' if the file is missing)."""
+    if path and not Path(path).is_file() and base is not None:
+        path = base / Path(path).name
     if not path or not Path(path).is_file():
         return ""
     data = base64.b64encode(Path(path).read_bytes()).decode()
@@ -93,7 +96,7 @@ def eval_table(res: dict) -> str:
                     res.get("mean_length", ""), res["episodes"], res.get("seed", ""))], "eval")
 
 
-def shift_section(r: dict) -> str:
+def shift_section(r: dict, base: Path | None = None) -> str:
     ref = r["reference"] if r.get("reference") and "state" in r["reference"] else None
     rows = []
     for part in ("state", "action"):
@@ -109,7 +112,7 @@ def shift_section(r: dict) -> str:
         parts.append(f'<p class="note">reward recovery: skipped ({_e(rw["skipped"])})</p>')
     elif rw:
         parts.append(_kv({k: v for k, v in rw.items() if k != "plot"}))
-    parts += [_img(p, k) for k, p in r.get("plots", {}).items()]
+    parts += [_img(p, k, base) for k, p in r.get("plots", {}).items()]
     return "\n".join(parts)
 
 
@@ -135,7 +138,7 @@ def run_section(run: Path, tmp: Path, seen_datasets: set) -> str:
         parts.append("<h3>Evaluation</h3>" + eval_table(read_json(run / "eval.json", "evaluation")))
     for cand in (run / "shift" / "shift.json", run / "shift.json"):
         if cand.exists():
-            parts.append(shift_section(read_json(cand, "shift analysis")))
+            parts.append(shift_section(read_json(cand, "shift analysis"), cand.parent))
             break
     ds = info.get("dataset")
     if ds and (Path(ds) / "meta/info.json").exists() and ds not in seen_datasets:
@@ -159,8 +162,8 @@ def compare_section(folder: Path) -> str:
         f"{r['episodes']} evaluation episodes per run from seed {r['eval_seed']} (the same for every run).</p>",
         _table(["method", "success (pooled)", "95% Wilson CI", "mean ± std across seeds", "per seed", "mean return"], rows,
                "compare"),
-        _img(r["plots"].get("success"), "success rates"),
-        _img(r["plots"].get("curves"), "learning curves"),
+        _img(r["plots"].get("success"), "success rates", folder),
+        _img(r["plots"].get("curves"), "learning curves", folder),
     ])
 
 
