@@ -1,0 +1,236 @@
+"""Expressive chunk policies (ACT, diffusion, flow) and the multimodal task `reach-bimodal`.
+
+Fast tests check the task, the samplers' math, checkpoints, the CLI and bad input. The
+statistical tests train on `reach-bimodal` and evaluate 100 episodes with a Wilson interval:
+the deterministic MLP must fail (upper bound <= 0.5), the chunked generative policies must
+succeed. Training a generative policy to >= 90 % takes minutes on 2 CPU cores, so those tests run
+only with MIMETIC_SLOW_TESTS=1 (the benchmark benchmarks/expressive.py measures the same thing
+at full strength, see benchmarks/results/expressive.md).
+"""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from mimetic.actors import FunctionActor
+from mimetic.algos import act as act_algo
+from mimetic.algos import bc
+from mimetic.algos import diffusion as diffusion_algo
+from mimetic.algos import flow as flow_algo
+from mimetic.cli import main
+from mimetic.data import Dataset
+from mimetic.envs import make_env, make_expert
+from mimetic.envs.reach import expert_action as straight_to_goal
+from mimetic.evaluate import evaluate
+from mimetic.policies.act import ACTConfig, ACTPolicy
+from mimetic.policies.base import PolicyActor, load_policy
+from mimetic.policies.diffusion import DiffusionConfig, DiffusionPolicy, cosine_alphas_cumprod
+from mimetic.policies.flow import FlowConfig, FlowPolicy
+from mimetic.rollout import rollout
+
+SLOW = os.environ.get("MIMETIC_SLOW_TESTS") == "1"
+slow = pytest.mark.skipif(not SLOW, reason="trains a generative policy for minutes; set MIMETIC_SLOW_TESTS=1")
+
+TINY = {
+    "act": (ACTPolicy, ACTConfig(obs_dim=8, act_dim=2, dim_model=32, n_heads=2, dim_feedforward=64, horizon=8, n_decoder_layers=3)),
+    "diffusion": (DiffusionPolicy, DiffusionConfig(obs_dim=8, act_dim=2, down_dims=[16, 32], horizon=8)),
+    "flow": (FlowPolicy, FlowConfig(obs_dim=8, act_dim=2, down_dims=[16, 32], horizon=8)),
+}
+
+
+@pytest.fixture(scope="module")
+def bimodal_demos(tmp_path_factory):
+    from mimetic.collect import collect
+
+    root = tmp_path_factory.mktemp("bimodal") / "demos"
+    collect("reach-bimodal", root, 100, seed=0, progress=False)
+    return root
+
+
+def batch_for(policy, B=6, seed=0):
+    c = policy.config
+    g = torch.Generator().manual_seed(seed)
+    pad = torch.zeros(B, c.horizon, dtype=torch.bool)
+    pad[0, -3:] = True
+    return {"obs": torch.randn(B, c.n_obs_steps, c.obs_dim, generator=g), "action": torch.rand(B, c.horizon, c.act_dim, generator=g) * 2 - 1,
+            "action_pad": pad}
+
+
+# ------------------------------------------------------------------------------------ the task
+def test_bimodal_task_needs_a_side():
+    expert = make_expert("reach-bimodal")
+    res = evaluate(expert, "reach-bimodal", 100)
+    assert res.success_rate == 1.0
+    # both modes are demonstrated, about equally (p = 1/2: 100 draws land in [30, 70] with prob > 0.9999)
+    eps = rollout("reach-bimodal", expert, range(100))
+    left = 0
+    for ep in eps:
+        to_goal, moved = ep.observations[0, 4:6] - ep.observations[0, 0:2], ep.observations[10, 0:2] - ep.observations[0, 0:2]
+        left += to_goal[0] * moved[1] - to_goal[1] * moved[0] > 0
+    assert 30 <= left <= 70
+    # the average of the two modes (straight at the goal) hits the obstacle: failure, episode over
+    straight = FunctionActor(lambda o: straight_to_goal(o[:6]), act_dim=2)
+    eps = rollout("reach-bimodal", straight, range(1_000_000, 1_000_050))
+    assert not any(ep.successes.any() for ep in eps) and all(ep.terminated and len(ep.observations) < 30 for ep in eps)
+
+
+def test_bimodal_env_options():
+    env = make_env("reach-bimodal", seed=3, radius=0.3, max_steps=7)
+    assert env.observation_space.shape == (8,) and env.radius == 0.3
+    done, t = False, 0
+    while not done:
+        _, _, term, trunc, info = env.step(np.array([1.0, 0.0]))  # sideways, never reaches the goal
+        done, t = term or trunc, t + 1
+    assert t == 7 and trunc and not info["success"]
+
+
+# ------------------------------------------------------------------------------------ the models
+@pytest.mark.parametrize("name", ["act", "diffusion", "flow"])
+def test_loss_predict_and_checkpoint(name, tmp_path):
+    cls, cfg = TINY[name]
+    torch.manual_seed(0)
+    policy = cls(cfg)
+    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
+    loss, metrics = policy.loss(batch_for(policy))
+    assert torch.isfinite(loss) and metrics
+    loss.backward()
+    assert all(p.grad is not None for p in policy.parameters())
+    policy.save(tmp_path / "p")
+    loaded = load_policy(tmp_path / "p")
+    assert type(loaded) is cls and loaded.config == policy.config
+    obs = torch.randn(3, cfg.n_obs_steps, 8)
+    policy.eval()
+    policy._gen = None  # a fresh policy and a loaded one draw the same initial noise
+    a, b = policy.predict(obs), loaded.predict(obs)
+    assert a.shape == (3, cfg.horizon, 2) and torch.allclose(a, b, atol=1e-5)
+    assert torch.equal(loaded.act_norm.scale, policy.act_norm.scale)
+
+
+def test_act_uses_every_decoder_layer():
+    policy = ACTPolicy(TINY["act"][1])
+    assert len(policy.decoder.layers) == 3
+    policy.loss(batch_for(policy))[0].backward()
+    for i, layer in enumerate(policy.decoder.layers):
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in layer.parameters()), f"decoder layer {i} unused"
+    # and the output depends on the last layer
+    policy.eval()
+    obs = torch.randn(2, 1, 8)
+    before = policy.predict_normalized(obs)
+    with torch.no_grad():
+        policy.decoder.layers[-1].linear2.weight.mul_(2.0)
+    assert not torch.allclose(before, policy.predict_normalized(obs))
+
+
+def test_act_padding_is_masked():
+    policy = ACTPolicy(TINY["act"][1]).eval()  # eval: no dropout
+    b = batch_for(policy)
+    b["action_pad"][:] = False
+    b["action_pad"][:, -2:] = True
+    torch.manual_seed(0)
+    l1 = policy.loss(b)[1]["l1"]
+    b["action"][:, -2:] += 100.0  # padded targets must not matter (the CVAE encoder masks them too)
+    torch.manual_seed(0)
+    assert policy.loss(b)[1]["l1"] == pytest.approx(l1, rel=1e-5)
+
+
+def test_cosine_schedule():
+    ab = cosine_alphas_cumprod(100)
+    assert ab.shape == (100,) and (ab[1:] < ab[:-1]).all()
+    assert 0.999 < ab[0] < 1 and ab[-1] < 1e-3
+    u = torch.arange(1, 101) / 100
+    ref = torch.cos((u + 0.008) / 1.008 * torch.pi / 2) ** 2 / np.cos(0.008 / 1.008 * np.pi / 2) ** 2
+    assert torch.allclose(ab[:-1], ref[:-1], atol=1e-5)  # abar_t = f(t) / f(0) (the last beta is capped)
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "sample"])
+@pytest.mark.parametrize("steps", [1, 3, 10, 100])
+def test_ddim_with_an_exact_denoiser_returns_the_data(prediction_type, steps):
+    policy = DiffusionPolicy(DiffusionConfig(obs_dim=8, act_dim=2, down_dims=[16, 32], horizon=8, prediction_type=prediction_type,
+                                             num_inference_steps=steps))
+    x0 = torch.rand(4, 8, 2) * 1.6 - 0.8
+    ab = policy.alphas_cumprod
+
+    def oracle(x, t, cond):  # what a perfect network predicts when the data is the single point x0
+        a = ab[t][:, None, None]
+        return (x - a.sqrt() * x0) / (1 - a).sqrt() if prediction_type == "epsilon" else x0
+
+    policy.model.forward = oracle
+    assert torch.allclose(policy.predict_normalized(torch.zeros(4, 2, 8)), x0, atol=1e-4)
+    assert policy.timesteps(steps)[0] == (100 // steps) * (steps - 1) and policy.timesteps(steps)[-1] == 0
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_flow_euler_with_an_exact_velocity_returns_the_data(steps):
+    policy = FlowPolicy(FlowConfig(obs_dim=8, act_dim=2, down_dims=[16, 32], horizon=8, num_inference_steps=steps))
+    x1 = torch.rand(4, 8, 2) * 1.6 - 0.8
+    policy.model.forward = lambda x, t, cond: (x1 - x) / (1 - t / 100)[:, None, None]  # straight line to x1
+    assert torch.allclose(policy.predict_normalized(torch.zeros(4, 2, 8)), x1, atol=1e-5)
+
+
+def test_bad_configs():
+    from mimetic.errors import MimeticError
+
+    with pytest.raises(MimeticError, match="divisible"):
+        DiffusionPolicy(DiffusionConfig(obs_dim=8, act_dim=2, down_dims=[16, 32, 64], horizon=6))
+    with pytest.raises(MimeticError, match="prediction_type"):
+        DiffusionPolicy(DiffusionConfig(obs_dim=8, act_dim=2, prediction_type="v"))
+    with pytest.raises(MimeticError, match="num_inference_steps"):
+        DiffusionPolicy(DiffusionConfig(obs_dim=8, act_dim=2, num_inference_steps=500))
+    with pytest.raises(MimeticError, match="n_heads"):
+        ACTPolicy(ACTConfig(obs_dim=8, act_dim=2, dim_model=30, n_heads=4))
+
+
+# ------------------------------------------------------------------------------------ CLI
+def run(capsys, *argv):
+    code = main(["-q", *map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("method, options", [
+    ("act", ["--dim-model", 32, "--n-heads", 2, "--dim-feedforward", 64, "--horizon", 8]),
+    ("diffusion", ["--down-dims", 16, 32, "--num-inference-steps", 5]),
+    ("flow", ["--down-dims", 16, 32, "--n-obs-steps", 3]),
+])
+def test_cli_train_eval_resume(method, options, bimodal_demos, tmp_path, capsys):
+    run_dir = tmp_path / "r"
+    code, out, err = run(capsys, "train", method, "--data", bimodal_demos, "--out", run_dir, "--steps", 20, "--batch-size", 32,
+                         "--log-every", 10, *options)
+    assert code == 0, err
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert meta["type"] == method and meta["config"]["env"] == "reach-bimodal"
+    if method == "flow":
+        assert meta["config"]["n_obs_steps"] == 3 and meta["config"]["action_start"] == -2
+    code, out, err = run(capsys, "eval", run_dir, "--episodes", 4, "--json", tmp_path / "e.json")
+    assert code == 0 and "on reach-bimodal" in out, err
+    assert json.loads((tmp_path / "e.json").read_text())["episodes"] == 4
+    if method == "act":
+        assert run(capsys, "eval", run_dir, "--episodes", 2, "--temporal-ensemble", 0.1)[0] == 0
+    code, _, err = run(capsys, "train", method, "--out", run_dir, "--resume", "--steps", 30)
+    assert code == 0, err
+    steps = [json.loads(l)["step"] for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 30]
+
+
+def test_cli_bad_input(bimodal_demos, tmp_path, capsys):
+    for argv, needle in [
+        (["diffusion", "--horizon", 6, "--down-dims", 16, 32, 64], "divisible"),
+        (["diffusion", "--prediction-type", "v"], "prediction_type"),
+        (["flow", "--horizon", 2, "--n-obs-steps", 4], "current step"),
+        (["act", "--dim-model", 30], "n_heads"),
+    ]:
+        code, _, err = run(capsys, "train", *argv[:1], "--data", bimodal_demos, "--out", tmp_path / "r", "--steps", 5, *argv[1:])
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and needle in lines[0], err
+        assert not (tmp_path / "r").exists()  # nothing half-written
+
+
+# ------------------------------------------------------------------------------------ multimodality
+def test_mlp_regression_fails_on_bimodal(bimodal_demos, tmp_path):
+    policy = bc.train(bc.Config(hidden=[256, 256], steps=1000, log_every=1000), Dataset.load(bimodal_demos), tmp_path / "bc",
+                      progress=False)
+    res = evaluate(PolicyActor(policy), "reach-bimodal", 100)
+    assert res.ci95[1] <= 0.5, res  # it averages the two ways around the obstacle and runs into it
