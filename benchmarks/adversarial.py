@@ -107,15 +107,16 @@ def run_imitation(task: str, npz: Path, out: Path, ref: dict, args, algo: str) -
            "--algo", algo, "--steps", str(args.imitation_steps[task]), "--eval-every", str(args.imitation_eval_every),
            "--eval-episodes", str(args.val_episodes), "--final-episodes", str(args.test_episodes), "--json", str(path)]
     t0 = time.perf_counter()
-    envvars = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
-    proc = subprocess.run(cmd, env=envvars, capture_output=True, text=True)
-    if proc.returncode != 0:
-        return {"task": task, "method": f"imitation-{algo}-ppo", "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
+    if not (args.imitation_reuse and path.exists()):
+        envvars = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1] / "src"))
+        proc = subprocess.run(cmd, env=envvars, capture_output=True, text=True)
+        if proc.returncode != 0:
+            return {"task": task, "method": f"imitation-{algo}-ppo", "error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
     r = json.loads(path.read_text())
     norm_val = lambda x: (x - ref["val_random"]) / (ref["val_expert"] - ref["val_random"])  # noqa: E731
     curve = [{**c, "normalized": norm_val(c["val_return"])} for c in r["curve"]]
     first = next((c for c in curve if c["normalized"] >= 0.9), None)
-    return {"task": task, "method": f"imitation-{algo}-ppo", "env_steps": r["env_steps"], "seconds": round(time.perf_counter() - t0, 1),
+    return {"task": task, "method": f"imitation-{algo}-ppo", "env_steps": r["env_steps"], "seconds": r["seconds"],
             "test_return": r["final_return"],
             "test_normalized": (r["final_return"] - ref["test_random"]) / (ref["test_expert"] - ref["test_random"]),
             "test_success": None, "steps_to_0.9": first["env_steps"] if first else None,
@@ -138,8 +139,9 @@ def main(argv=None) -> None:
     p.add_argument("--test-episodes", type=int, default=50)
     p.add_argument("--imitation-python", default=None)
     p.add_argument("--imitation-algos", nargs="+", default=["gail"])
-    p.add_argument("--imitation-steps", type=json.loads, default={"reach": 300000, "pendulum": 500000})
+    p.add_argument("--imitation-steps", type=json.loads, default={"reach": 150000, "pendulum": 300000, "mw-reach": 100000})
     p.add_argument("--imitation-eval-every", type=int, default=16384)
+    p.add_argument("--imitation-reuse", action="store_true", help="reuse OUT/TASK/imitation-ALGO.json from an earlier run of the same command")
     args = p.parse_args(argv)
     out = Path(args.out)
     results = []

@@ -142,7 +142,7 @@ def discriminator_step(disc: Discriminator, opt, expert: dict, agent: dict, poli
         gp = torch.cat(grads, -1).pow(2).sum(-1).mean()
         loss = loss + grad_penalty * gp
     if not torch.isfinite(loss):
-        raise MimeticError(f"the discriminator diverged (loss {float(loss)}): lower --disc-lr or raise --grad-penalty")
+        raise MimeticError(f"the discriminator diverged (loss {loss.item()}): lower --disc-lr or raise --grad-penalty")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -73,7 +73,7 @@ class VecEnv:
 
 def _check_finite(loss: torch.Tensor, what: str) -> None:
     if not torch.isfinite(loss):
-        raise MimeticError(f"{what} diverged (loss {float(loss)}): lower the learning rate or raise --grad-penalty")
+        raise MimeticError(f"{what} diverged (loss {loss.item()}): lower the learning rate or raise --grad-penalty")
 
 
 # ============================================================================ SAC
