@@ -289,6 +289,8 @@ def cmd_quickstart(args) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mimetic", description="Teach robots by demonstration.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: small state-based networks run fastest on one thread)")
     sub = p.add_subparsers(dest="verb", required=True)
 
     s = sub.add_parser("envs", help="list the task names mimetic knows")
@@ -434,6 +436,10 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     args.steps_given = any(a == "--steps" or a.startswith("--steps=") for a in argv)
     if getattr(args, "seed", 0) is None and args.verb == "eval":
         from mimetic.evaluate import EVAL_SEED
