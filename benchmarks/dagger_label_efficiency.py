@@ -117,7 +117,7 @@ def report(points: list[dict], meta: dict, results: Path) -> None:
         if not pts:
             continue
         x, y = [q["labels"] for q in pts], [q["success"] for q in pts]
-        err = [[q["success"] - q["ci95"][0] for q in pts], [q["ci95"][1] - q["success"] for q in pts]]
+        err = [[max(0.0, q["success"] - q["ci95"][0]) for q in pts], [max(0.0, q["ci95"][1] - q["success"]) for q in pts]]
         ax.errorbar(x, y, yerr=err, marker=marker, capsize=3, label=method)
     ax.axhline(0.95, color="grey", ls="--", lw=0.8)
     ax.set_xscale("log")

@@ -368,7 +368,7 @@ def plot_log(rows: list[dict], path: Path, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     x = [r["expert_labels"] for r in rows]
     y = [r["val_success"] for r in rows]
-    err = [[r["val_success"] - r["val_ci95"][0] for r in rows], [r["val_ci95"][1] - r["val_success"] for r in rows]]
+    err = [[max(0.0, r["val_success"] - r["val_ci95"][0]) for r in rows], [max(0.0, r["val_ci95"][1] - r["val_success"]) for r in rows]]
     ax.errorbar(x, y, yerr=err, marker="o", capsize=3)
     for r in rows:
         ax.annotate(str(r["iteration"]), (r["expert_labels"], r["val_success"]), textcoords="offset points", xytext=(4, 4), fontsize=8)
