@@ -46,7 +46,7 @@ def histograms(path: str | Path, series: dict[str, np.ndarray], title: str, pref
     d = next(iter(series.values())).shape[1]
     shown = min(d, MAX_DIMS)
     rows, cols = _grid(shown)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False, layout="constrained")
     for j in range(rows * cols):
         ax = axes[j // cols][j % cols]
         if j >= shown:
@@ -73,7 +73,7 @@ def trajectories(path: str | Path, episodes: Sequence[np.ndarray], title: str, p
     d = episodes[0].shape[1]
     shown = min(d, MAX_DIMS)
     rows, cols = _grid(shown)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False, layout="constrained")
     for j in range(rows * cols):
         ax = axes[j // cols][j % cols]
         if j >= shown:
@@ -111,7 +111,7 @@ def curves(path: str | Path, runs: dict[str, list[list[dict]]], keys: Sequence[s
     """Learning curves: one panel per metric key; runs maps a label to its seeds' metric rows."""
     plt = _plt()
     keys = [k for k in keys if any(k in r for seeds in runs.values() for rows in seeds for r in rows)] or list(keys[:1])
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.2), squeeze=False, layout="constrained")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, key in zip(axes[0], keys):
         for i, (label, seeds) in enumerate(runs.items()):
