@@ -146,14 +146,14 @@ def test_shift_measures_separate_same_from_shifted_distributions():
 # ------------------------------------------------------------------------------ compare, shift, report end to end
 @pytest.fixture(scope="module")
 def compared(reach_demos, tmp_path_factory):
-    """bc and a second registry name for bc, 2 training seeds each, 20 eval episodes, 150 steps."""
+    """bc and a second registry name for bc, 2 training seeds each, 20 eval episodes, 150 steps of a 64x64 MLP."""
     from mimetic.algos import METHODS
 
     METHODS["bc-copy"] = "mimetic.algos.bc"  # a second method without depending on other families
     try:
         out = tmp_path_factory.mktemp("compare")
         code = main(["-q", "compare", "reach", "--methods", "bc,bc-copy", "--data", str(reach_demos), "--seeds", "0,1",
-                     "--episodes", "20", "--steps", "150", "--out", str(out)])
+                     "--episodes", "20", "--steps", "150", "--option", "hidden=[64,64]", "--out", str(out)])
         assert code == 0
     finally:
         del METHODS["bc-copy"]
@@ -183,7 +183,7 @@ def test_compare_table_json_and_plots(compared):
 def test_compare_rerun_reuses_finished_runs_and_rejects_bad_input(compared, reach_demos, tmp_path, capsys):
     before = (compared / "runs/bc-seed0/eval.json").stat().st_mtime_ns
     code, out, _ = run(capsys, "compare", "reach", "--methods", "bc", "--data", reach_demos, "--seeds", "0",
-                       "--episodes", 20, "--steps", 150, "--out", compared)
+                       "--episodes", 20, "--steps", 150, "--option", "hidden=[64,64]", "--out", compared)
     assert code == 0 and "| bc |" in out
     assert (compared / "runs/bc-seed0/eval.json").stat().st_mtime_ns == before
     code, _, err = run(capsys, "compare", "reach", "--methods", "bc,nope", "--data", reach_demos, "--out", tmp_path / "x")
@@ -194,7 +194,8 @@ def test_compare_rerun_reuses_finished_runs_and_rejects_bad_input(compared, reac
     code, _, err = run(capsys, "compare", "reach", "--methods", "bc,bc", "--data", reach_demos, "--out", tmp_path / "x")
     assert code == 2 and "twice" in err
     code, _, err = run(capsys, "compare", "reach", "--methods", "bc", "--data", reach_demos, "--seeds", "0",
-                       "--episodes", 20, "--steps", 150, "--option", "obs_noise=0.1", "--out", compared)
+                       "--episodes", 20, "--steps", 150, "--option", "hidden=[64,64]", "--option", "obs_noise=0.1",
+                       "--out", compared)
     assert code == 2 and "another config" in err  # never reuse a run trained differently
     code, _, err = run(capsys, "compare", "reach", "--methods", "bc", "--data", reach_demos, "--option", "nope=1",
                        "--out", tmp_path / "x")
