@@ -69,6 +69,8 @@ def test_random_crop_takes_aligned_windows_at_uniform_offsets():
     batch = {"obs": torch.zeros(2, 1, 3), "image": images[:2]}
     aug = augment_batch(batch, obs_noise=0.0, crop=4, normalizer=None, generator=torch.Generator())
     assert aug["image"].shape[-2:] == (4, 4) and aug["obs"] is batch["obs"] and batch["image"].shape[-1] == W
+    with pytest.raises(MimeticError, match="states only"):
+        augment_batch({"obs": batch["obs"]}, obs_noise=0.0, crop=4, normalizer=None, generator=torch.Generator())
     with pytest.raises(MimeticError, match=">= 0"):
         augment_batch(batch, obs_noise=-0.1, crop=0, normalizer=None, generator=torch.Generator())
 

@@ -6,7 +6,7 @@
   `Policy.loss` takes raw observations and normalizes them itself.
 - `random_crop`: random crops of image tensors (..., C, H, W), one offset per sample; the
   matching `center_crop` is what a policy uses at inference. No image policy exists yet; the
-  trainer applies crops to a batch's `image` entry when there is one.
+  trainer crops a batch's `image` entry, and refuses `random_crop` for state-only batches.
 
 Every random draw comes from an explicit `torch.Generator`, so a run (and its resume) is
 reproducible.
@@ -77,6 +77,8 @@ def augment_batch(batch: dict[str, torch.Tensor], *, obs_noise: float, crop: int
     out = dict(batch)
     if obs_noise > 0:
         out["obs"] = add_obs_noise(batch["obs"], obs_noise, normalizer, generator)
-    if crop > 0 and "image" in batch:
+    if crop > 0:
+        if "image" not in batch:
+            raise MimeticError("random_crop needs image observations, but the training batches hold states only")
         out["image"] = random_crop(batch["image"], crop, generator)
     return out
