@@ -104,12 +104,12 @@ def test_airl_and_ppo_run_and_save(reach_demos, tmp_path):
     ds = Dataset.load(reach_demos)
     tiny = dict(steps=256, num_envs=2, hidden=[16], disc_hidden=[16], batch_size=32, learning_starts=64, log_every=128,
                 rollout_steps=64, ppo_epochs=1, disc_epochs=1)
-    for kind, gen in (("airl", "sac"), ("airl", "ppo"), ("gail", "ppo")):
+    for kind, gen, absorbing in (("airl", "sac", True), ("airl", "ppo", False), ("gail", "ppo", True)):
         run = tmp_path / f"{kind}-{gen}"
-        adv.train_adversarial(kind, adv.AdversarialConfig(generator=gen, **tiny), ds, run, progress=False)
+        adv.train_adversarial(kind, adv.AdversarialConfig(generator=gen, absorbing=absorbing, **tiny), ds, run, progress=False)
         assert load_policy(run).config.env == "reach"
         disc, cfg = adv.load_reward(run)
-        assert cfg["kind"] == kind and cfg["generator"] == gen and cfg["env_steps"] >= 256
+        assert cfg["kind"] == kind and cfg["generator"] == gen and cfg["env_steps"] >= 256 and cfg["absorbing"] == absorbing
         r = adv.learned_rewards(disc, ds.observations[:10], np.zeros((10, 2)), ds.observations[1:11])
         assert np.all(np.isfinite(r))
 

@@ -76,11 +76,11 @@ class AdversarialConfig:
 class Discriminator(nn.Module):
     """GAIL: d(x, a). AIRL: g(x) + gamma h(x') - h(x) - log pi(a|s). x = (normalized obs, absorbing flag)."""
 
-    def __init__(self, kind: str, obs_dim: int, act_dim: int, hidden: list[int], gamma: float):
+    def __init__(self, kind: str, obs_dim: int, act_dim: int, hidden: list[int], gamma: float, absorbing: bool = True):
         super().__init__()
         if kind not in KINDS:
             raise MimeticError(f"unknown adversarial method {kind!r}: use one of {', '.join(KINDS)}")
-        self.kind, self.gamma = kind, gamma
+        self.kind, self.gamma, self.absorbing = kind, gamma, absorbing
         self.obs_norm = Normalizer(obs_dim)
         if kind == "gail":
             self.d = mlp([obs_dim + 1 + act_dim, *hidden, 1], activation=nn.ReLU)
@@ -98,13 +98,15 @@ class Discriminator(nn.Module):
         act = b["act"] * (1 - b["absorbing"].float()[:, None])
         if self.kind == "gail":
             return {"x": x, "act": act}
-        return {"x": x, "x2": self.state_input(b["next_obs"], b["terminal"] | b["absorbing"])}
+        nxt_absorbing = b["terminal"] | b["absorbing"] if self.absorbing else b["absorbing"]
+        return {"x": x, "x2": self.state_input(b["next_obs"], nxt_absorbing), "live": (~b["terminal"]).float()[:, None]}
 
     def f(self, inp: dict) -> torch.Tensor:
         """GAIL: d(s, a); AIRL: f(s, s') = g(s) + gamma h(s') - h(s). Shape (B,)."""
         if self.kind == "gail":
             return self.d(torch.cat([inp["x"], inp["act"]], -1)).squeeze(-1)
-        return (self.g(inp["x"]) + self.gamma * self.h(inp["x2"]) - self.h(inp["x"])).squeeze(-1)
+        h2 = self.h(inp["x2"]) if self.absorbing else self.h(inp["x2"]) * inp["live"]  # h = 0 after a plain termination
+        return (self.g(inp["x"]) + self.gamma * h2 - self.h(inp["x"])).squeeze(-1)
 
     def logits(self, inp: dict, logp: torch.Tensor | None) -> torch.Tensor:
         out = self.f(inp)
@@ -136,9 +138,9 @@ def discriminator_step(disc: Discriminator, opt, expert: dict, agent: dict, poli
     gp = torch.zeros(())
     if grad_penalty > 0:
         eps = torch.rand(len(le), 1)
-        mix = {k: (eps * in_e[k] + (1 - eps) * in_a[k]).detach().requires_grad_(True) for k in in_e}
+        mix = {k: (eps * in_e[k] + (1 - eps) * in_a[k]).detach().requires_grad_(k != "live") for k in in_e}
         out = disc.f(mix)
-        grads = torch.autograd.grad(out.sum(), list(mix.values()), create_graph=True)
+        grads = torch.autograd.grad(out.sum(), [v for k, v in mix.items() if k != "live"], create_graph=True)
         gp = torch.cat(grads, -1).pow(2).sum(-1).mean()
         loss = loss + grad_penalty * gp
     if not torch.isfinite(loss):
@@ -187,9 +189,9 @@ def expert_transitions(dataset, low: np.ndarray, high: np.ndarray, absorbing: bo
         s, t = int(dataset.episode_starts[e]), int(dataset.episode_ends[e])
         nxt = np.concatenate([obs[s + 1 : t], obs[t - 1 : t]])
         term = np.zeros(t - s, bool)
-        term[-1] = absorbing and bool(dataset.episode_terminated[e])
+        term[-1] = bool(dataset.episode_terminated[e])
         buf.add(obs[s:t], act_n[s:t], nxt, term)
-        if term[-1]:
+        if term[-1] and absorbing:
             buf.add(np.zeros((1, obs.shape[1])), np.zeros((1, act.shape[1])), np.zeros((1, obs.shape[1])), [True], [True])
     return buf
 
@@ -250,7 +252,7 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
     policy = TanhGaussianPolicy(pcfg)
     policy.obs_norm.fit(dataset.observations)
     policy.fit_action_bounds(low, high)
-    disc = Discriminator(kind, dataset.obs_dim, dataset.act_dim, list(cfg.disc_hidden), cfg.gamma)
+    disc = Discriminator(kind, dataset.obs_dim, dataset.act_dim, list(cfg.disc_hidden), cfg.gamma, cfg.absorbing)
     disc.obs_norm.load_state_dict(policy.obs_norm.state_dict())
     disc_opt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
     expert = expert_transitions(dataset, low, high, cfg.absorbing)
@@ -315,7 +317,7 @@ def _train_sac(cfg, policy, disc, disc_opt, expert, vec, rng, after_steps, state
             with torch.no_grad():
                 act = policy.sample_action(policy.obs_norm(torch.as_tensor(obs)))[0].numpy()
         nxt, _, term, _ = vec.step(act)
-        buf.add(obs, act, nxt, term & cfg.absorbing)
+        buf.add(obs, act, nxt, term)
         k = int(np.sum(term)) if cfg.absorbing else 0
         if k:
             z = np.zeros((k, c.obs_dim), np.float32)
@@ -358,7 +360,6 @@ def _train_ppo(cfg, policy, disc, disc_opt, expert, vec, rng, after_steps, state
                 roll[k].append(v)
         R = {k: torch.as_tensor(np.stack(v)) for k, v in roll.items()}  # (T, n, ...)
         flat = {k: v.reshape(T * n, *v.shape[2:]) for k, v in R.items()}
-        flat["terminal"] = flat["terminal"] & cfg.absorbing
         flat["absorbing"] = torch.zeros(T * n, dtype=torch.bool)
         # discriminator on this iteration's samples (plus absorbing rows for its terminations)
         agent = _with_absorbing(flat, c) if cfg.absorbing else flat
@@ -401,7 +402,7 @@ def save_reward(disc: Discriminator, directory: Path, meta: dict) -> None:
     atomic_write_bytes(directory / "reward.safetensors", save(state, metadata={"format": "mimetic-adversarial-reward"}))
     hidden = [m.out_features for m in (disc.d if disc.kind == "gail" else disc.g) if isinstance(m, nn.Linear)][:-1]
     atomic_write_json(directory / "config.json", {**meta, "kind": disc.kind, "obs_dim": int(disc.obs_norm.shift.shape[0]),
-                                                   "hidden": hidden, "gamma": disc.gamma, "format": "mimetic-adversarial-reward-1"})
+                                                   "hidden": hidden, "gamma": disc.gamma, "absorbing": disc.absorbing, "format": "mimetic-adversarial-reward-1"})
 
 
 def load_reward(run_dir: str | Path) -> tuple[Discriminator, dict]:
@@ -414,7 +415,8 @@ def load_reward(run_dir: str | Path) -> tuple[Discriminator, dict]:
     directory = Path(run_dir) / REWARD_DIR
     cfg = read_json(directory / "config.json", "learned reward config")
     try:
-        disc = Discriminator(cfg["kind"], int(cfg["obs_dim"]), int(cfg["act_dim"]), list(cfg["hidden"]), float(cfg["gamma"]))
+        disc = Discriminator(cfg["kind"], int(cfg["obs_dim"]), int(cfg["act_dim"]), list(cfg["hidden"]), float(cfg["gamma"]),
+                             bool(cfg.get("absorbing", True)))
     except (KeyError, TypeError, ValueError) as e:
         raise MimeticError(f"{directory / 'config.json'}: not a gail/airl reward config ({e})") from None
     path = directory / "reward.safetensors"
