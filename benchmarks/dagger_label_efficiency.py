@@ -130,7 +130,13 @@ def report(points: list[dict], meta: dict, results: Path) -> None:
     fig.savefig(results / "dagger.png", dpi=100)
     plt.close(fig)
     (results / "dagger.json").write_text(json.dumps({"meta": meta, "points": points}, indent=1) + "\n")
-    print(f"wrote {results / 'dagger.png'} and {results / 'dagger.json'}")
+    lines = ["| method | run | expert labels | success (50 test episodes) | 95% CI |", "|---|---|---|---|---|"]
+    for q in sorted(points, key=lambda q: (q["method"], q["labels"])):
+        lines.append(f"| {q['method']} | {q['run']} | {q['labels']} | {q['success']:.2f} | "
+                     f"[{q['ci95'][0]:.2f}, {q['ci95'][1]:.2f}] |")
+    (results / "dagger_table.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    print(f"wrote {results / 'dagger.png'}, {results / 'dagger.json'} and {results / 'dagger_table.md'}")
 
 
 if __name__ == "__main__":
