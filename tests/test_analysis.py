@@ -303,3 +303,10 @@ def test_report_finds_the_plots_of_a_moved_compare_folder(compared, tmp_path):
     (moved / "compare.json").write_text(json.dumps(res))
     page = render_report([moved], tmp_path / "r.html").read_text()
     assert page.count('<img alt=') == 2
+
+
+def test_compare_all_means_the_supervised_methods():
+    from mimetic.analysis.compare import supervised_methods
+
+    methods = supervised_methods()
+    assert "bc" in methods and "maxent-irl" not in methods  # tabular IRL trains no policy on the offline trainer
