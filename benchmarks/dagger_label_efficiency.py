@@ -46,6 +46,7 @@ def main() -> None:
     p.add_argument("--threshold", type=float, default=0.5, help="HG-DAgger scripted gate |a_learner - a_expert|")
     p.add_argument("--eval-episodes", type=int, default=50)
     p.add_argument("--methods", nargs="+", default=["bc", "dagger", "hg-dagger"])
+    p.add_argument("--tag", default="", help="suffix for the DAgger / HG-DAgger run names (another setting, same demos)")
     args = p.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
@@ -81,7 +82,8 @@ def main() -> None:
     for method in ("dagger", "hg-dagger"):
         if method not in args.methods:
             continue
-        run = out / method
+        label = method + args.tag
+        run = out / label
         sub = out / f"demos-{args.initial_demos}"
         if not (sub / "meta/info.json").exists():
             Dataset.create(sub, [all_demos.episode(i) for i in range(args.initial_demos)], env=args.task,
@@ -92,10 +94,10 @@ def main() -> None:
                            gate="scripted" if method == "hg-dagger" else None, threshold=args.threshold)
         rows = run_dagger(cfg, run, resume=(run / "dagger.json").exists(), progress=False)
         for r in rows:
-            name = f"{method}-iter{r['iteration']}"
-            if (method, name) in done:
+            name = f"{label}-iter{r['iteration']}"
+            if (label, name) in done:
                 continue
-            add({"method": method, "run": name, "labels": r["expert_labels"], "iteration": r["iteration"],
+            add({"method": label, "run": name, "threshold": args.threshold if method == "hg-dagger" else None, "labels": r["expert_labels"], "iteration": r["iteration"],
                  "beta": r.get("beta"), "new_labels": r["new_labels"], "rollout_expert_fraction": r.get("rollout_expert_fraction"),
                  **evaluate_run(run / "iters" / f"{r['iteration']:03d}", args.task, args.eval_episodes)})
     meta = {"task": args.task, "args": vars(args), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -112,7 +114,8 @@ def report(points: list[dict], meta: dict, results: Path) -> None:
 
     results.mkdir(parents=True, exist_ok=True)
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method, marker in (("bc", "s"), ("dagger", "o"), ("hg-dagger", "^")):
+    for method in sorted({q["method"] for q in points}, key=lambda m: (m != "bc", m)):
+        marker = {"bc": "s", "dagger": "o"}.get(method, "^")
         pts = sorted((q for q in points if q["method"] == method), key=lambda q: q["labels"])
         if not pts:
             continue
