@@ -37,11 +37,20 @@ from mimetic.rollout import rollout
 
 torch.set_num_threads(1)
 
+# Small networks and half an update per environment step: the machine these ran on had 2 cores shared by
+# several developers, so CPU time per update is the budget.
+LEAN = dict(hidden=[64, 64], disc_hidden=[64, 64], batch_size=128, lr=1e-3, disc_lr=1e-3)
 TASKS = {
-    # name: env, demos, budgets {generator: env steps}, eval_every, small-network settings
-    "reach": dict(env="reach", demos=50, steps={"sac": 6000, "ppo": 60000}, eval_every={"sac": 1000, "ppo": 10000}),
-    "pendulum": dict(env="gym/Pendulum-v1", demos=10, steps={"sac": 12000, "ppo": 100000}, eval_every={"sac": 2000, "ppo": 20000}),
-    "mw-reach": dict(env="metaworld/reach-v3", demos=10, steps={"sac": 10000, "ppo": 100000}, eval_every={"sac": 2500, "ppo": 20000}),
+    # name: env, demos, env-step budget and evaluation interval per generator, config overrides per generator
+    "reach": dict(env="reach", demos=50, steps={"sac": 4000, "ppo": 40000}, eval_every={"sac": 800, "ppo": 8192},
+                  config={"sac": dict(LEAN, utd=0.5, disc_every=2, learning_starts=400),
+                          "ppo": dict(LEAN, lr=3e-4, num_envs=8, rollout_steps=256, ppo_epochs=5, disc_epochs=2)}),
+    "pendulum": dict(env="gym/Pendulum-v1", demos=10, steps={"sac": 8000, "ppo": 40000}, eval_every={"sac": 1000, "ppo": 8192},
+                     config={"sac": dict(LEAN, utd=0.5, disc_every=2, learning_starts=1000),
+                             "ppo": dict(LEAN, lr=3e-4, num_envs=8, rollout_steps=256, ppo_epochs=5, disc_epochs=2)}),
+    "mw-reach": dict(env="metaworld/reach-v3", demos=10, steps={"sac": 5000, "ppo": 40000}, eval_every={"sac": 2500, "ppo": 20000},
+                     config={"sac": dict(LEAN, utd=0.5, disc_every=2, learning_starts=1000),
+                             "ppo": dict(LEAN, lr=3e-4, num_envs=8, rollout_steps=256, ppo_epochs=5, disc_epochs=2)}),
 }
 
 
@@ -82,9 +91,8 @@ def run_method(task: str, method: str, ds: Dataset, out: Path, ref: dict, args) 
     else:
         kind, gen = method.split("-")
         cfg = AdversarialConfig(generator=gen, steps=spec["steps"][gen], eval_every=spec["eval_every"][gen],
-                                log_every=spec["eval_every"][gen], eval_episodes=args.val_episodes, seed=args.seed)
-        if gen == "ppo":
-            cfg.num_envs, cfg.hidden, cfg.disc_hidden, cfg.rollout_steps = 8, [64, 64], [64, 64], 256
+                                log_every=spec["eval_every"][gen], eval_episodes=args.val_episodes, seed=args.seed,
+                                **spec["config"][gen])
         policy = train_adversarial(kind, cfg, ds, run, progress=False)
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
         curve = [{"env_steps": r["env_steps"], "time_s": r["time_s"], "val_return": r["val_return"],
@@ -142,11 +150,29 @@ def main(argv=None) -> None:
     p.add_argument("--imitation-steps", type=json.loads, default={"reach": 150000, "pendulum": 300000, "mw-reach": 100000})
     p.add_argument("--imitation-eval-every", type=int, default=16384)
     p.add_argument("--imitation-reuse", action="store_true", help="reuse OUT/TASK/imitation-ALGO.json from an earlier run of the same command")
+    p.add_argument("--budget", type=json.loads, default=None, metavar="JSON",
+                   help='override env-step budgets and eval intervals, e.g. {"sac": [12000, 2000]}')
+    p.add_argument("--merge", nargs="+", default=None, metavar="DIR",
+                   help="only write the report from earlier runs' DIR/results.jsonl (runs split across processes), "
+                        "plus OUT/TASK/imitation-ALGO.json where present")
     args = p.parse_args(argv)
     out = Path(args.out)
     results = []
     jsonl = out / "results.jsonl"
     out.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        for d in args.merge:
+            results += [json.loads(x) for x in (Path(d) / "results.jsonl").read_text().splitlines() if x.strip()]
+        args.imitation_reuse = True
+        for task in dict.fromkeys(r["task"] for r in results):
+            ref = next(r["reference"] for r in results if r["task"] == task)
+            for algo in args.imitation_algos:
+                if (out / task / f"imitation-{algo}.json").exists():
+                    results.append(run_imitation(task, out / task / "demos.npz", out, ref, args, algo))
+        args.tasks = []
+    for gen, (steps, every) in (args.budget or {}).items():
+        for spec in TASKS.values():
+            spec["steps"][gen], spec["eval_every"][gen] = steps, every
     for task in args.tasks:
         env = TASKS[task]["env"]
         ds, npz = demonstrations(task, out)

@@ -233,7 +233,7 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
         raise MimeticError(f"{kind} cannot resume a run (its replay buffer is not checkpointed): train again into a new --out")
     run = Path(run_dir)
     if (run / REWARD_DIR / "config.json").exists():
-        raise MimeticError(f"{run} already holds a {kind} run: choose another --out")
+        raise MimeticError(f"{run} already holds a trained reward ({run / REWARD_DIR}): choose another --out")
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
     env_name = env if env is not None else dataset.env_name
