@@ -4,6 +4,10 @@ Training: noise x0 ~ N(0, I), a normalized action chunk x1, t ~ U(0, 1), x_t = (
 the U-Net predicts the velocity x1 - x0 (MSE). Inference: `num_inference_steps` Euler steps of
 dx/dt = v(x, t) from t = 0 to 1 (one step is the straight-line jump), starting from noise drawn
 from the policy's own generator. The time is fed to the U-Net's embedding as 100 t.
+
+Without reflow the learned field is curved where the data is multimodal: one Euler step lands on
+the conditional mean (the average of the modes), so on `reach-bimodal` 1 step fails like MLP
+regression while 2-16 steps pick a mode (benchmarks/results/expressive.md).
 """
 
 from __future__ import annotations
