@@ -229,6 +229,11 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
         raise MimeticError(f"unknown adversarial method {kind!r}: use one of {', '.join(KINDS)}")
     if cfg.generator not in GENERATORS:
         raise MimeticError(f"--generator {cfg.generator!r}: use one of {', '.join(GENERATORS)}")
+    for name in ("steps", "num_envs", "batch_size", "log_every", "disc_every", "rollout_steps", "ppo_epochs", "minibatch_size", "disc_epochs"):
+        if getattr(cfg, name) < 1:
+            raise MimeticError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if not 0 < cfg.gamma < 1:
+        raise MimeticError(f"--gamma must be in (0, 1), got {cfg.gamma}")
     if resume:
         raise MimeticError(f"{kind} cannot resume a run (its replay buffer is not checkpointed): train again into a new --out")
     run = Path(run_dir)
@@ -272,13 +277,13 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
         state["steps"] += n
         bar.update(n)
         s = state["steps"]
-        if s >= state["next_log"] or s >= cfg.steps:
-            state["next_log"] += cfg.log_every
+        if s >= state["next_log"] or s - n < cfg.steps <= s:  # each interval, and once at the end
+            state["next_log"] = (s // cfg.log_every + 1) * cfg.log_every
             rets = vec.finished_returns[-20:]
             row = {"env_steps": s, "time_s": round(time.perf_counter() - t0, 3),
                    "train_return": float(np.mean(rets)) if rets else None, **state["metrics"]}
             if cfg.eval_every and (s >= state["next_eval"] or s >= cfg.steps):
-                state["next_eval"] += cfg.eval_every
+                state["next_eval"] = (s // cfg.eval_every + 1) * cfg.eval_every
                 res = evaluate(PolicyActor(policy), env_name, cfg.eval_episodes, seed=VAL_SEED, env_options=env_options)
                 policy.train()
                 row["val_return"], row["val_success"] = res.mean_return, res.success_rate
@@ -375,8 +380,7 @@ def _train_ppo(cfg, policy, disc, disc_opt, expert, vec, rng, after_steps, state
         adv, ret = ppo.advantages(norm(R["obs"]), norm(R["next_obs"]), r, R["terminal"], R["done"], v_abs)
         m = ppo.update(norm(flat["obs"]), flat["act"], flat["logp"], adv.reshape(-1), ret.reshape(-1), rng)
         state["metrics"].update(m)
-        for _ in range(T):
-            after_steps(n)
+        after_steps(T * n)
 
 
 def _with_absorbing(flat: dict, c) -> dict:
