@@ -34,7 +34,7 @@ from torch import nn
 from mimetic.algos.rl import PPO, SAC, TRAIN_SEED, PPOConfig, ReplayBuffer, SACConfig, VecEnv
 from mimetic.errors import MimeticError
 from mimetic.policies.base import Normalizer, PolicyActor, save_policy
-from mimetic.policies.gaussian import TanhGaussianConfig, TanhGaussianPolicy
+from mimetic.policies.gaussian import OBS_CLIP, TanhGaussianConfig, TanhGaussianPolicy
 from mimetic.policies.mlp import mlp
 from mimetic.progress import progress_bar
 
@@ -90,7 +90,7 @@ class Discriminator(nn.Module):
 
     def state_input(self, obs: torch.Tensor, absorbing: torch.Tensor) -> torch.Tensor:
         flag = absorbing.float()[:, None]
-        return torch.cat([self.obs_norm(obs) * (1 - flag), flag], -1)
+        return torch.cat([self.obs_norm(obs).clamp(-OBS_CLIP, OBS_CLIP) * (1 - flag), flag], -1)
 
     def inputs(self, b: dict) -> dict[str, torch.Tensor]:
         """The differentiable inputs of a batch (what the gradient penalty interpolates)."""

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from mimetic.errors import MimeticError
-from mimetic.policies.gaussian import TanhGaussianPolicy
+from mimetic.policies.gaussian import OBS_CLIP, TanhGaussianPolicy
 from mimetic.policies.mlp import mlp
 
 TRAIN_SEED = 3_000_000  # environment seeds used while training (demos 0.., eval 1e6.., validation 2e6..)
@@ -105,7 +105,7 @@ class SAC:
 
     @staticmethod
     def _q(nets, obs_n, act_n) -> torch.Tensor:
-        x = torch.cat([obs_n, act_n], -1)
+        x = torch.cat([obs_n.clamp(-OBS_CLIP, OBS_CLIP), act_n], -1)
         return torch.cat([n(x) for n in nets], -1)  # (B, 2)
 
     def update(self, obs_n, act_n, next_obs_n, reward, terminal, terminal_value, weight=None) -> dict[str, float]:
@@ -193,13 +193,16 @@ class PPO:
         self.value = mlp([c.obs_dim, *cfg.hidden, 1], activation=nn.Tanh)
         self.opt = torch.optim.Adam([*policy.net.parameters(), *self.value.parameters()], lr=cfg.lr, eps=1e-5)
 
+    def _v(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return self.value(obs_n.clamp(-OBS_CLIP, OBS_CLIP)).squeeze(-1)
+
     def advantages(self, obs_n, next_obs_n, reward, terminated, done, terminal_value):
         """Tensors (T, n, ...): GAE advantages and returns. A truncated step bootstraps from V(next obs);
         a terminated one uses `terminal_value` (T, n)."""
         g, lam = self.cfg.gamma, self.cfg.gae_lambda
         with torch.no_grad():
-            v = self.value(obs_n).squeeze(-1)
-            v2 = torch.where(terminated, terminal_value, self.value(next_obs_n).squeeze(-1))
+            v = self._v(obs_n)
+            v2 = torch.where(terminated, terminal_value, self._v(next_obs_n))
             delta = reward + g * v2 - v
             adv = torch.zeros_like(reward)
             last = torch.zeros_like(reward[0])
@@ -220,7 +223,7 @@ class PPO:
                 logp = self.policy.log_prob(obs_n[i], act_n[i])
                 ratio = (logp - logp_old[i]).exp()
                 pg = -torch.min(ratio * a, ratio.clamp(1 - cfg.clip, 1 + cfg.clip) * a).mean()
-                vf = ((self.value(obs_n[i]).squeeze(-1) - ret[i]) ** 2).mean()
+                vf = ((self._v(obs_n[i]) - ret[i]) ** 2).mean()
                 loss = pg + cfg.vf_coef * vf + cfg.ent_coef * logp.mean()
                 _check_finite(loss, "PPO")
                 self.opt.zero_grad(set_to_none=True)

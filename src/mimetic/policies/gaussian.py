@@ -20,6 +20,7 @@ from mimetic.policies.base import Policy, PolicyConfig
 from mimetic.policies.mlp import mlp
 
 LOG_2 = math.log(2.0)
+OBS_CLIP = 10.0  # normalized observations are clamped to [-OBS_CLIP, OBS_CLIP]
 
 
 @dataclass
@@ -47,6 +48,8 @@ class TanhGaussianPolicy(Policy):
 
     def distribution(self, obs_n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, d) or (B, To, d) normalized observations -> mean, log_std (B, a) of the pre-tanh Gaussian."""
+        # clamped: states far outside the demonstrations (near-constant dimensions have tiny scales) stay bounded
+        obs_n = obs_n.clamp(-OBS_CLIP, OBS_CLIP)
         mean, log_std = self.net(obs_n.reshape(len(obs_n), -1)).chunk(2, dim=-1)
         c = self.config
         log_std = c.log_std_min + 0.5 * (c.log_std_max - c.log_std_min) * (torch.tanh(log_std) + 1)
