@@ -100,8 +100,7 @@ def run_method(name: str, ds: Dataset, work: Path, steps: int, episodes: int) ->
     return out
 
 
-def report(results: list[dict], argv: str, demos: int, episodes: int) -> str:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+def report(results: list[dict], argv: str, demos: int, episodes: int, commit: str) -> str:
     lines = [f"Command: `python benchmarks/expressive.py {argv}`  ",
              f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.processor() or platform.machine()}, "
              f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}, 1 thread.  ",
@@ -138,6 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=None, help="also write the markdown report here")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()  # at the start
     work = Path(args.work)
     demos = work / f"demos{args.demos}"
     if not demos.exists():
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     ds = Dataset.load(demos)
     Dataset_obs = ds.episode(0).observations.astype(np.float32)
     results = [run_method(m, ds, work, args.steps, args.episodes) for m in args.methods]
-    text = report(results, " ".join(argv if argv is not None else __import__("sys").argv[1:]), args.demos, args.episodes)
+    text = report(results, " ".join(argv if argv is not None else __import__("sys").argv[1:]), args.demos, args.episodes, commit)
     print(text)
     if args.out:
         Path(args.out).write_text(text)
