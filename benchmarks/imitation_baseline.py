@@ -99,7 +99,7 @@ def main() -> None:
                   n_disc_updates_per_round=8, venv=venv, gen_algo=learner, reward_net=net, allow_variable_horizon=True)
     curve, t0, done = [], time.perf_counter(), 0
     while done < a.steps:
-        chunk = min(a.eval_every, a.steps - done)
+        chunk = max(min(a.eval_every, a.steps - done), 8 * 1024)  # imitation trains whole rounds (n_envs * n_steps)
         trainer.train(chunk)
         done = learner.num_timesteps
         curve.append({"env_steps": int(done), "time_s": round(time.perf_counter() - t0, 2),
