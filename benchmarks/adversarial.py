@@ -207,8 +207,9 @@ def main(argv=None) -> None:
     lines += ["", "## Curves (validation normalized return at env steps)", ""]
     for r in results:
         if r.get("curve"):
-            pts = ", ".join(f"{c['env_steps']}: {c['normalized']:.2f}" for c in r["curve"])
-            lines.append(f"- {r['task']} / {r['method']}: {pts}")
+            # (runs before the logging fix evaluated the final PPO policy again at every step past the budget)
+            pts = ", ".join(f"{c['env_steps']}: {c['normalized']:.2f}" for c in r["curve"] if c["env_steps"] <= r["env_steps"])
+            lines.append(f"- {r['task']} / {r['method']} ({r['env_steps']} steps): {pts}")
     text = "\n".join(lines) + "\n"
     print(text)
     if args.results:
