@@ -48,10 +48,10 @@ def run(args) -> None:
     torch.set_num_threads(args.threads)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    done = done_keys(out)
     work = Path(tempfile.mkdtemp(prefix="mw-bc-"))
     for task in args.tasks:
         env = f"metaworld/{task}"
+        done = done_keys(out)  # re-read: several processes may share the file, one task each at a time
         todo = [h for h in ["expert"] + args.heads if (task, h) not in done]
         if not todo:
             continue

@@ -159,6 +159,8 @@ def train_policy(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
+        if "torch_rng" in state:  # dropout, diffusion noise and timesteps draw from torch's global generator
+            torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
         best_val_success = float(state.get("best_val_success", -1.0))
         _truncate_metrics(run / "metrics.jsonl", step)
@@ -218,7 +220,7 @@ def train_policy(
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 save_policy(deployable(), run)
                 state = {"model": policy.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                         "step": step, "best_val_success": best_val_success}
+                         "torch_rng": torch.get_rng_state(), "step": step, "best_val_success": best_val_success}
                 if ema is not None:
                     state["ema"] = ema.state_dict()
                 ckpt.mkdir(exist_ok=True)
