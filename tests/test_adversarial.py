@@ -139,6 +139,7 @@ def test_bad_input(reach_demos, tmp_path):
         assert not (tmp_path / p / "config.json").exists()  # nothing half-written
     # the CLI: spaces that do not match, one line, exit status 2
     assert main(["-q", "train", "gail", "--data", str(reach_demos), "--out", str(tmp_path / "f"), "--env", "gym/Pendulum-v1"]) == 2
+    assert main(["-q", "reward", str(reach_demos)]) == 2  # a dataset, not a run with a learned reward
 
 
 def test_diverging_discriminator_is_an_error():
