@@ -6,28 +6,13 @@ steps of a cosine schedule, 10 DDIM steps, EMA 0.995, AdamW with warmup + cosine
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-from mimetic.algos.trainer import TrainConfig, train_supervised
+from mimetic.algos.trainer import method_config, train_supervised
 from mimetic.errors import MimeticError
-from mimetic.policies.diffusion import DiffusionPolicy
+from mimetic.policies.diffusion import DiffusionConfig, DiffusionPolicy
 
 
-@dataclass
-class Config(TrainConfig):
-    ema_decay: float = 0.995
-    n_obs_steps: int = 2
-    horizon: int = 16
-    n_action_steps: int = 8
-    action_start: int | None = None  # default -(n_obs_steps - 1)
-    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])
-    kernel_size: int = 5
-    n_groups: int = 8
-    num_train_timesteps: int = 100
-    num_inference_steps: int = 10
-    prediction_type: str = "epsilon"  # epsilon | sample
-    norm_obs: str = "minmax"
-    norm_action: str = "minmax"
+# action_start None: derived from n_obs_steps (-(To-1), as in Diffusion Policy) unless given
+Config = method_config(DiffusionConfig, ema_decay=0.995, action_start=None)
 
 
 def resolve_action_start(cfg) -> None:
@@ -39,7 +24,7 @@ def resolve_action_start(cfg) -> None:
         raise MimeticError(f"the chunk (horizon {cfg.horizon}, action_start {cfg.action_start}) must contain the current step")
 
 
-def train(cfg: Config, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> DiffusionPolicy:
+def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> DiffusionPolicy:
     resolve_action_start(cfg)
     return train_supervised(DiffusionPolicy, "diffusion", cfg, dataset, run_dir, env=env, env_options=env_options,
                             resume=resume, progress=progress)

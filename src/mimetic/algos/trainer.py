@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import time
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -283,6 +284,38 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             pass
     return out
+
+
+# Policy config fields a method does not expose: they come from the dataset and the environment.
+_DERIVED = ("obs_dim", "act_dim", "env", "env_options")
+
+
+def method_config(policy_config_class, name: str = "Config", **defaults) -> type:
+    """A method's Config dataclass: every TrainConfig field plus the policy's own fields.
+
+    The policy's defaults are used as they are (one place to change them), except where `defaults`
+    overrides a field of either. The CLI turns each field into an option of `mimetic train METHOD`.
+    """
+    hints = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(policy_config_class)}
+    train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+
+    def spec(value):
+        return dataclasses.field(default_factory=lambda: list(value)) if isinstance(value, list) else dataclasses.field(default=value)
+
+    specs = [(k, hints[k], spec(defaults.pop(k))) for k in list(defaults) if k in train_names]
+    for f in dataclasses.fields(policy_config_class):
+        if f.name in _DERIVED or f.name in train_names:
+            continue
+        if f.name in defaults:
+            field = spec(defaults.pop(f.name))
+        elif f.default_factory is not dataclasses.MISSING:
+            field = dataclasses.field(default_factory=f.default_factory)
+        else:
+            field = dataclasses.field(default=f.default)
+        specs.append((f.name, hints[f.name], field))
+    if defaults:
+        raise TypeError(f"method_config: unknown fields {sorted(defaults)} for {policy_config_class.__name__}")
+    return dataclasses.make_dataclass(name, specs, bases=(TrainConfig,))
 
 
 def policy_config(policy_config_class, cfg, dataset: Dataset, env: str | None, env_options: dict | None):
