@@ -40,18 +40,23 @@ def _grid(n: int) -> tuple[int, int]:
     return math.ceil(n / cols), cols
 
 
-def histograms(path: str | Path, series: dict[str, np.ndarray], title: str, prefix: str = "dim") -> Path:
-    """One panel per dimension (at most MAX_DIMS); each series (label -> (N, d)) overlaid as a density histogram."""
+def _dim_panels(d: int):
+    """A figure with one panel per dimension (at most MAX_DIMS): (fig, the used axes in order, how many)."""
     plt = _plt()
-    d = next(iter(series.values())).shape[1]
     shown = min(d, MAX_DIMS)
     rows, cols = _grid(shown)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False, layout="constrained")
-    for j in range(rows * cols):
-        ax = axes[j // cols][j % cols]
-        if j >= shown:
-            ax.axis("off")
-            continue
+    fig, grid = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False, layout="constrained")
+    flat = [ax for row in grid for ax in row]
+    for ax in flat[shown:]:
+        ax.axis("off")
+    return fig, flat[:shown], shown
+
+
+def histograms(path: str | Path, series: dict[str, np.ndarray], title: str, prefix: str = "dim") -> Path:
+    """One panel per dimension (at most MAX_DIMS); each series (label -> (N, d)) overlaid as a density histogram."""
+    d = next(iter(series.values())).shape[1]
+    fig, axes, shown = _dim_panels(d)
+    for j, ax in enumerate(axes):
         lo = min(float(np.min(x[:, j])) for x in series.values() if len(x))
         hi = max(float(np.max(x[:, j])) for x in series.values() if len(x))
         bins = np.linspace(lo, hi if hi > lo else lo + 1e-6, 31)
@@ -61,7 +66,7 @@ def histograms(path: str | Path, series: dict[str, np.ndarray], title: str, pref
         ax.set_title(f"{prefix} {j}", fontsize=9)
         ax.tick_params(labelsize=7)
     if len(series) > 1:
-        axes[0][0].legend(fontsize=7)
+        axes[0].legend(fontsize=7)
     more = f" (first {shown} of {d} dims)" if d > shown else ""
     fig.suptitle(title + more, fontsize=10)
     return _save(fig, path)
@@ -69,16 +74,9 @@ def histograms(path: str | Path, series: dict[str, np.ndarray], title: str, pref
 
 def trajectories(path: str | Path, episodes: Sequence[np.ndarray], title: str, prefix: str = "dim") -> Path:
     """Each dimension over time (one panel per dimension, at most MAX_DIMS), one line per episode."""
-    plt = _plt()
     d = episodes[0].shape[1]
-    shown = min(d, MAX_DIMS)
-    rows, cols = _grid(shown)
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False, layout="constrained")
-    for j in range(rows * cols):
-        ax = axes[j // cols][j % cols]
-        if j >= shown:
-            ax.axis("off")
-            continue
+    fig, axes, shown = _dim_panels(d)
+    for j, ax in enumerate(axes):
         for k, x in enumerate(episodes):
             ax.plot(np.arange(len(x)), x[:, j], lw=1, label=f"episode {k}")
         ax.set_title(f"{prefix} {j}", fontsize=9)
