@@ -1,7 +1,10 @@
 """CPU cost of the chunk policies on one core: ms per predicted chunk and ms per training step.
 
-Uses the reach-bimodal presets of benchmarks/expressive.py (8-d state, 2-d action). The weights
-are untrained: the cost of a forward pass does not depend on their values.
+Two sets of presets: reach-bimodal's (benchmarks/expressive.py, 8-d state, 2-d action) and
+Meta-World's (benchmarks/metaworld_methods.py, 39-d state, 4-d action). Diffusion and flow chunks
+are timed as `predict` runs them (the traced U-Net) and with the eager U-Net (autograd on, as in
+training), to show what the trace saves. The weights are untrained: the cost of a forward pass
+does not depend on their values. Run it on an otherwise idle machine.
 
     python benchmarks/inference_cost.py
 """
@@ -19,33 +22,37 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from expressive import PRESETS, median_ms  # noqa: E402
+from metaworld_methods import METHODS  # noqa: E402
 
 from mimetic.algos import method_module  # noqa: E402
 from mimetic.policies.base import POLICY_TYPES  # noqa: E402
 
-OBS_DIM, ACT_DIM = 8, 2
 POLICY = {"bc": "mlp", "act": "act", "diffusion": "diffusion", "flow": "flow"}
+TASKS = {  # name: (obs dim, act dim, method -> preset)
+    "reach-bimodal": (8, 2, PRESETS),
+    "Meta-World": (39, 4, {"bc": METHODS["bc-mlp"][1], **{m: METHODS[m][1] for m in ("act", "diffusion", "flow")}}),
+}
 
 
-def build(method: str, **overrides):
+def build(method: str, obs_dim: int, act_dim: int, preset: dict, **overrides):
     import importlib
 
     module = method_module(method)
-    cfg = module.Config(**{**PRESETS[method], **overrides})
+    cfg = module.Config(**{**preset, **overrides})
     if hasattr(module, "resolve_action_start"):
         module.resolve_action_start(cfg)
     mod, cls = POLICY_TYPES[POLICY[method]].split(":")
     policy_class = getattr(importlib.import_module(mod), cls)
     names = {f.name for f in dataclasses.fields(policy_class.config_class)}
     pcfg = policy_class.config_class(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names},
-                                     obs_dim=OBS_DIM, act_dim=ACT_DIM)
+                                     obs_dim=obs_dim, act_dim=act_dim)
     return policy_class(pcfg), cfg
 
 
 def train_ms(policy, cfg, repeats: int = 30) -> float:
     c = policy.config
     B = cfg.batch_size
-    batch = {"obs": torch.randn(B, c.n_obs_steps, OBS_DIM), "action": torch.randn(B, c.horizon, ACT_DIM),
+    batch = {"obs": torch.randn(B, c.n_obs_steps, c.obs_dim), "action": torch.randn(B, c.horizon, c.act_dim),
              "action_pad": torch.zeros(B, c.horizon, dtype=torch.bool)}
     opt = torch.optim.AdamW(policy.parameters(), lr=1e-4)
 
@@ -59,24 +66,36 @@ def train_ms(policy, cfg, repeats: int = 30) -> float:
     return median_ms(step, repeats)
 
 
+def eager_ms(policy, obs) -> float | str:
+    """ms per chunk with the eager U-Net (autograd on, so `denoise` does not use the trace)."""
+    if not hasattr(policy, "denoise"):
+        return "-"
+    with torch.enable_grad():
+        return median_ms(lambda: policy.predict_normalized(policy.obs_norm(obs)), 20)
+
+
 def main() -> None:
     torch.set_num_threads(1)
     rows = []
     cases = [("bc", {}), ("act", {}), ("diffusion", {"num_inference_steps": 10}), ("diffusion", {"num_inference_steps": 5}),
-             ("flow", {"num_inference_steps": 4}), ("flow", {"num_inference_steps": 2})]
-    for method, over in cases:
-        policy, cfg = build(method, **over)
-        policy.eval()
-        obs = torch.randn(1, policy.config.n_obs_steps, OBS_DIM)
-        with torch.inference_mode():
-            chunk = median_ms(lambda: policy.predict(obs), 50)
-        rows.append((method, over.get("num_inference_steps", "-"), policy.num_parameters(), chunk,
-                     chunk / max(1, policy.config.n_action_steps), train_ms(policy, cfg), cfg.batch_size))
+             ("flow", {"num_inference_steps": 4}), ("flow", {"num_inference_steps": 2}), ("flow", {"num_inference_steps": 1})]
+    for task, (obs_dim, act_dim, presets) in TASKS.items():
+        for method, over in cases:
+            policy, cfg = build(method, obs_dim, act_dim, presets[method], **over)
+            policy.eval()
+            obs = torch.randn(1, policy.config.n_obs_steps, obs_dim)
+            with torch.inference_mode():
+                chunk = median_ms(lambda: policy.predict(obs), 50)
+            eager = eager_ms(policy, obs)
+            rows.append((task, method, over.get("num_inference_steps", "-"), policy.num_parameters(), chunk,
+                         eager if isinstance(eager, str) else f"{eager:.2f}", chunk / max(1, policy.config.n_action_steps),
+                         train_ms(policy, cfg), cfg.batch_size))
     print(f"{platform.machine()}, torch {torch.__version__}, 1 thread, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-    print("| method | sampling steps | params | ms / chunk | ms / control step (chunk / Ta) | ms / train step (batch) |")
-    print("|---|---|---|---|---|---|")
-    for m, s, n, c, cs, t, b in rows:
-        print(f"| {m} | {s} | {n:,} | {c:.2f} | {cs:.2f} | {t:.1f} ({b}) |")
+    print("| task (dims) | method | sampling steps | params | ms / chunk | ms / chunk, eager U-Net | ms / control step (chunk / Ta) "
+          "| ms / train step (batch) | s / 1000 train steps |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for task, m, s, n, c, e, cs, t, b in rows:
+        print(f"| {task} | {m} | {s} | {n:,} | {c:.2f} | {e} | {cs:.2f} | {t:.1f} ({b}) | {t:.0f} |")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 
     python benchmarks/metaworld_methods.py --methods bc-mlp bc-gmm act diffusion flow \\
         --tasks door-open-v3 reach-v3 --demos 10 --episodes 50 --steps 3000 \\
-        --out benchmarks/results/expressive_metaworld.jsonl
+        --out benchmarks/results/metaworld_methods.jsonl
 
 For each task: `--demos` successful expert demonstrations (seeds 0..), each method trained on all
 of them for `--steps` steps (final checkpoint), `--episodes` evaluation episodes on the seeds
@@ -25,13 +25,16 @@ import torch
 
 from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, table  # the same suite, groups and table as the BC benchmark
 
-METHODS = {  # name: (training method, options); small networks for 39-d state, 4-d action
+METHODS = {  # name: (training method, options); small networks for 39-d state, 4-d action, sized so that
+    # one policy trains in a few minutes on one core (benchmarks/results/metaworld_methods.md)
     "bc-mlp": ("bc", dict(head="deterministic", hidden=[256, 256, 256])),
     "bc-gmm": ("bc", dict(head="gmm", hidden=[256, 256, 256])),
-    "act": ("act", dict(dim_model=128, n_heads=4, dim_feedforward=512, batch_size=128, lr=3e-4)),
-    "diffusion": ("diffusion", dict(down_dims=[64, 128], kernel_size=5, batch_size=128)),
-    "flow": ("flow", dict(down_dims=[64, 128], kernel_size=5, batch_size=128)),
+    "act": ("act", dict(dim_model=64, n_heads=4, dim_feedforward=256, batch_size=64, lr=1e-3)),
+    "diffusion": ("diffusion", dict(down_dims=[32, 64], kernel_size=3, batch_size=128)),
+    "flow": ("flow", dict(down_dims=[32, 64], kernel_size=3, batch_size=128)),
 }
+# sampling steps also evaluated (same checkpoint, rows named e.g. "diffusion-5"); the default's row has the plain name
+SWEEP = {"diffusion": [5], "flow": [1, 2]}
 
 
 def run(args) -> None:
@@ -45,7 +48,7 @@ def run(args) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(out)
-    work = Path(tempfile.mkdtemp(prefix="mw-methods-"))
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mw-methods-"))
     for task in args.tasks:
         env = f"metaworld/{task}"
         todo = [m for m in ["expert"] + args.methods if (task, m) not in done]
@@ -55,7 +58,7 @@ def run(args) -> None:
         for name in todo:
             t0 = time.perf_counter()
             if name == "expert":
-                actor, train_s, params = make_expert(env), 0.0, 0
+                actor, policy, train_s, params = make_expert(env), None, 0.0, 0
             else:
                 method, options = METHODS[name]
                 module = method_module(method)
@@ -64,14 +67,21 @@ def run(args) -> None:
                 policy = module.train(cfg, ds, work / task / name, progress=False)
                 train_s, params = time.perf_counter() - t0, policy.num_parameters()
                 actor = PolicyActor(policy)
-            res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)
-            row = {"task": task, "group": GROUP_OF.get(task, "other"), "policy": name,
-                   "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
-                   "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": args.steps if name != "expert" else 0,
-                   "parameters": params, "train_s": round(train_s, 1), "total_s": round(time.perf_counter() - t0, 1)}
-            with open(out, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            print(json.dumps(row), flush=True)
+            variants = [(name, None)] + [(f"{name}-{k}", k) for k in SWEEP.get(name, []) if (task, f"{name}-{k}") not in done]
+            for row_name, steps in variants:
+                if steps is not None:
+                    policy.config.num_inference_steps = steps
+                    actor = PolicyActor(policy)
+                t1 = time.perf_counter()
+                res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)
+                row = {"task": task, "group": GROUP_OF.get(task, "other"), "policy": row_name,
+                       "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
+                       "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": args.steps if name != "expert" else 0,
+                       "sampling_steps": getattr(getattr(policy, "config", None), "num_inference_steps", None),
+                       "parameters": params, "train_s": round(train_s, 1), "eval_s": round(time.perf_counter() - t1, 1)}
+                with open(out, "a") as f:
+                    f.write(json.dumps(row) + "\n")
+                print(json.dumps(row), flush=True)
 
 
 def main() -> None:
@@ -84,7 +94,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
-    p.add_argument("--out", default="benchmarks/results/expressive_metaworld.jsonl")
+    p.add_argument("--out", default="benchmarks/results/metaworld_methods.jsonl")
+    p.add_argument("--work", default="", help="keep datasets and trained runs here (default: a temporary folder)")
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     if not args.table_only:

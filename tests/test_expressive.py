@@ -170,6 +170,31 @@ def test_flow_euler_with_an_exact_velocity_returns_the_data(steps):
     assert torch.allclose(policy.predict_normalized(torch.zeros(4, 2, 8)), x1, atol=1e-5)
 
 
+@pytest.mark.parametrize("name", ["diffusion", "flow"])
+def test_sampling_trace_computes_the_eager_network(name):
+    """predict() runs a TorchScript trace of the U-Net; it must equal the eager module and follow its weights."""
+    import copy
+
+    cls, cfg = TINY[name]
+    policy, other = cls(cfg).eval(), cls(cfg).eval()
+    obs_n = torch.randn(5, cfg.n_obs_steps, cfg.obs_dim)
+
+    def sample(p, traced: bool):
+        p._gen = None  # restart the sampling generator: the same initial noise for both paths
+        with torch.set_grad_enabled(not traced):
+            return p.predict_normalized(obs_n).detach()
+
+    fast = sample(policy, traced=True)
+    assert len(policy._traced) == 1  # the trace was built and used
+    assert torch.allclose(fast, sample(policy, traced=False), atol=1e-5)
+    policy.load_state_dict(other.state_dict())  # in-place weight change: the trace must see it
+    assert torch.allclose(sample(policy, traced=True), sample(other, traced=False), atol=1e-5)
+    assert not torch.allclose(fast, sample(policy, traced=True), atol=1e-3)
+    assert copy.deepcopy(policy)._traced == {}  # a copy traces its own parameters
+    policy.train()
+    assert policy._traced == {}
+
+
 def test_bad_configs():
     from mimetic.errors import MimeticError
 

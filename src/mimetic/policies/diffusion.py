@@ -74,16 +74,17 @@ class DiffusionPolicy(ChunkGenerativePolicy):
         cond = self.condition(obs_n)
         x = self.noise((len(obs_n), c.horizon, c.act_dim))
         ts = self.timesteps(steps)
+        abar = self.alphas_cumprod.tolist()
         for i, t in enumerate(ts):
-            ab = self.alphas_cumprod[t]
-            ab_prev = self.alphas_cumprod[ts[i + 1]] if i + 1 < len(ts) else torch.tensor(1.0)
-            out = self.model(x, torch.full((len(x),), t), cond)
+            ab = abar[t]
+            ab_prev = abar[ts[i + 1]] if i + 1 < len(ts) else 1.0
+            out = self.denoise(x, torch.full((len(x),), t), cond)
             if c.prediction_type == "epsilon":
-                x0 = (x - (1 - ab).sqrt() * out) / ab.sqrt()
+                x0 = (x - math.sqrt(1 - ab) * out) / math.sqrt(ab)
             else:
                 x0 = out
             if c.clip_sample:
                 x0 = x0.clamp(-1, 1)
-            eps = (x - ab.sqrt() * x0) / (1 - ab).sqrt()
-            x = ab_prev.sqrt() * x0 + (1 - ab_prev).sqrt() * eps
+            eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)
+            x = math.sqrt(ab_prev) * x0 + math.sqrt(1 - ab_prev) * eps
         return x

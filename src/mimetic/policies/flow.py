@@ -48,5 +48,5 @@ class FlowPolicy(ChunkGenerativePolicy):
         dt = 1.0 / steps
         for i in range(steps):
             t = torch.full((len(x),), TIME_SCALE * i * dt)
-            x = x + dt * self.model(x, t, cond)
+            x = x + dt * self.denoise(x, t, cond)
         return x.clamp(-1, 1) if c.clip_sample else x

@@ -6,12 +6,17 @@ The network maps a noisy action chunk x (B, H, a), a noise level / time t (B,) a
 modulates its features with a per-channel scale and bias computed from [embed(t), condition].
 
 `ChunkGenerativePolicy` holds what diffusion and flow share: config fields, the U-Net, the
-condition, the validation of the chunk sizes, and a sampling generator.
+condition, the validation of the chunk sizes, a sampling generator, and `denoise`, the U-Net call
+used while sampling: outside training and autograd it runs a TorchScript trace of the U-Net (one
+per batch size and device, sharing the live parameters), which removes most of the Python per-op
+overhead that dominates a small U-Net on a CPU (about 3x faster per sampling step; measured in
+benchmarks/inference_cost.py). The trace computes the same function as the eager module.
 """
 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import torch
@@ -39,17 +44,16 @@ class ConvBlock(nn.Sequential):
 
 
 class FiLMResBlock(nn.Module):
-    """conv -> FiLM(scale, bias from the condition) -> conv, plus a residual connection."""
+    """conv -> FiLM(per-channel scale, bias computed from the condition) -> conv, plus a residual connection."""
 
-    def __init__(self, c_in: int, c_out: int, cond_dim: int, kernel: int, groups: int):
+    def __init__(self, c_in: int, c_out: int, kernel: int, groups: int):
         super().__init__()
+        self.c_out = c_out
         self.block1 = ConvBlock(c_in, c_out, kernel, groups)
         self.block2 = ConvBlock(c_out, c_out, kernel, groups)
-        self.film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * c_out))
         self.residual = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        scale, bias = self.film(cond)[:, :, None].chunk(2, dim=1)
+    def forward(self, x: torch.Tensor, scale: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
         h = self.block1(x) * scale + bias
         return self.block2(h) + self.residual(x)
 
@@ -60,35 +64,40 @@ class ConditionalUnet1D(nn.Module):
         super().__init__()
         self.time_embed = nn.Sequential(SinusoidalEmbedding(time_embed_dim), nn.Linear(time_embed_dim, 4 * time_embed_dim),
                                         nn.Mish(), nn.Linear(4 * time_embed_dim, time_embed_dim))
-        cd = time_embed_dim + cond_dim
         dims = [act_dim, *down_dims]
         self.down = nn.ModuleList()
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
             last = i == len(down_dims) - 1
-            self.down.append(nn.ModuleList([FiLMResBlock(a, b, cd, kernel, groups), FiLMResBlock(b, b, cd, kernel, groups),
+            self.down.append(nn.ModuleList([FiLMResBlock(a, b, kernel, groups), FiLMResBlock(b, b, kernel, groups),
                                             nn.Conv1d(b, b, 3, stride=2, padding=1) if not last else nn.Identity()]))
         mid = down_dims[-1]
-        self.mid = nn.ModuleList([FiLMResBlock(mid, mid, cd, kernel, groups), FiLMResBlock(mid, mid, cd, kernel, groups)])
+        self.mid = nn.ModuleList([FiLMResBlock(mid, mid, kernel, groups), FiLMResBlock(mid, mid, kernel, groups)])
         self.up = nn.ModuleList()
         for a, b in reversed(list(zip(dims[1:-1], dims[2:]))):  # level b (with its skip) -> a, upsampled x2
-            self.up.append(nn.ModuleList([FiLMResBlock(2 * b, a, cd, kernel, groups), FiLMResBlock(a, a, cd, kernel, groups),
+            self.up.append(nn.ModuleList([FiLMResBlock(2 * b, a, kernel, groups), FiLMResBlock(a, a, kernel, groups),
                                           nn.ConvTranspose1d(a, a, 4, stride=2, padding=1)]))
         self.final = nn.Sequential(ConvBlock(down_dims[0], down_dims[0], kernel, groups), nn.Conv1d(down_dims[0], act_dim, 1))
+        # The FiLM scales and biases of all blocks, in the order forward() uses them, from one Mish + Linear of
+        # [embed(t), cond] (the same function as one Linear per block, in one call instead of one per block).
+        blocks = [b for level in self.down for b in level[:2]] + list(self.mid) + [b for level in self.up for b in level[:2]]
+        self.film_sizes = [c for b in blocks for c in (b.c_out, b.c_out)]
+        self.film = nn.Sequential(nn.Mish(), nn.Linear(time_embed_dim + cond_dim, sum(self.film_sizes)))
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """x (B, H, a), t (B,), cond (B, cond_dim) -> (B, H, a)."""
-        c = torch.cat([self.time_embed(t), cond], dim=-1)
+        film = iter(self.film(torch.cat([self.time_embed(t), cond], dim=-1))[:, :, None].split(self.film_sizes, dim=1))
         h = x.transpose(1, 2)
         skips = []
         for res1, res2, down in self.down:
-            h = res2(res1(h, c), c)
+            h = res1(h, next(film), next(film))
+            h = res2(h, next(film), next(film))
             skips.append(h)
             h = down(h)
         for block in self.mid:
-            h = block(h, c)
+            h = block(h, next(film), next(film))
         for res1, res2, up in self.up:
-            h = torch.cat([h, skips.pop()], dim=1)
-            h = up(res2(res1(h, c), c))
+            h = res1(torch.cat([h, skips.pop()], dim=1), next(film), next(film))
+            h = up(res2(h, next(film), next(film)))
         return self.final(h).transpose(1, 2)
 
 
@@ -127,12 +136,32 @@ class ChunkGenerativePolicy(Policy):
         self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * config.obs_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
         self._gen: torch.Generator | None = None
+        self._traced: dict[tuple, torch.jit.ScriptModule] = {}
 
     def noise(self, shape: tuple[int, ...]) -> torch.Tensor:
         """Initial noise for sampling, from the policy's own seeded generator."""
         if self._gen is None:
             self._gen = torch.Generator().manual_seed(self.config.sample_seed)
         return torch.randn(shape, generator=self._gen)
+
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """One U-Net evaluation during sampling: the traced U-Net when no gradient is needed, else eager."""
+        if self.training or torch.is_grad_enabled():
+            return self.model(x, t, cond)
+        key = (x.shape[0], x.device, x.dtype)
+        traced = self._traced.get(key)
+        if traced is None:
+            with warnings.catch_warnings():  # torch.jit.trace warns that it is deprecated in favour of torch.compile,
+                warnings.simplefilter("ignore")  # which compiles for tens of seconds on a CPU and runs slower here
+                traced = self._traced[key] = torch.jit.trace(self.model, (x, t, cond), check_trace=False)
+        return traced(x, t, cond)
+
+    def train(self, mode: bool = True):
+        self._traced.clear()  # traces hold references to the parameters; drop them when anything may change
+        return super().train(mode)
+
+    def __getstate__(self):  # copies (e.g. the trainer's EMA) must trace their own parameters, not share these traces
+        return {**self.__dict__, "_traced": {}}
 
     def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
         return obs_n.reshape(len(obs_n), -1)
