@@ -76,8 +76,13 @@ def run(args) -> None:
             print(json.dumps(row), flush=True)
 
 
-def table(path: Path, policies: list[str]) -> str:
+def load_rows(path: Path, rename: dict[str, str] | None = None) -> list[dict]:
+    """The JSON lines of a results file, with policy names mapped through `rename`."""
     rows = [json.loads(l) for l in path.read_text().splitlines()]
+    return [{**r, "policy": (rename or {}).get(r["policy"], r["policy"])} for r in rows]
+
+
+def table(rows: list[dict], policies: list[str]) -> str:
     by = {(r["task"], r["policy"]): r for r in rows}
     tasks = [t for t in DEV_SUITE if any((t, p) in by for p in policies)] + sorted(
         {r["task"] for r in rows} - set(DEV_SUITE))
@@ -94,7 +99,8 @@ def table(path: Path, policies: list[str]) -> str:
         cells = []
         for p in policies:
             vals = [by[(t, p)]["success_rate"] for t in ts if (t, p) in by]
-            cells.append(f"{np.mean(vals):.2f}" if vals else "–")
+            partial = f" ({len(vals)}/{len(ts)} tasks)" if 0 < len(vals) < len(ts) else ""
+            cells.append(f"{np.mean(vals):.2f}{partial}" if vals else "–")
         lines.append(f"| {g} | {len(ts)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -117,7 +123,7 @@ def main() -> None:
         run(args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\ncommit {commit}\n")
-    print(table(Path(args.out), ["expert"] + args.heads))
+    print(table(load_rows(Path(args.out)), ["expert"] + args.heads))
 
 
 if __name__ == "__main__":

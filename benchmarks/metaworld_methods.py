@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, table  # the same suite, groups and table as the BC benchmark
+from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, load_rows, table  # the suite, groups and table of the BC benchmark
 
 METHODS = {  # name: (training method, options); small networks for 39-d state, 4-d action, sized so that
     # one policy trains in a few minutes on one core (benchmarks/results/metaworld_methods.md)
@@ -96,13 +96,28 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/metaworld_methods.jsonl")
     p.add_argument("--work", default="", help="keep datasets and trained runs here (default: a temporary folder)")
+    p.add_argument("--bc-from", default="", help="also tabulate bc-mlp / bc-gmm rows from this metaworld_bc.py results file")
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     if not args.table_only:
         run(args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\ncommit {commit}\n")
-    print(table(Path(args.out), ["expert"] + args.methods))
+    rows = load_rows(Path(args.out))
+    policies = ["expert"] + [m for m in args.methods if m not in SWEEP] + [m for m in args.methods if m in SWEEP]
+    if args.bc_from:  # BC rows of benchmarks/metaworld_bc.py (same demonstrations and evaluation seeds)
+        rows += [r for r in load_rows(Path(args.bc_from), {"deterministic": "bc-mlp", "gmm": "bc-gmm"})
+                 if r["policy"] in ("bc-mlp", "bc-gmm") and (r["task"], r["policy"]) not in {(x["task"], x["policy"]) for x in rows}]
+        policies = ["expert", "bc-mlp", "bc-gmm"] + [p for p in policies[1:] if p not in ("bc-mlp", "bc-gmm")]
+    sweep = [f"{m}-{k}" for m in args.methods for k in SWEEP.get(m, [])]
+    print(table(rows, policies))
+    print("\nsampling steps (diffusion: DDIM steps, default 10; flow: Euler steps, default 4):\n")
+    print(table(rows, [p for p in policies if p in SWEEP] + sweep))
+    print("\ntraining seconds per policy (median over tasks, one thread, --steps steps):\n")
+    for p in policies[1:]:
+        ts = sorted(r["train_s"] for r in rows if r["policy"] == p)
+        if ts:
+            print(f"- {p}: {ts[len(ts) // 2]:.0f} s ({len(ts)} tasks)")
 
 
 if __name__ == "__main__":
