@@ -70,7 +70,7 @@ def run(args) -> None:
             variants = [(name, None)] + [(f"{name}-{k}", k) for k in SWEEP.get(name, []) if (task, f"{name}-{k}") not in done]
             for row_name, steps in variants:
                 if steps is not None:
-                    policy.config.num_inference_steps = steps
+                    policy.set_sampling_steps(steps)
                     actor = PolicyActor(policy)
                 t1 = time.perf_counter()
                 res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)

@@ -234,6 +234,14 @@ def test_cli_train_eval_resume(method, options, bimodal_demos, tmp_path, capsys)
     assert json.loads((tmp_path / "e.json").read_text())["episodes"] == 4
     if method == "act":
         assert run(capsys, "eval", run_dir, "--episodes", 2, "--temporal-ensemble", 0.1)[0] == 0
+        code, _, err = run(capsys, "eval", run_dir, "--episodes", 2, "--sampling-steps", 2)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "only diffusion and flow" in err, err
+    else:
+        code, out, err = run(capsys, "eval", run_dir, "--episodes", 2, "--sampling-steps", 2)
+        assert code == 0 and "on reach-bimodal" in out, err
+        bad = 101 if method == "diffusion" else 0  # diffusion: at most its 100 training timesteps
+        code, _, err = run(capsys, "eval", run_dir, "--episodes", 2, "--sampling-steps", bad)
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "sampling steps must be in" in err, err
     code, _, err = run(capsys, "train", method, "--out", run_dir, "--resume", "--steps", 30)
     assert code == 0, err
     steps = [json.loads(l)["step"] for l in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -127,8 +127,10 @@ def _check_env_matches(env: str, env_options: dict, dataset) -> None:
                            f"{dataset.act_dim}, but environment {env!r} has {obs_dim} and {act_dim}")
 
 
-def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None):
-    """The actor to evaluate: the env's expert, or the policy checkpoint in `run`."""
+def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None,
+               sampling_steps: int | None = None):
+    """The actor to evaluate: the env's expert, or the policy checkpoint in `run` (diffusion / flow
+    sampling with `sampling_steps` steps instead of the checkpoint's own number, if given)."""
     from mimetic.envs import make_env, make_expert
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
 
@@ -138,6 +140,10 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
     e = make_env(env, **env_options)
     check_compatible(policy, int(e.observation_space.shape[0]), int(e.action_space.shape[0]), str(run))
     e.close()
+    if sampling_steps is not None:
+        if not hasattr(policy, "set_sampling_steps"):
+            raise MimeticError(f"--sampling-steps: {run} holds a {policy.type_name} policy; only diffusion and flow sample in steps")
+        policy.set_sampling_steps(sampling_steps)
     return PolicyActor(policy, temporal_ensemble=ensemble)
 
 
@@ -154,7 +160,7 @@ def cmd_eval(args) -> None:
         env, env_options = c.env, env_options or dict(c.env_options)
     if env is None:
         raise MimeticError("eval: --env ENV is required (the checkpoint does not name its environment)")
-    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble)
+    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps)
     res = evaluate(actor, env, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
                    progress=not args.quiet)
     who = "expert" if args.expert else args.run
@@ -330,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-envs", type=int, default=16)
     s.add_argument("--temporal-ensemble", type=float, default=None, metavar="M",
                    help="ACT-style temporal ensembling with weights exp(-M*i)")
+    s.add_argument("--sampling-steps", type=int, default=None, metavar="N",
+                   help="diffusion / flow: sample with N DDIM / Euler steps (default: the checkpoint's num_inference_steps)")
     s.add_argument("--json", default=None, help="write the results as JSON here")
     s.set_defaults(fn=cmd_eval)
 

@@ -144,6 +144,13 @@ class ChunkGenerativePolicy(Policy):
             self._gen = torch.Generator().manual_seed(self.config.sample_seed)
         return torch.randn(shape, generator=self._gen)
 
+    def set_sampling_steps(self, steps: int) -> None:
+        """Sample with `steps` denoising (DDIM) or integration (Euler) steps from now on."""
+        limit = getattr(self.config, "num_train_timesteps", None)
+        if steps < 1 or (limit is not None and steps > limit):
+            raise MimeticError(f"sampling steps must be in 1..{limit or 'any'}, got {steps}")
+        self.config.num_inference_steps = steps
+
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """One U-Net evaluation during sampling: the traced U-Net when no gradient is needed, else eager."""
         if self.training or torch.is_grad_enabled():
