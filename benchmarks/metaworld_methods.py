@@ -7,9 +7,12 @@
 
 For each task: `--demos` successful expert demonstrations (seeds 0..), each method trained on all
 of them for `--steps` steps (final checkpoint), `--episodes` evaluation episodes on the seeds
-1_000_000.. (the same for every method), and the expert on those seeds. One JSON line per
-(task, method) is appended to --out, so an interrupted run resumes where it stopped; the markdown
-table (per task and per difficulty group) is printed at the end, or alone with --table-only.
+1_000_000.. (the same for every method), and the expert on those seeds. Each checkpoint is also
+evaluated in its VARIANTS (other sampling steps, ACT's temporal ensembling), every one reported:
+none is picked on the evaluation seeds. One JSON line per (task, row) is appended to --out, so an
+interrupted run resumes where it stopped (with --work, missing variants reuse the saved checkpoint);
+the markdown tables are printed at the end, or alone with --table-only (--bc-from adds the BC rows
+of benchmarks/metaworld_bc.py, which uses the same demonstrations and evaluation seeds).
 """
 
 from __future__ import annotations
@@ -33,16 +36,20 @@ METHODS = {  # name: (training method, options); small networks for 39-d state, 
     "diffusion": ("diffusion", dict(down_dims=[32, 64], kernel_size=3, batch_size=128)),
     "flow": ("flow", dict(down_dims=[32, 64], kernel_size=3, batch_size=128)),
 }
-# sampling steps also evaluated (same checkpoint, rows named e.g. "diffusion-5"); the default's row has the plain name
-SWEEP = {"diffusion": [5], "flow": [1, 2]}
+# Variants evaluated on the same checkpoint (rows named e.g. "diffusion-5"; the default's row has the plain
+# name): diffusion / flow with other sampling steps, ACT with temporal ensembling (a chunk every step).
+VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
+            "flow": {"flow-1": dict(sampling_steps=1), "flow-2": dict(sampling_steps=2)},
+            "act": {"act-te": dict(temporal_ensemble=0.1)}}
 
 
 def run(args) -> None:
     from mimetic.algos import method_module
     from mimetic.collect import collect
+    from mimetic.data import Dataset
     from mimetic.envs import make_expert
     from mimetic.evaluate import EVAL_SEED, evaluate
-    from mimetic.policies.base import PolicyActor
+    from mimetic.policies.base import PolicyActor, load_policy
 
     torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -51,34 +58,48 @@ def run(args) -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mw-methods-"))
     for task in args.tasks:
         env = f"metaworld/{task}"
-        todo = [m for m in ["expert"] + args.methods if (task, m) not in done]
+        rows = {m: [m, *VARIANTS.get(m, {})] for m in ["expert"] + args.methods}
+        todo = [m for m, names in rows.items() if any((task, n) not in done for n in names)]
         if not todo:
             continue
-        ds = collect(env, work / task / "demos", args.demos, seed=0, only_success=True, progress=False)
+        demos = work / task / "demos"
+        ds = Dataset.load(demos) if (demos / "meta/info.json").exists() else \
+            collect(env, demos, args.demos, seed=0, only_success=True, progress=False)
         for name in todo:
             t0 = time.perf_counter()
+            run_dir = work / task / name
             if name == "expert":
-                actor, policy, train_s, params = make_expert(env), None, 0.0, 0
+                policy, train_s = None, 0.0
+            elif (task, name) in done and (run_dir / "config.json").exists():  # only variants missing: reuse the checkpoint
+                policy = load_policy(run_dir)
+                train_s = next(r["train_s"] for r in map(json.loads, out.read_text().splitlines())
+                               if (r["task"], r["policy"]) == (task, name))
             else:
                 method, options = METHODS[name]
                 module = method_module(method)
                 cfg = module.Config(**options, steps=args.steps, val_fraction=0.0, seed=args.seed, log_every=args.steps,
                                     ckpt_every=args.steps)
-                policy = module.train(cfg, ds, work / task / name, progress=False)
-                train_s, params = time.perf_counter() - t0, policy.num_parameters()
-                actor = PolicyActor(policy)
-            variants = [(name, None)] + [(f"{name}-{k}", k) for k in SWEEP.get(name, []) if (task, f"{name}-{k}") not in done]
-            for row_name, steps in variants:
-                if steps is not None:
-                    policy.set_sampling_steps(steps)
-                    actor = PolicyActor(policy)
+                policy = module.train(cfg, ds, run_dir, progress=False)
+                train_s = time.perf_counter() - t0
+            default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)
+            for row_name, opts in [(name, {})] + list(VARIANTS.get(name, {}).items()):
+                if (task, row_name) in done:
+                    continue
+                if policy is None:
+                    actor = make_expert(env)
+                else:
+                    if default_steps:
+                        policy.set_sampling_steps(opts.get("sampling_steps", default_steps))
+                    actor = PolicyActor(policy, temporal_ensemble=opts.get("temporal_ensemble"))
                 t1 = time.perf_counter()
                 res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)
                 row = {"task": task, "group": GROUP_OF.get(task, "other"), "policy": row_name,
                        "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
-                       "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": args.steps if name != "expert" else 0,
-                       "sampling_steps": getattr(getattr(policy, "config", None), "num_inference_steps", None),
-                       "parameters": params, "train_s": round(train_s, 1), "eval_s": round(time.perf_counter() - t1, 1)}
+                       "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": args.steps if policy else 0,
+                       "sampling_steps": opts.get("sampling_steps", default_steps),
+                       "temporal_ensemble": opts.get("temporal_ensemble"),
+                       "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
+                       "eval_s": round(time.perf_counter() - t1, 1)}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -104,15 +125,15 @@ def main() -> None:
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\ncommit {commit}\n")
     rows = load_rows(Path(args.out))
-    policies = ["expert"] + [m for m in args.methods if m not in SWEEP] + [m for m in args.methods if m in SWEEP]
+    policies = ["expert"] + args.methods
     if args.bc_from:  # BC rows of benchmarks/metaworld_bc.py (same demonstrations and evaluation seeds)
         rows += [r for r in load_rows(Path(args.bc_from), {"deterministic": "bc-mlp", "gmm": "bc-gmm"})
                  if r["policy"] in ("bc-mlp", "bc-gmm") and (r["task"], r["policy"]) not in {(x["task"], x["policy"]) for x in rows}]
         policies = ["expert", "bc-mlp", "bc-gmm"] + [p for p in policies[1:] if p not in ("bc-mlp", "bc-gmm")]
-    sweep = [f"{m}-{k}" for m in args.methods for k in SWEEP.get(m, [])]
     print(table(rows, policies))
-    print("\nsampling steps (diffusion: DDIM steps, default 10; flow: Euler steps, default 4):\n")
-    print(table(rows, [p for p in policies if p in SWEEP] + sweep))
+    print("\nvariants of the same checkpoints (diffusion: DDIM steps, default 10; flow: Euler steps, default 4; "
+          "act-te: ACT with temporal ensembling, m = 0.1):\n")
+    print(table(rows, [v for m in args.methods if m in VARIANTS for v in [m, *VARIANTS[m]]]))
     print("\ntraining seconds per policy (median over tasks, one thread, --steps steps):\n")
     for p in policies[1:]:
         ts = sorted(r["train_s"] for r in rows if r["policy"] == p)
