@@ -69,18 +69,18 @@ def run(args) -> None:
             t0 = time.perf_counter()
             run_dir = work / task / name
             if name == "expert":
-                policy, train_s = None, 0.0
+                policy, train_s, steps = None, 0.0, 0
             elif (task, name) in done and (run_dir / "config.json").exists():  # only variants missing: reuse the checkpoint
                 policy = load_policy(run_dir)
-                train_s = next(r["train_s"] for r in map(json.loads, out.read_text().splitlines())
-                               if (r["task"], r["policy"]) == (task, name))
+                main_row = next(r for r in map(json.loads, out.read_text().splitlines()) if (r["task"], r["policy"]) == (task, name))
+                train_s, steps = main_row["train_s"], main_row["steps"]
             else:
                 method, options = METHODS[name]
                 module = method_module(method)
                 cfg = module.Config(**options, steps=args.steps, val_fraction=0.0, seed=args.seed, log_every=args.steps,
                                     ckpt_every=args.steps)
                 policy = module.train(cfg, ds, run_dir, progress=False)
-                train_s = time.perf_counter() - t0
+                train_s, steps = time.perf_counter() - t0, args.steps
             default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)
             for row_name, opts in [(name, {})] + list(VARIANTS.get(name, {}).items()):
                 if (task, row_name) in done:
@@ -95,7 +95,7 @@ def run(args) -> None:
                 res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)
                 row = {"task": task, "group": GROUP_OF.get(task, "other"), "policy": row_name,
                        "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
-                       "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": args.steps if policy else 0,
+                       "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": steps,
                        "sampling_steps": opts.get("sampling_steps", default_steps),
                        "temporal_ensemble": opts.get("temporal_ensemble"),
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
