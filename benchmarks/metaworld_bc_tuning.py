@@ -27,6 +27,7 @@ VARIANTS = {
     "gmm-std0.001": dict(head="gmm", min_std=0.001),
     "gmm-std0.05": dict(head="gmm", min_std=0.05),
     "gmm-std0.2": dict(head="gmm", min_std=0.2),
+    "gmm-hist2": dict(head="gmm", min_std=0.05, n_obs_steps=2),
 }
 
 
