@@ -46,9 +46,6 @@ class DiffusionPolicy(ChunkGenerativePolicy):
     def __init__(self, config: DiffusionConfig):
         if config.prediction_type not in PREDICTION_TYPES:
             raise MimeticError(f"prediction_type must be one of {', '.join(PREDICTION_TYPES)}, got {config.prediction_type!r}")
-        if not 1 <= config.num_inference_steps <= config.num_train_timesteps:
-            raise MimeticError(f"num_inference_steps must be in 1..num_train_timesteps={config.num_train_timesteps}, "
-                               f"got {config.num_inference_steps}")
         super().__init__(config)
         self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(config.num_train_timesteps), persistent=False)
 

@@ -119,6 +119,13 @@ class ChunkGenerativeConfig(PolicyConfig):
     sample_seed: int = 0  # seed of the generator that draws the initial noise at inference
 
 
+def check_sampling_steps(config: ChunkGenerativeConfig, steps: int) -> None:
+    """Sampling steps: at least 1, and for diffusion at most its number of training timesteps."""
+    limit = getattr(config, "num_train_timesteps", None)
+    if steps < 1 or (limit is not None and steps > limit):
+        raise MimeticError(f"sampling steps must be in 1..{limit or 'any'}, got {steps} (num_inference_steps)")
+
+
 class ChunkGenerativePolicy(Policy):
     """Shared part of DiffusionPolicy and FlowPolicy: the U-Net on action chunks, conditioned on observations."""
 
@@ -130,8 +137,7 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"down_dims {config.down_dims} must be positive multiples of n_groups={config.n_groups}")
         if config.horizon % (2 ** (levels - 1)):
             raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
-        if config.num_inference_steps < 1:
-            raise MimeticError(f"num_inference_steps must be >= 1, got {config.num_inference_steps}")
+        check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
         self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * config.obs_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
@@ -146,9 +152,7 @@ class ChunkGenerativePolicy(Policy):
 
     def set_sampling_steps(self, steps: int) -> None:
         """Sample with `steps` denoising (DDIM) or integration (Euler) steps from now on."""
-        limit = getattr(self.config, "num_train_timesteps", None)
-        if steps < 1 or (limit is not None and steps > limit):
-            raise MimeticError(f"sampling steps must be in 1..{limit or 'any'}, got {steps}")
+        check_sampling_steps(self.config, steps)
         self.config.num_inference_steps = steps
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
