@@ -11,7 +11,6 @@ does not depend on their values. Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import dataclasses
 import platform
 import sys
 import time
@@ -25,6 +24,7 @@ from expressive import PRESETS, median_ms  # noqa: E402
 from metaworld_methods import METHODS  # noqa: E402
 
 from mimetic.algos import method_module  # noqa: E402
+from mimetic.algos.trainer import policy_config  # noqa: E402
 from mimetic.policies.base import POLICY_TYPES  # noqa: E402
 
 POLICY = {"bc": "mlp", "act": "act", "diffusion": "diffusion", "flow": "flow"}
@@ -43,10 +43,7 @@ def build(method: str, obs_dim: int, act_dim: int, preset: dict, **overrides):
         module.resolve_action_start(cfg)
     mod, cls = POLICY_TYPES[POLICY[method]].split(":")
     policy_class = getattr(importlib.import_module(mod), cls)
-    names = {f.name for f in dataclasses.fields(policy_class.config_class)}
-    pcfg = policy_class.config_class(**{k: v for k, v in dataclasses.asdict(cfg).items() if k in names},
-                                     obs_dim=obs_dim, act_dim=act_dim)
-    return policy_class(pcfg), cfg
+    return policy_class(policy_config(policy_class.config_class, cfg, obs_dim, act_dim)), cfg
 
 
 def train_ms(policy, cfg, repeats: int = 30) -> float:

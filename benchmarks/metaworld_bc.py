@@ -76,6 +76,16 @@ def run(args) -> None:
             print(json.dumps(row), flush=True)
 
 
+def load_or_collect_demos(env: str, root: Path, episodes: int):
+    """The successful scripted demonstrations (seeds 0..) in `root`, collected there on first use."""
+    from mimetic.collect import collect
+    from mimetic.data import Dataset
+
+    if (root / "meta/info.json").exists():
+        return Dataset.load(root)
+    return collect(env, root, episodes, seed=0, only_success=True, progress=False)
+
+
 def load_rows(path: Path, rename: dict[str, str] | None = None) -> list[dict]:
     """The JSON lines of a results file, with policy names mapped through `rename`."""
     rows = [json.loads(l) for l in path.read_text().splitlines()]

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from metaworld_bc import load_or_collect_demos  # the same demonstrations as the Meta-World benchmarks
+
 VARIANTS = {
     "base": {},
     "noise0.03": dict(obs_noise=0.03),
@@ -33,8 +35,6 @@ VARIANTS = {
 
 def main() -> None:
     from mimetic.algos import bc
-    from mimetic.collect import collect
-    from mimetic.data import Dataset
     from mimetic.evaluate import VAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor
 
@@ -47,9 +47,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     for task in args.tasks:
-        env, demos = f"metaworld/{task}", Path(args.work) / task / "demos"
-        ds = Dataset.load(demos) if (demos / "meta/info.json").exists() else \
-            collect(env, demos, 10, seed=0, only_success=True, progress=False)
+        env = f"metaworld/{task}"
+        ds = load_or_collect_demos(env, Path(args.work) / task / "demos", 10)
         for name in args.variants:
             t0 = time.perf_counter()
             options = {"head": "deterministic", "hidden": [256, 256, 256], **VARIANTS[name]}

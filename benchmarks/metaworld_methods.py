@@ -26,7 +26,7 @@ from pathlib import Path
 
 import torch
 
-from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, load_rows, table  # the suite, groups and table of the BC benchmark
+from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, load_or_collect_demos, load_rows, table  # the suite, groups and table of the BC benchmark
 
 METHODS = {  # name: (training method, options); small networks for 39-d state, 4-d action, sized so that
     # one policy trains in a few minutes on one core (benchmarks/results/metaworld_methods.md)
@@ -45,8 +45,6 @@ VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
 
 def run(args) -> None:
     from mimetic.algos import method_module
-    from mimetic.collect import collect
-    from mimetic.data import Dataset
     from mimetic.envs import make_expert
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy
@@ -62,9 +60,7 @@ def run(args) -> None:
         todo = [m for m, names in rows.items() if any((task, n) not in done for n in names)]
         if not todo:
             continue
-        demos = work / task / "demos"
-        ds = Dataset.load(demos) if (demos / "meta/info.json").exists() else \
-            collect(env, demos, args.demos, seed=0, only_success=True, progress=False)
+        ds = load_or_collect_demos(env, work / task / "demos", args.demos)
         for name in todo:
             t0 = time.perf_counter()
             run_dir = work / task / name
@@ -127,8 +123,9 @@ def main() -> None:
     rows = load_rows(Path(args.out))
     policies = ["expert"] + args.methods
     if args.bc_from:  # BC rows of benchmarks/metaworld_bc.py (same demonstrations and evaluation seeds)
+        have = {(r["task"], r["policy"]) for r in rows}
         rows += [r for r in load_rows(Path(args.bc_from), {"deterministic": "bc-mlp", "gmm": "bc-gmm"})
-                 if r["policy"] in ("bc-mlp", "bc-gmm") and (r["task"], r["policy"]) not in {(x["task"], x["policy"]) for x in rows}]
+                 if r["policy"] in ("bc-mlp", "bc-gmm") and (r["task"], r["policy"]) not in have]
         policies = ["expert", "bc-mlp", "bc-gmm"] + [p for p in policies[1:] if p not in ("bc-mlp", "bc-gmm")]
     print(table(rows, policies))
     print("\nvariants of the same checkpoints (diffusion: DDIM steps, default 10; flow: Euler steps, default 4; "

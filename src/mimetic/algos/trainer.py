@@ -318,12 +318,12 @@ def method_config(policy_config_class, name: str = "Config", **defaults) -> type
     return dataclasses.make_dataclass(name, specs, bases=(TrainConfig,))
 
 
-def policy_config(policy_config_class, cfg, dataset: Dataset, env: str | None, env_options: dict | None):
-    """Build a policy config from the matching fields of a method config plus the dataset's sizes."""
+def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str | None = None,
+                  env_options: dict | None = None):
+    """Build a policy config from the matching fields of a method config plus the observation / action sizes."""
     names = {f.name for f in dataclasses.fields(policy_config_class)}
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    return policy_config_class(**fields, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim,
-                               env=env, env_options=dict(env_options or {}))
+    return policy_config_class(**fields, obs_dim=obs_dim, act_dim=act_dim, env=env, env_options=dict(env_options or {}))
 
 
 def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Dataset, run_dir: str | Path, *,
@@ -332,7 +332,7 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     """Build a policy of `policy_class` from `cfg` (a TrainConfig subclass with the policy's fields) and train it."""
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
-    pcfg = policy_config(policy_class.config_class, cfg, dataset, env, env_options)
+    pcfg = policy_config(policy_class.config_class, cfg, dataset.obs_dim, dataset.act_dim, env, env_options)
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     policy = policy_class(pcfg)
     train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
