@@ -12,6 +12,6 @@ from mimetic.policies.act import ACTConfig, ACTPolicy
 Config = method_config(ACTConfig, lr=3e-4)
 
 
-def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> ACTPolicy:
+def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True, **kw) -> ACTPolicy:
     return train_supervised(ACTPolicy, "act", cfg, dataset, run_dir, env=env, env_options=env_options,
-                            resume=resume, progress=progress)
+                            resume=resume, progress=progress, **kw)

@@ -13,6 +13,6 @@ from mimetic.policies.mlp import MLPConfig, MLPPolicy
 Config = method_config(MLPConfig)
 
 
-def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> MLPPolicy:
+def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True, **kw) -> MLPPolicy:
     return train_supervised(MLPPolicy, "bc", cfg, dataset, run_dir, env=env, env_options=env_options,
-                            resume=resume, progress=progress)
+                            resume=resume, progress=progress, **kw)

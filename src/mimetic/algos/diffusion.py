@@ -24,7 +24,7 @@ def resolve_action_start(cfg) -> None:
         raise MimeticError(f"the chunk (horizon {cfg.horizon}, action_start {cfg.action_start}) must contain the current step")
 
 
-def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> DiffusionPolicy:
+def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True, **kw) -> DiffusionPolicy:
     resolve_action_start(cfg)
     return train_supervised(DiffusionPolicy, "diffusion", cfg, dataset, run_dir, env=env, env_options=env_options,
-                            resume=resume, progress=progress)
+                            resume=resume, progress=progress, **kw)

@@ -13,7 +13,7 @@ from mimetic.policies.flow import FlowConfig, FlowPolicy
 Config = method_config(FlowConfig, ema_decay=0.995, action_start=None)
 
 
-def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True) -> FlowPolicy:
+def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True, **kw) -> FlowPolicy:
     resolve_action_start(cfg)
     return train_supervised(FlowPolicy, "flow", cfg, dataset, run_dir, env=env, env_options=env_options,
-                            resume=resume, progress=progress)
+                            resume=resume, progress=progress, **kw)
