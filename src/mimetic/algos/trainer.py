@@ -11,15 +11,15 @@ RUN/metrics.jsonl                        one JSON object per logged step
 RUN/checkpoint/                          training state: weights, EMA, optimizer, RNGs, step
 ```
 
-A kill loses at most the steps since the last checkpoint; `resume=True` continues from there and
-drops metric rows logged after it, so the metrics file never holds duplicates.
+This is the run-directory convention of `mimetic.algos.run_dir` (shared by every training loop):
+a kill loses at most the steps since the last checkpoint; `resume=True` continues from there exactly
+and drops metric rows logged after it, so the metrics file never holds duplicates.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 import time
 import typing
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimetic.algos.run_dir import RunDir, load_state, read_metrics, save_state  # noqa: F401 (dagger, analysis)
 from mimetic.data.augment import augment_batch
 from mimetic.data.dataset import Dataset
-from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.data.windows import WindowSampler, window_index
 from mimetic.errors import MimeticError
 from mimetic.progress import progress_bar
@@ -79,48 +79,6 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return warm * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-# ---------------------------------------------------------------------------------- state I/O
-def _flatten(obj, prefix: str, tensors: dict):
-    """Replace tensors in a nested structure by references into `tensors` (for safetensors + JSON)."""
-    if isinstance(obj, torch.Tensor):
-        key = prefix or "t"
-        tensors[key] = obj.detach().contiguous().clone()
-        return {"__tensor__": key}
-    if isinstance(obj, dict):
-        return {"__dict__": [[k, _flatten(v, f"{prefix}.{k}", tensors)] for k, v in obj.items()]}
-    if isinstance(obj, (list, tuple)):
-        return [_flatten(v, f"{prefix}.{i}", tensors) for i, v in enumerate(obj)]
-    return obj
-
-
-def _unflatten(obj, tensors: dict):
-    if isinstance(obj, dict) and "__tensor__" in obj:
-        return tensors[obj["__tensor__"]]
-    if isinstance(obj, dict) and "__dict__" in obj:
-        return {k: _unflatten(v, tensors) for k, v in obj["__dict__"]}
-    if isinstance(obj, list):
-        return [_unflatten(v, tensors) for v in obj]
-    return obj
-
-
-def save_state(path: Path, state: dict) -> None:
-    """Write a nested dict holding tensors as <path>.safetensors + <path>.json (no pickle)."""
-    from safetensors.torch import save
-
-    tensors: dict[str, torch.Tensor] = {}
-    skeleton = _flatten(state, "", tensors)
-    atomic_write_bytes(path.with_suffix(".safetensors"), save(tensors))
-    atomic_write_json(path.with_suffix(".json"), skeleton)
-
-
-def load_state(path: Path) -> dict:
-    from safetensors.torch import load_file
-
-    skeleton = read_json(path.with_suffix(".json"), "training state")
-    tensors = load_file(str(path.with_suffix(".safetensors")))
-    return _unflatten(skeleton, tensors)
-
-
 # ---------------------------------------------------------------------------------- training
 def train_policy(
     policy: Policy,
@@ -131,18 +89,27 @@ def train_policy(
     resume: bool = False,
     progress: bool = True,
     extra_info: dict | None = None,
+    split: tuple | None = None,
+    init_state: dict | None = None,
 ) -> Policy:
-    """Train `policy` on `dataset` into `run_dir`; returns the policy to deploy (EMA weights if EMA)."""
+    """Train `policy` on `dataset` into `run_dir`; returns the policy to deploy (EMA weights if EMA).
+
+    `split` = (train episodes, validation episodes) replaces the seeded shuffle of `split_episodes`
+    (DAgger keeps its held-out episodes fixed while the dataset grows). `init_state` (a policy state
+    dict) warm-starts a fresh run: its weights are loaded, then the normalization is fitted on this
+    run's training frames as usual.
+    """
     run = Path(run_dir)
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
-    ckpt = run / "checkpoint"
-    if not resume and (ckpt / "state.json").exists():
-        raise MimeticError(f"{run} already holds a training run: pass --resume to continue it, or choose another --out")
-    run.mkdir(parents=True, exist_ok=True)
+    rd = RunDir(run, "training run")
+    state = rd.start(resume)
     torch.manual_seed(cfg.seed)
     c = policy.config
-    train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
+    if split is None:
+        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
+    else:
+        train_eps, val_eps = (np.sort(np.asarray(e, np.int64)) for e in split)
     index = window_index(dataset.episode_starts, dataset.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
     train_frames = episode_frames(dataset, train_eps)
     train = WindowSampler(dataset.observations, dataset.actions, index, train_frames)
@@ -153,8 +120,7 @@ def train_policy(
     gen = torch.Generator().manual_seed(cfg.seed)
     step = 0
     best_val_success = -1.0
-    if resume and (ckpt / "state.json").exists():
-        state = load_state(ckpt / "state")
+    if state is not None:
         policy.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         if ema is not None:
@@ -164,16 +130,16 @@ def train_policy(
             torch.set_rng_state(state["torch_rng"])
         step = int(state["step"])
         best_val_success = float(state.get("best_val_success", -1.0))
-        _truncate_metrics(run / "metrics.jsonl", step)
     else:
+        if init_state is not None:
+            policy.load_state_dict(init_state)
         policy.fit_normalization(dataset.observations[train_frames], dataset.actions[train_frames])
         if ema is not None:
             ema.load_state_dict(policy.state_dict())
-        (run / "metrics.jsonl").unlink(missing_ok=True)
     info = {"policy": policy.type_name, "dataset": str(Path(dataset.root).resolve()), "train": dataclasses.asdict(cfg),
             "train_episodes": train_eps.tolist(), "val_episodes": val_eps.tolist(), "parameters": policy.num_parameters()}
     info.update(extra_info or {})
-    atomic_write_json(run / "train.json", info)
+    rd.write_info(info)
 
     def deployable() -> Policy:
         return ema if ema is not None else policy
@@ -216,7 +182,7 @@ def train_policy(
                     if row["val_success"] > best_val_success:
                         best_val_success = row["val_success"]
                         save_policy(deployable(), run / "best")
-                _append_metrics(run / "metrics.jsonl", row)
+                rd.append_metrics(row)
                 bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_success")})
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 save_policy(deployable(), run)
@@ -224,8 +190,7 @@ def train_policy(
                          "torch_rng": torch.get_rng_state(), "step": step, "best_val_success": best_val_success}
                 if ema is not None:
                     state["ema"] = ema.state_dict()
-                ckpt.mkdir(exist_ok=True)
-                save_state(ckpt / "state", state)
+                rd.save_checkpoint(state)
     finally:
         bar.close()
     out = deployable().eval()
@@ -251,39 +216,6 @@ def rollout_success(policy: Policy, episodes: int) -> float:
     c = policy.config
     res = evaluate(PolicyActor(policy), c.env, episodes, seed=VAL_SEED, env_options=c.env_options)
     return res.success_rate
-
-
-def _append_metrics(path: Path, row: dict) -> None:
-    with open(path, "a") as f:
-        f.write(json.dumps(row) + "\n")
-        f.flush()
-
-
-def _truncate_metrics(path: Path, step: int) -> None:
-    if not path.exists():
-        return
-    rows = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut by a kill
-        if row.get("step", 0) <= step:
-            rows.append(line)
-    atomic_write_bytes(path, ("\n".join(rows) + "\n").encode() if rows else b"")
-
-
-def read_metrics(run_dir: str | Path) -> list[dict]:
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.exists():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError:
-            pass
-    return out
 
 
 # Policy config fields a method does not expose: they come from the dataset and the environment.
@@ -328,13 +260,14 @@ def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str
 
 def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Dataset, run_dir: str | Path, *,
                      env: str | None = None, env_options: dict | None = None, resume: bool = False,
-                     progress: bool = True) -> Policy:
-    """Build a policy of `policy_class` from `cfg` (a TrainConfig subclass with the policy's fields) and train it."""
+                     progress: bool = True, split: tuple | None = None, init_state: dict | None = None) -> Policy:
+    """Build a policy of `policy_class` from `cfg` (a TrainConfig subclass with the policy's fields) and train it
+    (`split`, `init_state`: see `train_policy`)."""
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
     pcfg = policy_config(policy_class.config_class, cfg, dataset.obs_dim, dataset.act_dim, env, env_options)
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     policy = policy_class(pcfg)
     train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
-    return train_policy(policy, dataset, train_cfg, run_dir, resume=resume, progress=progress,
-                        extra_info={"method": method, "config": dataclasses.asdict(cfg), "env": env, "env_options": env_options})
+    return train_policy(policy, dataset, train_cfg, run_dir, resume=resume, progress=progress, split=split,
+                        init_state=init_state, extra_info={"method": method, "config": dataclasses.asdict(cfg), "env": env, "env_options": env_options})
