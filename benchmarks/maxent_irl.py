@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mimetic import tabular
 from mimetic.algos import irl
 from mimetic.envs import make_expert
 from mimetic.envs.objectworld import Objectworld
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
                     pear, spear = irl.reward_correlation(res.reward, world.true_reward)
                     P, rho, T = world.transition_matrix, world.start_distribution, world.horizon
                     evd = irl.expected_value_difference(P, world.true_reward, res.reward, rho, T)
-                    best = irl.expected_return(P, world.true_reward, irl.optimal_policy(P, world.true_reward, horizon=T), rho, T)
+                    best = tabular.expected_return(P, world.true_reward, tabular.optimal_policy(P, world.true_reward, horizon=T), rho, T)
                     rows.append((pear, spear, evd, evd / best, res.seconds))
                     if name == next(iter(SETTINGS)) and n == max(args.demos):
                         t_row = {"size": size, "seed": seed}

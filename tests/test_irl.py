@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import mimetic.envs as envs
+from mimetic import tabular
 from mimetic.algos import irl
 from mimetic.data import Dataset, Episode
 from mimetic.envs.objectworld import Objectworld
@@ -42,7 +43,7 @@ def test_finite_horizon_soft_vi_matches_trajectory_enumeration():
     P, r = tiny_mdp(rng, S=3, A=2, deterministic=True)
     nxt = P.argmax(axis=2)
     T = 4
-    pol, V = irl.soft_value_iteration(P, r, horizon=T, return_values=True)
+    pol, V = tabular.soft_value_iteration(P, r, horizon=T, return_values=True)
     assert pol.shape == (T, 3, 2)
     for s0 in range(3):
         weights = np.zeros(2)
@@ -59,7 +60,7 @@ def test_finite_horizon_soft_vi_matches_trajectory_enumeration():
 def test_discounted_soft_vi_is_the_soft_bellman_fixed_point():
     rng = np.random.default_rng(1)
     P, r = tiny_mdp(rng, S=4, A=3)
-    pol, V = irl.soft_value_iteration(P, r, gamma=0.8, tol=1e-12, return_values=True)
+    pol, V = tabular.soft_value_iteration(P, r, gamma=0.8, tol=1e-12, return_values=True)
     Q = r[:, None] + 0.8 * P @ V
     assert np.allclose(V, np.log(np.exp(Q).sum(axis=1)), atol=1e-9)
     assert np.allclose(pol, np.exp(Q - V[:, None]), atol=1e-9)
@@ -69,14 +70,14 @@ def test_discounted_soft_vi_is_the_soft_bellman_fixed_point():
 def test_optimal_policy_beats_every_deterministic_policy():
     rng = np.random.default_rng(2)
     P, r = tiny_mdp(rng, S=3, A=3)
-    best = irl.optimal_policy(P, r, gamma=0.9)
+    best = tabular.optimal_policy(P, r, gamma=0.9)
     rho = np.full(3, 1 / 3)
-    v_best = irl.expected_return(P, r, best, rho, 40)
+    v_best = tabular.expected_return(P, r, best, rho, 40)
     eye = np.eye(3)
-    brute = max(irl.expected_return(P, r, eye[list(p)], rho, 40) for p in itertools.product(range(3), repeat=3))
+    brute = max(tabular.expected_return(P, r, eye[list(p)], rho, 40) for p in itertools.product(range(3), repeat=3))
     assert v_best >= brute - 1e-6
     # finite horizon: the time-dependent optimum is at least as good as any stationary policy
-    v_T = irl.expected_return(P, r, irl.optimal_policy(P, r, horizon=40), rho, 40)
+    v_T = tabular.expected_return(P, r, tabular.optimal_policy(P, r, horizon=40), rho, 40)
     assert v_T >= brute - 1e-9
 
 
@@ -89,7 +90,7 @@ def test_expected_svf_sums_to_horizon_and_matches_env_rollouts():
     demos = irl.demonstrations_from_episodes(eps, world)
     discounts = {1.0: None, 0.9: demos.step_weights(0.9)}
     for g, weights in discounts.items():
-        expected = irl.expected_svf(world.transition_matrix, expert.policy, world.start_distribution, world.horizon, weights)
+        expected = tabular.expected_svf(world.transition_matrix, expert.policy, world.start_distribution, world.horizon, weights)
         assert np.isclose(expected.sum(), (g ** np.arange(8)).sum())
         visits = np.zeros((n, world.n_states))
         for i, s in enumerate(demos.states):
@@ -157,11 +158,11 @@ def test_maxent_irl_recovers_the_reward(trained):
 
 def test_saved_reward_loads_without_pickle(trained):
     run, result, _, options = trained
-    assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".png")) == ["config.json", "reward.safetensors"]
+    assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".png")) == ["reward.safetensors", "train.json"]
     learned = irl.load_reward(run)
     assert np.allclose(learned.weights, result.weights) and np.allclose(learned.reward, result.reward)
     assert learned.env_name == "objectworld" and learned.env_options == options
-    cfg = json.loads((run / "config.json").read_text())
+    cfg = json.loads((run / "train.json").read_text())
     assert cfg["method"] == "maxent-irl" and cfg["n_demonstrations"] == 300
 
 
@@ -177,7 +178,7 @@ def test_learned_reward_transfers_better_than_bc(trained):
 
 def test_tabular_reward_option_runs(tmp_path):
     world = Objectworld(size=5, layout_seed=1)
-    pol = irl.soft_value_iteration(world.transition_matrix, world.true_reward, gamma=0.9)
+    pol = tabular.soft_value_iteration(world.transition_matrix, world.true_reward, gamma=0.9)
     demos = irl.sample_demonstrations(world.transition_matrix, pol, world.start_distribution, world.horizon, 50, np.random.default_rng(0))
     res = irl.maxent_irl(world.transition_matrix, world.features, demos, config=irl.MaxEntIRLConfig(steps=20, tabular=True))
     assert res.tabular.shape == (25,) and res.reward.shape == (25,) and np.isfinite(res.reward).all()

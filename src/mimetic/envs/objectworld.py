@@ -216,7 +216,7 @@ class Objectworld:
     @cached_property
     def optimal_value(self) -> np.ndarray:
         """(S,) exact optimal expected return over `horizon` steps from each start cell."""
-        from mimetic.algos.irl import optimal_policy, policy_value
+        from mimetic.tabular import optimal_policy, policy_value
 
         pol = optimal_policy(self.transition_matrix, self.true_reward, horizon=self.horizon)
         return policy_value(self.transition_matrix, self.true_reward, pol, self.horizon)
@@ -224,7 +224,7 @@ class Objectworld:
     @cached_property
     def random_value(self) -> np.ndarray:
         """(S,) exact expected return of the uniformly random policy from each start cell."""
-        from mimetic.algos.irl import policy_value
+        from mimetic.tabular import policy_value
 
         uniform = np.full((self.n_states, self.n_actions), 1.0 / self.n_actions)
         return policy_value(self.transition_matrix, self.true_reward, uniform, self.horizon)
@@ -360,7 +360,7 @@ def make_env(**options) -> ObjectworldEnv:
 def make_expert(gamma: float = 0.9, temperature: float = 0.5, seed: int = 0, **options) -> SoftExpert:
     """The soft-optimal policy for true_reward / temperature (discounted soft value iteration, `gamma`),
     sampling with a Generator seeded by `seed`. Other options are the world's (as for `make_env`)."""
-    from mimetic.algos.irl import soft_value_iteration
+    from mimetic.tabular import soft_value_iteration
 
     if not temperature > 0:
         raise MimeticError(f"objectworld expert: temperature={temperature!r} must be > 0")
