@@ -158,7 +158,7 @@ def test_maxent_irl_recovers_the_reward(trained):
 
 def test_saved_reward_loads_without_pickle(trained):
     run, result, _, options = trained
-    assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".png")) == ["reward.safetensors", "train.json"]
+    assert sorted(p.name for p in run.iterdir() if not p.name.endswith(".png")) == ["metrics.jsonl", "reward.safetensors", "train.json"]
     learned = irl.load_reward(run)
     assert np.allclose(learned.weights, result.weights) and np.allclose(learned.reward, result.reward)
     assert learned.env_name == "objectworld" and learned.env_options == options
@@ -201,3 +201,84 @@ def test_demonstrations_of_the_wrong_size_raise(tmp_path):
         irl.train_maxent_irl(ds, tmp_path / "run2", env_name="reach", env_options={})
     with pytest.raises(MimeticError, match="wind"):
         envs.make_env("objectworld", wind=1.5)
+
+
+# ------------------------------------------------------------------ the CLI: train, eval, reward
+
+
+@pytest.fixture(scope="module")
+def cli_run(trained, tmp_path_factory):
+    """`mimetic train maxent-irl --seed 3` on the fixture's demonstrations, through the CLI."""
+    from mimetic.cli import main
+
+    _, _, ds, options = trained
+    run = tmp_path_factory.mktemp("irl-cli") / "run"
+    assert main(["-q", "train", "maxent-irl", "--data", str(ds.root), "--out", str(run), "--seed", "3"]) == 0
+    return run, options
+
+
+def test_train_maxent_irl_takes_seed_and_refuses_resume_in_one_line(cli_run, capsys):
+    from mimetic.cli import main
+
+    run, options = cli_run
+    info = json.loads((run / "train.json").read_text())
+    assert info["method"] == "maxent-irl" and info["config"]["seed"] == 3 and info["env_options"] == options
+    assert irl.load_reward(run).seed == 3
+    capsys.readouterr()
+    assert main(["-q", "train", "maxent-irl", "--out", str(run), "--resume"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--resume does not apply" in err, err
+
+
+def test_every_train_method_accepts_the_common_options():
+    from mimetic.algos import METHODS
+    from mimetic.cli import build_parser
+
+    for method in METHODS:
+        argv = ["train", method, "--data", "d", "--out", "o", "--env", "objectworld", "--env-option", "size=5",
+                "--seed", "7", "--steps", "11", "--resume"]
+        args = build_parser(argv).parse_args(argv)  # the parser holds the options of the method argv names
+        assert (args.method, args.seed, args.steps, args.data, args.out, args.env, args.env_option, args.resume) == \
+            (method, 7, 11, "d", "o", "objectworld", ["size=5"], True), method
+
+
+def test_eval_of_a_maxent_irl_run_beats_the_random_policy(cli_run, tmp_path):
+    # `mimetic eval RUN` plays the soft-optimal policy under the learned reward in the run's world,
+    # through the ordinary evaluate() path. The random (uniform) policy is measured on the same seeds;
+    # the learned policy's Wilson lower bound must clear the random policy's upper bound.
+    from mimetic.cli import main
+    from mimetic.envs.objectworld import Objectworld, SoftExpert
+    from mimetic.evaluate import evaluate
+
+    run, options = cli_run
+    n, seed = 200, 5000
+    out = tmp_path / "eval.json"
+    assert main(["-q", "eval", str(run), "--episodes", str(n), "--seed", str(seed), "--json", str(out)]) == 0
+    learned = json.loads(out.read_text())
+    assert learned["episodes"] == n and learned["env"] == "objectworld"
+    world = Objectworld(**options)
+    uniform = SoftExpert(world, np.full((world.n_states, world.n_actions), 1.0 / world.n_actions), seed=0)
+    rand = evaluate(uniform, "objectworld", n, seed, env_options=options, num_envs=16)
+    assert learned["ci95"][0] > rand.ci95[1], (learned["success_rate"], learned["ci95"], rand.success_rate, rand.ci95)
+    # a world its features do not fit is refused in one line
+    assert main(["-q", "eval", str(run), "--env", "reach", "--episodes", "2"]) == 2
+
+
+def test_reward_accepts_the_runs_own_env_and_refuses_another(cli_run, tmp_path, capsys):
+    from mimetic.cli import main
+
+    run, _ = cli_run
+    out = tmp_path / "reward.json"
+    assert main(["-q", "reward", str(run), "--env", "objectworld", "--json", str(out)]) == 0
+    own = json.loads(out.read_text())
+    assert own["env"] == "objectworld" and own["pearson"] >= 0.9, own
+    # the same env with another layout: the learned weights apply there too
+    assert main(["-q", "reward", str(run), "--env", "objectworld", "--env-option", "layout_seed=7", "--json", str(out)]) == 0
+    assert json.loads(out.read_text())["env_options"] == {"layout_seed": 7}
+    capsys.readouterr()
+    assert main(["-q", "reward", str(run), "--env", "reach"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "'reach'" in err, err
+    # another objectworld whose features differ in number (distance features: one per colour)
+    assert main(["-q", "reward", str(run), "--env", "objectworld", "--env-option", "feature_mode=distance"]) == 2
+    assert "features" in capsys.readouterr().err

@@ -127,6 +127,12 @@ def _check_env_matches(env: str, env_options: dict, dataset) -> None:
                            f"{dataset.act_dim}, but environment {env!r} has {obs_dim} and {act_dim}")
 
 
+def _is_irl_run(run) -> bool:
+    from mimetic.algos.irl import is_irl_run
+
+    return is_irl_run(run)
+
+
 def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None,
                sampling_steps: int | None = None):
     """The actor to evaluate: the env's expert, or the policy checkpoint in `run` (diffusion / flow
@@ -136,6 +142,12 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
 
     if expert:
         return make_expert(env, **env_options)
+    if _is_irl_run(run):  # the soft-optimal policy under the learned reward, planned in env
+        from mimetic.algos.irl import policy_actor
+
+        if ensemble is not None or sampling_steps is not None:
+            raise MimeticError(f"eval: {run} is a maxent-irl run (a tabular policy); --temporal-ensemble and --sampling-steps do not apply")
+        return policy_actor(run, env, env_options)
     policy = load_policy(run)
     e = make_env(env, **env_options)
     check_compatible(policy, int(e.observation_space.shape[0]), int(e.action_space.shape[0]), str(run))
@@ -153,6 +165,10 @@ def cmd_eval(args) -> None:
     if not args.expert and not args.run:
         raise MimeticError("eval: give a RUN directory, or --expert")
     env, env_options = args.env, _parse_options(args.env_option, "--env-option")
+    if args.run and not args.expert and _is_irl_run(args.run):  # its world by default, another one if its features match
+        from mimetic.algos.irl import load_reward
+
+        env, env_options = load_reward(args.run).resolve(env, env_options or None)
     if env is None and args.run:
         from mimetic.policies.base import load_policy
 
@@ -270,9 +286,7 @@ def cmd_reward(args) -> None:
     if method == "maxent-irl":
         from mimetic.algos.irl import reward_report
 
-        if args.env is not None:
-            raise MimeticError("reward: a maxent-irl reward belongs to its objectworld; change it with --env-option only")
-        report = reward_report(run, env_options=env_options)
+        report = reward_report(run, env=args.env, env_options=env_options)  # refuses an env whose features do not match
     elif method in ("gail", "airl"):
         from mimetic.algos.adversarial import reward_report
 

@@ -178,7 +178,7 @@ def train_maxent_irl(
 
     `env_name` / `env_options` default to the environment recorded in the dataset (else
     "objectworld" with default options). Writes `reward.safetensors` (weights, reward[, tabular],
-    with the run's record in its metadata) and `train.json`; no pickle (see `mimetic.algos.irl.reward`).
+    with the run's record in its metadata), `train.json` and `metrics.jsonl`; no pickle (see `mimetic.algos.irl.reward`).
     """
     from mimetic.algos.irl.reward import METHOD, save_run
     from mimetic.data.dataset import Dataset
@@ -204,7 +204,7 @@ def train_maxent_irl(
         "n_states": int(env.transition_matrix.shape[0]),
         "n_features": int(result.weights.shape[0]),
         "train": {"iterations": result.iterations, "final_max_grad": result.grad_norms[-1], "seconds": round(result.seconds, 3)},
-    })
+    }, result.grad_norms)
     return result
 
 

@@ -1,12 +1,13 @@
 """A learned reward on disk, and what a run is used for: the reward in a (possibly changed) world,
 and the policy it implies as an actor (`mimetic eval RUN`).
 
-A run folder holds
+A run folder follows `mimetic.algos.run_dir` and holds
     reward.safetensors   weights (F,), reward (S,) [, tabular (S,)], and in its metadata the run's
                          record (method, config, env, env_options, ...): one file, so the tensors
                          and what they mean are written in one atomic rename
     train.json           the same record, for `--resume`, `report` and `shift` (written after it)
-No pickle anywhere.
+    metrics.jsonl        one row per Adam step: {"step", "max_grad"}
+There is no checkpoint (the fit takes seconds). No pickle anywhere.
 """
 
 from __future__ import annotations
@@ -19,23 +20,28 @@ import numpy as np
 
 from mimetic.errors import MimeticError
 
+from mimetic.algos.run_dir import INFO as TRAIN_FILE, RunDir
+
 REWARD_FILE = "reward.safetensors"
-TRAIN_FILE = "train.json"
 LEGACY_CONFIG_FILE = "config.json"  # runs written before train.json
 FORMAT = "mimetic-maxent-irl"
 METHOD = "maxent-irl"
 
 
-def save_run(run_dir: str | Path, tensors: dict[str, np.ndarray], info: dict) -> None:
-    """Write the reward tensors with `info` (the run's record) atomically, then train.json."""
+def save_run(run_dir: str | Path, tensors: dict[str, np.ndarray], info: dict, max_grads: list[float]) -> None:
+    """Write metrics.jsonl (max |gradient| per step), the reward tensors with `info` (the run's record)
+    atomically, then train.json."""
     from safetensors.numpy import save
 
-    from mimetic.data.io import atomic_write_bytes, atomic_write_json
+    from mimetic.data.io import atomic_write_bytes
 
-    run = Path(run_dir)
+    run = RunDir(run_dir, "maxent-irl run")
+    run.start(resume=False)
+    for step, g in enumerate(max_grads, start=1):
+        run.append_metrics({"step": step, "max_grad": float(g)})
     tensors = {k: np.asarray(v, dtype=np.float64) for k, v in tensors.items()}
-    atomic_write_bytes(run / REWARD_FILE, save(tensors, metadata={"format": FORMAT, "run": json.dumps(info)}))
-    atomic_write_json(run / TRAIN_FILE, info)
+    atomic_write_bytes(run.path / REWARD_FILE, save(tensors, metadata={"format": FORMAT, "run": json.dumps(info)}))
+    run.write_info(info)
 
 
 def is_irl_run(run_dir: str | Path) -> bool:
