@@ -1,11 +1,13 @@
 """DAgger and HG-DAgger: labels, gates, resume after a kill, faults, and a statistical improvement over BC."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
-from mimetic.algos.dagger import DaggerActor, DaggerConfig, beta_at, label_episodes, read_log, run_dagger
+from mimetic.algos.dagger import (DaggerActor, DaggerConfig, beta_at, deployed_iteration, label_episodes, read_log,
+                                  run_dagger)
 from mimetic.cli import main
 from mimetic.data import Dataset
 from mimetic.envs.reach import expert_action
@@ -26,7 +28,12 @@ def test_beta_schedules():
     c = DaggerConfig(env="reach", iterations=4, beta="constant", beta0=0.8)
     assert [beta_at(c, i) for i in (1, 2, 5)] == [0.8, 0.8, 0.8]
     c.beta = "linear"
-    assert beta_at(c, 1) == pytest.approx(0.8) and beta_at(c, 3) == pytest.approx(0.4) and beta_at(c, 5) == 0.0
+    for n in (2, 3, 5):  # beta0 at the first iteration, 0 at the last (the old schedule stopped at beta0 / n)
+        c.iterations = n
+        betas = [beta_at(c, i) for i in range(1, n + 1)]
+        assert betas[0] == pytest.approx(0.8) and betas[-1] == 0.0 and np.all(np.diff(betas) < 0), betas
+    c.iterations = 5
+    assert beta_at(c, 3) == pytest.approx(0.4)
     c.beta = "exponential"
     assert beta_at(c, 2) == pytest.approx(0.64)
     c.beta = "cosine"
@@ -38,7 +45,7 @@ class _Const:
     def __init__(self, value):
         self.value = np.asarray(value, np.float32)
 
-    def reset(self, n=1):
+    def reset(self, n=1, seeds=None):
         pass
 
     def act(self, obs):
@@ -119,12 +126,14 @@ def test_hg_dagger_scripted_and_ensemble_gates(tmp_path):
 
 
 def test_human_gate_labels_only_what_the_human_drove(tmp_path, reach_demos):
-    from mimetic.teleop import InputState, ScriptedInput
+    from mimetic.teleop import InputState, ScriptedInput, TeleopActor
 
     states = [InputState(axes=[0.5, -0.5], toggle_takeover=t in (5, 10)) for t in range(30)]
     cfg = small(gate="human", expert="keyboard", iterations=1, episodes_per_iter=1, initial_data=str(reach_demos),
                 env_options={"max_steps": 20})
-    rows = run_dagger(cfg, tmp_path / "h", progress=False, input_source=ScriptedInput(states))
+    with pytest.raises(MimeticError, match="the caller must build it"):  # the algorithm never builds a UI
+        run_dagger(cfg, tmp_path / "no-expert", progress=False)
+    rows = run_dagger(cfg, tmp_path / "h", progress=False, expert=TeleopActor(ScriptedInput(states), 2))
     ds = Dataset.load(tmp_path / "h/data")
     new = ds.extra("iteration") == 1
     assert rows[1]["new_labels"] == 5 == int(new.sum())  # steps 5..9: the human held control
@@ -133,7 +142,7 @@ def test_human_gate_labels_only_what_the_human_drove(tmp_path, reach_demos):
 
 def _expert(kind):
     class Bad:
-        def reset(self, n=1):
+        def reset(self, n=1, seeds=None):
             pass
 
         def act(self, obs):
@@ -241,3 +250,92 @@ def test_hg_dagger_beats_bc_at_equal_labels(tmp_path):
     policy = bc.train(bc.Config(steps=600, **opts), Dataset.load(tmp_path / "bcd"), tmp_path / "bc", progress=False)
     base = evaluate(PolicyActor(policy), "reach", 100)
     assert hg.ci95[0] > base.ci95[1], (labels, n, hg.success_rate, base.success_rate)
+
+
+def test_cli_keyboard_expert_headless(tmp_path, monkeypatch, reach_demos, capsys):
+    """`mimetic dagger --expert keyboard --gate human`: the CLI builds the teleop actor and passes it in."""
+    import mimetic.teleop as teleop
+
+    states = [teleop.InputState(axes=[0.5, -0.5], toggle_takeover=t in (3, 7)) for t in range(40)]
+    monkeypatch.setattr(teleop, "make_input_source", lambda device, fps=10.0: teleop.ScriptedInput(states))
+    code = main(["-q", "dagger", "reach", "--out", str(tmp_path / "k"), "--expert", "keyboard", "--gate", "human",
+                 "--data", str(reach_demos), "--iterations", "1", "--episodes-per-iter", "1", "--steps", "50",
+                 "--policy-option", "hidden=[16]", "--eval-episodes", "2", "--env-option", "max_steps=20"])
+    assert code == 0, capsys.readouterr().err
+    ds = Dataset.load(tmp_path / "k/data")
+    new = ds.extra("iteration") == 1
+    assert int(new.sum()) == 4 and np.allclose(ds.actions[new], [0.5, -0.5])  # steps 3..6: the human drove
+
+
+def test_algos_do_not_import_the_teleop_ui():
+    import ast
+    import inspect
+
+    import mimetic.algos.dagger as dagger
+
+    tree = ast.parse(inspect.getsource(dagger))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    imported |= {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    assert not any(m and m.startswith("mimetic.teleop") for m in imported), imported
+
+
+def test_discrete_env_is_refused_in_one_line(tmp_path):
+    with pytest.raises(MimeticError, match="discrete actions") as e:
+        run_dagger(small(env="objectworld"), tmp_path / "d", progress=False)
+    assert "\n" not in str(e.value)
+
+
+def _train_info(run, it):
+    return json.loads((run / "iters" / f"{it:03d}" / "train.json").read_text())
+
+
+def test_normalization_is_refitted_on_the_aggregated_data(tmp_path, reach_demos):
+    """Iteration 0 learns from demonstrations whose actions are scaled by 0.2; the expert's labels
+    in later iterations span the full range. Each iteration's min-max normalizer must be the one of
+    its own training frames (the old warm start kept iteration 0's forever, so the learner could
+    never output an action outside the first demonstrations' range)."""
+    from mimetic.policies.base import load_policy
+
+    src = Dataset.load(reach_demos)
+    weak = [dataclasses.replace(src.episode(i), actions=0.2 * src.episode(i).actions, extras={}) for i in range(5)]
+    Dataset.create(tmp_path / "weak", weak, env="reach")
+    opts = {**SMALL, "norm_action": "minmax"}
+    run = tmp_path / "run"
+    run_dagger(small(initial_data=str(tmp_path / "weak"), policy_options=opts, beta="constant", beta0=0.0),
+               run, progress=False)
+    ds = Dataset.load(run / "data")
+    from mimetic.algos.trainer import episode_frames
+
+    for it in range(3):
+        frames = episode_frames(ds, np.array(_train_info(run, it)["train_episodes"]))
+        acts = ds.actions[frames]
+        norm = load_policy(run / "iters" / f"{it:03d}").act_norm
+        assert np.allclose(norm.shift.numpy(), (acts.max(0) + acts.min(0)) / 2, atol=1e-5)
+        assert np.allclose(norm.scale.numpy(), (acts.max(0) - acts.min(0)) / 2, atol=1e-5)
+    assert np.all(load_policy(run / "iters/002").act_norm.scale.numpy() > 2 * load_policy(run / "iters/000").act_norm.scale.numpy())
+
+
+def test_held_out_episodes_stay_held_out(tmp_path):
+    """An episode held out for the validation loss is never trained on, in any later iteration."""
+    run = tmp_path / "run"
+    run_dagger(small(iterations=3, initial_episodes=6, episodes_per_iter=6, policy_options={**SMALL, "val_fraction": 0.3},
+                     steps=20, eval_episodes=1), run, progress=False)
+    infos = [_train_info(run, it) for it in range(4)]
+    trained = set().union(*(i["train_episodes"] for i in infos))
+    held = [set(i["val_episodes"]) for i in infos]
+    assert all(a <= b for a, b in zip(held, held[1:])), held  # once held out, held out for good
+    assert not (held[-1] & trained), (held[-1], trained)
+    assert len(held[-1]) >= 3 and len(trained) + len(held[-1]) == 6 + 3 * 6  # every episode is in one of them
+
+
+def test_deployed_iteration_is_the_best_on_validation(tmp_path):
+    rows = [{"iteration": i, "val_success": v} for i, v in enumerate([0.6, 0.9, 0.7, 0.9])]
+    assert deployed_iteration(rows, "best") == 1 and deployed_iteration(rows, "last") == 3
+    run = tmp_path / "run"
+    rows = run_dagger(small(iterations=2, eval_episodes=4), run, progress=False)
+    best = deployed_iteration(rows, "best")
+    assert rows[-1]["deployed_iteration"] == best
+    deployed = (run / "model.safetensors").read_bytes()
+    assert deployed == (run / "iters" / f"{best:03d}" / "model.safetensors").read_bytes()
+    with pytest.raises(MimeticError, match="--select"):
+        small(select="max").validate()

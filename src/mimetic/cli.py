@@ -113,18 +113,9 @@ def cmd_train(args) -> None:
 
 
 def _check_env_matches(env: str, env_options: dict, dataset) -> None:
-    import gymnasium as gym
-    import numpy as np
+    from mimetic.envs.spaces import env_sizes
 
-    from mimetic.envs import make_env
-
-    e = make_env(env, **(env_options or {}))
-    obs_dim = int(np.prod(e.observation_space.shape)) if e.observation_space.shape else 1
-    act_dim = 1 if isinstance(e.action_space, gym.spaces.Discrete) else int(np.prod(e.action_space.shape))
-    e.close()
-    if (obs_dim, act_dim) != (dataset.obs_dim, dataset.act_dim):
-        raise MimeticError(f"dataset {dataset.root} has observations of size {dataset.obs_dim} and actions of size "
-                           f"{dataset.act_dim}, but environment {env!r} has {obs_dim} and {act_dim}")
+    env_sizes(env, env_options).check_data(dataset.obs_dim, dataset.act_dim, f"dataset {dataset.root}", env)
 
 
 def _is_irl_run(run) -> bool:
@@ -137,8 +128,9 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
                sampling_steps: int | None = None):
     """The actor to evaluate: the env's expert, or the policy checkpoint in `run` (diffusion / flow
     sampling with `sampling_steps` steps instead of the checkpoint's own number, if given)."""
-    from mimetic.envs import make_env, make_expert
-    from mimetic.policies.base import PolicyActor, check_compatible, load_policy
+    from mimetic.envs import make_expert
+    from mimetic.envs.spaces import env_sizes
+    from mimetic.policies.base import PolicyActor, load_policy
 
     if expert:
         return make_expert(env, **env_options)
@@ -149,9 +141,7 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
             raise MimeticError(f"eval: {run} is a maxent-irl run (a tabular policy); --temporal-ensemble and --sampling-steps do not apply")
         return policy_actor(run, env, env_options)
     policy = load_policy(run)
-    e = make_env(env, **env_options)
-    check_compatible(policy, int(e.observation_space.shape[0]), int(e.action_space.shape[0]), str(run))
-    e.close()
+    env_sizes(env, env_options).check_data(policy.config.obs_dim, policy.config.act_dim, f"policy {run}", env)
     if sampling_steps is not None:
         if not hasattr(policy, "set_sampling_steps"):
             raise MimeticError(f"--sampling-steps: {run} holds a {policy.type_name} policy; only diffusion and flow sample in steps")
@@ -306,7 +296,19 @@ def cmd_quickstart(args) -> None:
 
 
 # ------------------------------------------------------------------------------ parser
-def build_parser() -> argparse.ArgumentParser:
+def _train_method(argv: list[str] | None) -> str | None:
+    """The METHOD of `mimetic [global options] train METHOD ...`, or None: the parser adds the options
+    of that method only, so that building the parser imports no method module (nor torch)."""
+    args = list(argv or [])
+    i = 0
+    while i < len(args) and args[i].startswith("-"):  # global options: -q, --threads N
+        i += 2 if args[i] == "--threads" else 1
+    return args[i + 1] if i + 1 < len(args) and args[i] == "train" else None
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv` (only the training method named in it gets its Config options)."""
+    method = _train_method(argv)
     p = argparse.ArgumentParser(prog="mimetic", description="Teach robots by demonstration.")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=1,
@@ -328,16 +330,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("train", help="train a policy: mimetic train METHOD --data DIR --out RUN")
     msub = s.add_subparsers(dest="method", required=True)
-    from mimetic.algos import METHODS, method_module
+    from mimetic.algos import METHODS, method_module  # the registry only: no method module is imported here
 
     for name in METHODS:
-        m = msub.add_parser(name, help=f"train with {name}")
+        m = msub.add_parser(name, help=f"train with {name} (its options: mimetic train {name} --help)")
         m.add_argument("--data", help="dataset directory")
         m.add_argument("--out", required=True, help="run directory")
         m.add_argument("--env", default=None, help="environment (default: the one the dataset was collected in)")
         m.add_argument("--env-option", action="append", metavar="KEY=VALUE")
         m.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
-        add_dataclass_options(m, method_module(name).Config)
+        if name == method:  # only the method being run (or asked for --help) is imported, for its Config
+            add_dataclass_options(m, method_module(name).Config)
         m.set_defaults(fn=cmd_train)
 
     s = sub.add_parser("eval", help="evaluate a policy checkpoint (or the expert) on an environment")
@@ -454,11 +457,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+_TORCH_VERBS = {"train", "eval", "dagger", "compare", "shift", "reward", "quickstart"}
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
-    if args.threads > 0:
+    if args.threads > 0 and args.verb in _TORCH_VERBS:  # the other verbs never import torch
         import torch
 
         torch.set_num_threads(args.threads)

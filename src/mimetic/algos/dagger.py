@@ -4,8 +4,23 @@ DAgger: iteration 0 trains the learner on expert demonstrations (`initial_data`,
 `initial_episodes` fresh expert episodes). Each later iteration i rolls out a mixture: at every
 step, independently in every environment, the expert's action is executed with probability
 beta_i and the learner's otherwise (the mixture is per step, not per episode). Every visited
-state is labelled with the expert's action and appended to RUN/data; the learner is retrained,
-warm-started from the previous iteration's weights.
+state is labelled with the expert's action and appended to RUN/data; the learner is retrained on
+all the data so far, for the method's full training budget (`steps`, default: the method's own, so
+iteration 0 is exactly BC with its defaults), warm-started from the previous iteration's weights
+with the normalization fitted afresh on the aggregated data (or from scratch, `warm_start=False`).
+
+Held-out data: the trainer holds out episodes for its validation loss. Iteration 0 holds out the
+ones plain BC would (`split_episodes` of the initial episodes); every later episode is held out or
+not by a draw seeded with its index, so an episode once held out stays held out and is never
+trained on, whatever the iteration.
+
+Deployment (`select`): every iteration's learner is scored on validation seeds; the run's
+checkpoint is the iteration with the highest validation success (the earliest on ties, so a run
+whose later iterations are no better deploys the fewest-label policy), or the last one.
+
+Experts: the environment's scripted expert by default. A human expert (keyboard, gamepad) is built
+by the caller (the CLI, through mimetic.teleop) and passed in as `expert`; this module never
+imports the teleop UI.
 
 HG-DAgger (`gate` set): the learner acts; a gate hands control to the expert when it fires
 (learner and expert actions disagree, the state leaves the data's distribution, an ensemble of
@@ -20,9 +35,10 @@ RUN/data/               the labelled dataset (LeRobot v3, extras: actor 0 learne
                         iteration, executed_action)
 RUN/iters/NNN/          the policy trained at iteration NNN (a normal training run; mK/ per
                         ensemble member)
-RUN/dagger.jsonl        one row per completed iteration (success on validation seeds, labels)
+RUN/dagger.jsonl        one row per completed iteration (success on validation seeds, labels,
+                        the deployed iteration so far)
 RUN/dagger.png          success versus expert labels
-RUN/config.json, RUN/model.safetensors   the latest learner: `mimetic eval RUN`
+RUN/config.json, RUN/model.safetensors   the deployed learner (see `select`): `mimetic eval RUN`
 ```
 
 Crash safety: an iteration's episodes are appended in one atomic commit that also records the
@@ -35,12 +51,12 @@ interrupted training from its checkpoint, and never duplicates or loses episodes
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 import torch
 
@@ -53,6 +69,7 @@ from mimetic.rollout import check_action, rollout
 ROLLOUT_SEED = 3_000_000  # DAgger rollouts: disjoint from demos (0..), evaluation (1e6..), validation (2e6..)
 BETA_SCHEDULES = ("constant", "linear", "exponential")
 GATES = ("scripted", "ensemble", "human")
+SELECT = ("best", "last")
 
 
 @dataclass
@@ -61,19 +78,21 @@ class DaggerConfig:
     env_options: dict = field(default_factory=dict)
     policy: str = "bc"  # any supervised method in mimetic.algos.METHODS
     policy_options: dict = field(default_factory=dict)  # fields of that method's Config
-    steps: int = 2000  # training steps per iteration (overrides the method's default)
+    steps: int | None = None  # training steps per iteration; None: the method's default (its BC budget)
+    warm_start: bool = True  # start each iteration from the previous weights (normalization refitted); False: from scratch
+    select: str = "best"  # deploy the iteration with the best validation success (earliest on ties), or the last
     iterations: int = 5  # iterations after the initial one (iteration 0 trains on the initial data)
     episodes_per_iter: int = 10
     initial_data: str | None = None  # dataset of initial demonstrations (copied into RUN/data)
     initial_episodes: int = 10  # expert episodes for iteration 0 when initial_data is not given
-    beta: str = "exponential"  # constant: beta0; linear: beta0 -> 0 over the iterations; exponential: beta0**i
+    beta: str = "exponential"  # constant: beta0; linear: beta0 at iteration 1 -> 0 at the last; exponential: beta0**i
     beta0: float = 0.5
     gate: str | None = None  # None = DAgger; scripted | ensemble | human = HG-DAgger
     gate_metric: str = "action"  # scripted gate: action (|a_learner - a_expert|) | state (distance to the data)
     threshold: float = 0.3  # the gate fires above this
     release: float | None = None  # and hands back below this (default threshold / 2)
     ensemble_size: int = 3
-    expert: str = "scripted"  # scripted | keyboard | gamepad (a human through mimetic.teleop)
+    expert: str = "scripted"  # scripted | keyboard | gamepad (a human: the caller builds it, see run_dagger)
     eval_episodes: int = 20  # learner rollouts on validation seeds per iteration
     num_envs: int = 8
     seed: int = 0
@@ -91,9 +110,12 @@ class DaggerConfig:
             raise MimeticError("--gate human needs a human expert: add --expert keyboard or --expert gamepad")
         if self.expert not in ("scripted", "keyboard", "gamepad"):
             raise MimeticError(f"--expert must be scripted, keyboard or gamepad, got {self.expert!r}")
-        for name in ("iterations", "steps"):
-            if getattr(self, name) < (0 if name == "iterations" else 1):
-                raise MimeticError(f"--{name} must be positive, got {getattr(self, name)}")
+        if self.select not in SELECT:
+            raise MimeticError(f"--select must be one of {', '.join(SELECT)}, got {self.select!r}")
+        if self.iterations < 0:
+            raise MimeticError(f"--iterations must be at least 0, got {self.iterations}")
+        if self.steps is not None and self.steps < 1:
+            raise MimeticError(f"--steps must be positive, got {self.steps}")
         if self.episodes_per_iter < 1 or (self.initial_data is None and self.initial_episodes < 1):
             raise MimeticError("--episodes-per-iter and --initial-episodes must be at least 1")
         if self.gate == "ensemble" and self.ensemble_size < 2:
@@ -106,20 +128,35 @@ def beta_at(cfg: DaggerConfig, iteration: int) -> float:
     """Probability that the expert's action is executed at a step of iteration >= 1."""
     if cfg.beta == "constant":
         return cfg.beta0
-    if cfg.beta == "linear":
-        return cfg.beta0 * max(0.0, 1.0 - (iteration - 1) / max(1, cfg.iterations))
+    if cfg.beta == "linear":  # beta0 at iteration 1, 0 at the last (a single iteration keeps beta0)
+        return cfg.beta0 * max(0.0, 1.0 - (iteration - 1) / max(1, cfg.iterations - 1))
     return cfg.beta0 ** iteration
 
 
 # ------------------------------------------------------------------------------ actors and gates
+def _takes_seeds(actor) -> bool:
+    try:
+        return "seeds" in inspect.signature(actor.reset).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def reset_actor(actor, num_envs: int, seeds=None) -> None:
+    """`actor.reset(num_envs, seeds=seeds)`, or `actor.reset(num_envs)` for an actor without per-episode seeds."""
+    if seeds is not None and _takes_seeds(actor):
+        actor.reset(num_envs, seeds=seeds)
+    else:
+        actor.reset(num_envs)
+
+
 class CheckedExpert:
     """Wraps an expert so that an exception, NaN or a wrong-sized action becomes a MimeticError."""
 
     def __init__(self, expert, act_dim: int, name: str):
         self.expert, self.act_dim, self.name = expert, act_dim, name
 
-    def reset(self, num_envs: int = 1) -> None:
-        self.expert.reset(num_envs)
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
+        reset_actor(self.expert, num_envs, seeds)
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         try:
@@ -137,7 +174,7 @@ class ActionGate:
     def __init__(self, threshold: float, release: float):
         self.threshold, self.release = threshold, release
 
-    def reset(self, num_envs: int) -> None:
+    def reset(self, num_envs: int, seeds=None) -> None:
         pass
 
     def score(self, obs, a_learner, a_expert) -> np.ndarray:
@@ -167,9 +204,9 @@ class EnsembleGate(ActionGate):
         super().__init__(threshold, release)
         self.members = members
 
-    def reset(self, num_envs: int) -> None:
+    def reset(self, num_envs: int, seeds=None) -> None:
         for m in self.members:
-            m.reset(num_envs)
+            reset_actor(m, num_envs, seeds)
 
     def score(self, obs, a_learner, a_expert) -> np.ndarray:
         acts = np.stack([a_learner] + [m.act(obs) for m in self.members])
@@ -177,12 +214,12 @@ class EnsembleGate(ActionGate):
 
 
 class HumanGate:
-    """The human decides: control is the expert's while the teleop actor's takeover toggle is on."""
+    """The human decides: control is the expert's while `source.takeover` is true (the teleop actor's toggle)."""
 
-    def __init__(self, teleop):
-        self.teleop = teleop
+    def __init__(self, source):
+        self.source = source
 
-    def reset(self, num_envs: int) -> None:
+    def reset(self, num_envs: int, seeds=None) -> None:
         pass
 
 
@@ -201,11 +238,11 @@ class DaggerActor:
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.reset(1)
 
-    def reset(self, num_envs: int = 1) -> None:
-        self.learner.reset(num_envs)
-        self.expert.reset(num_envs)
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
+        reset_actor(self.learner, num_envs, seeds)
+        reset_actor(self.expert, num_envs, seeds)
         if self.gate is not None:
-            self.gate.reset(num_envs)
+            self.gate.reset(num_envs, seeds)
         self.control = np.zeros(num_envs, bool)
         self.last_extras: dict[str, np.ndarray] = {}
 
@@ -220,7 +257,7 @@ class DaggerActor:
         if self.gate is None:
             expert = self.rng.random(n) < self.beta
         elif isinstance(self.gate, HumanGate):
-            expert = np.full(n, bool(self.gate.teleop.takeover))
+            expert = np.full(n, bool(self.gate.source.takeover))
         else:
             s = self.gate.score(obs, a_l, a_e)
             self.control = np.where(self.control, s > self.gate.release, s > self.gate.threshold)
@@ -262,31 +299,11 @@ def _expert_episodes(episodes: list[Episode], iteration: int) -> list[Episode]:
 
 
 # ------------------------------------------------------------------------------ the loop
-def _env_sizes(env: str, env_options: dict) -> tuple[int, int, int]:
-    from mimetic.envs import make_env
+def scripted_expert(cfg: DaggerConfig, act_dim: int) -> CheckedExpert:
+    """The environment's scripted expert (a human expert is built by the caller and passed to run_dagger)."""
+    from mimetic.envs import make_expert
 
-    e = make_env(env, **env_options)
-    try:
-        obs_dim = int(np.prod(e.observation_space.shape))
-        if isinstance(e.action_space, gym.spaces.Discrete):
-            raise MimeticError(f"dagger: environment {env!r} has discrete actions; DAgger here needs continuous (Box) actions")
-        act_dim = int(np.prod(e.action_space.shape))
-        fps = int(e.metadata.get("render_fps") or 10)
-    finally:
-        e.close()
-    return obs_dim, act_dim, fps
-
-
-def make_dagger_expert(cfg: DaggerConfig, act_dim: int, input_source=None):
-    """The expert: the env's scripted one, or a human through a teleop input source."""
-    if cfg.expert == "scripted":
-        from mimetic.envs import make_expert
-
-        return CheckedExpert(make_expert(cfg.env, **cfg.env_options), act_dim, f"expert of {cfg.env}")
-    from mimetic.teleop import TeleopActor, make_input_source
-
-    source = input_source if input_source is not None else make_input_source(cfg.expert)
-    return CheckedExpert(TeleopActor(source, act_dim), act_dim, f"human expert ({cfg.expert})")
+    return CheckedExpert(make_expert(cfg.env, **cfg.env_options), act_dim, f"expert of {cfg.env}")
 
 
 def _method_config(cfg: DaggerConfig, member: int = 0):
@@ -302,31 +319,58 @@ def _method_config(cfg: DaggerConfig, member: int = 0):
     if unknown:
         raise MimeticError(f"--policy-option: {cfg.policy} has no option(s) {unknown}; known: {sorted(names)}")
     mc = module.Config(**cfg.policy_options)
-    mc.steps = cfg.steps
+    if cfg.steps is not None:
+        mc.steps = cfg.steps
     mc.seed = cfg.seed + member
     return module, mc
 
 
+def heldout_split(ds: Dataset, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) episode indices, stable as the dataset grows.
+
+    The initial (iteration-0) episodes are split as plain BC splits them; each later episode e is
+    held out when a draw seeded by (seed, e) falls below `val_fraction`, so its fate never changes.
+    """
+    from mimetic.algos.trainer import split_episodes
+
+    iteration = ds.extra("iteration")[ds.episode_starts]
+    n0 = int(np.sum(iteration == 0))
+    train0, val0 = split_episodes(n0, val_fraction, seed)
+    later = np.arange(n0, ds.num_episodes)
+    held = np.array([np.random.default_rng([seed, 1, int(e)]).random() < val_fraction for e in later], bool)
+    return np.concatenate([train0, later[~held]]), np.concatenate([val0, later[held]])
+
+
 def _train_iteration(cfg: DaggerConfig, ds: Dataset, run: Path, iteration: int, progress: bool) -> list:
-    """Train the learner (and ensemble members) of `iteration`, warm-started from iteration - 1."""
-    from mimetic.algos.trainer import load_state, save_state
+    """Train the learner (and ensemble members) of `iteration` on all the data so far.
+
+    Warm start: the previous iteration's deployed weights, with the normalization fitted afresh on
+    this iteration's training episodes (the trainer's fresh-start path; a frozen normalizer would
+    keep a min-max learner inside the first demonstrations' action range forever).
+    """
+    from mimetic.policies.base import load_policy
 
     members = cfg.ensemble_size if cfg.gate == "ensemble" else 1
     policies = []
     for k in range(members):
         module, mc = _method_config(cfg, k)
         out = _member_dir(run, iteration, k, members)
-        prev = _member_dir(run, iteration - 1, k, members)
         resume = (out / "checkpoint/state.json").exists()  # an interrupted training of this iteration
-        if not resume and iteration > 0 and (prev / "checkpoint/state.json").exists():
-            state = load_state(prev / "checkpoint/state")  # warm start: previous weights and optimizer moments
-            state["step"], state["best_val_success"] = 0, -1.0
-            (out / "checkpoint").mkdir(parents=True, exist_ok=True)
-            save_state(out / "checkpoint/state", state)
-            resume = True
+        init = None
+        if cfg.warm_start and iteration > 0 and not resume:
+            init = load_policy(_member_dir(run, iteration - 1, k, members)).state_dict()
         policies.append(module.train(mc, ds, out, env=cfg.env, env_options=cfg.env_options, resume=resume,
-                                     progress=progress))
+                                     progress=progress, split=heldout_split(ds, mc.val_fraction, mc.seed),
+                                     init_state=init))
     return policies
+
+
+def deployed_iteration(rows: list[dict], select: str) -> int:
+    """The iteration whose learner the run deploys: the best validation success (earliest on ties), or the last."""
+    if select == "last":
+        return rows[-1]["iteration"]
+    best = max(r["val_success"] for r in rows)
+    return next(r["iteration"] for r in rows if r["val_success"] == best)
 
 
 def _member_dir(run: Path, iteration: int, k: int, members: int) -> Path:
@@ -398,28 +442,57 @@ def _initial_episodes(cfg: DaggerConfig, obs_dim: int, act_dim: int, expert) -> 
     return _expert_episodes(eps, 0), int(src.info.get("mimetic", {}).get("next_seed", src.num_episodes))
 
 
+def load_config(run: str | Path) -> DaggerConfig:
+    """The configuration a DAgger run was started with (RUN/dagger.json)."""
+    saved = read_json(Path(run) / "dagger.json", "DAgger run")
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
+        raise MimeticError(f"{Path(run) / 'dagger.json'}: not a DAgger run configuration")
+    names = {f.name for f in dataclasses.fields(DaggerConfig)}
+    unknown = sorted(set(saved["config"]) - names)
+    if unknown:
+        raise MimeticError(f"{Path(run) / 'dagger.json'}: unknown fields {unknown}")
+    return DaggerConfig(**saved["config"])
+
+
 def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, progress: bool = True,
-               expert=None, input_source=None) -> list[dict]:
-    """Run (or resume) DAgger / HG-DAgger into `run`; returns the per-iteration log rows."""
+               expert=None, takeover=None) -> list[dict]:
+    """Run (or resume) DAgger / HG-DAgger into `run`; returns the per-iteration log rows.
+
+    `expert`: the actor whose actions label every step (`reset(num_envs)`, `act(obs)`); None: the
+    environment's scripted expert. A human expert (`cfg.expert` keyboard or gamepad) must be passed
+    in (the CLI builds a mimetic.teleop.TeleopActor). `takeover`: for `gate="human"`, the object whose
+    `takeover` attribute is true while the human holds control (default: the expert itself). An
+    expert with a true `quit` attribute stops the run (resumable).
+    """
+    from mimetic.envs.spaces import env_sizes
     from mimetic.evaluate import VAL_SEED, evaluate
-    from mimetic.policies.base import PolicyActor, save_policy
+    from mimetic.policies.base import PolicyActor, load_policy, save_policy
 
     run = Path(run)
     if resume:
-        saved = read_json(run / "dagger.json", "DAgger run")
-        cfg = DaggerConfig(**saved["config"])
+        cfg = load_config(run)
     elif (run / "dagger.json").exists():
         raise MimeticError(f"{run} already holds a DAgger run: pass --resume to continue it, or choose another --out")
     elif run.exists() and (run.is_file() or any(run.iterdir())):
         raise MimeticError(f"{run} exists and is not empty: choose another --out")
     cfg.validate()
     _method_config(cfg)  # fail early on an unknown method or option
-    obs_dim, act_dim, fps = _env_sizes(cfg.env, cfg.env_options)
-    if expert is None:
-        expert = make_dagger_expert(cfg, act_dim, input_source)
-    elif not isinstance(expert, CheckedExpert):
-        expert = CheckedExpert(expert, act_dim, f"expert of {cfg.env}")
+    sizes = env_sizes(cfg.env, cfg.env_options)
+    sizes.require_continuous("dagger", cfg.env)
+    obs_dim, act_dim, fps = sizes.obs_dim, sizes.act_dim, sizes.fps
     human = cfg.expert != "scripted"
+    if expert is None:
+        if human:
+            raise MimeticError(f"dagger: --expert {cfg.expert} is a human: the caller must build it and pass it in "
+                               "(`mimetic dagger` does)")
+        expert = scripted_expert(cfg, act_dim)
+    elif not isinstance(expert, CheckedExpert):
+        who = f"human expert ({cfg.expert})" if human else f"expert of {cfg.env}"
+        expert = CheckedExpert(expert, act_dim, who)
+    if cfg.gate == "human":
+        takeover = takeover if takeover is not None else expert.expert
+        if not hasattr(takeover, "takeover"):
+            raise MimeticError("dagger: --gate human needs an expert (or takeover source) with a `takeover` toggle")
     num_envs = 1 if human else cfg.num_envs
     if not resume:
         run.mkdir(parents=True, exist_ok=True)
@@ -439,7 +512,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
         row: dict = {"iteration": it}
         if it > 0 and int(ds.info["mimetic"].get("dagger_iteration", 0)) < it:
             learners = _load_learners(cfg, run, it - 1)
-            gate = _make_gate(cfg, ds, learners, expert)
+            gate = _make_gate(cfg, ds, learners, takeover)
             beta = beta_at(cfg, it) if cfg.gate is None else 0.0
             actor = DaggerActor(learners[0], expert, beta=beta, gate=gate, rng=np.random.default_rng([cfg.seed, it]))
             seeds = range(ROLLOUT_SEED + (it - 1) * cfg.episodes_per_iter, ROLLOUT_SEED + it * cfg.episodes_per_iter)
@@ -457,20 +530,22 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
         row.setdefault("new_labels", it_frames)
         row.update(val_success=res.success_rate, val_ci95=list(res.ci95), val_return=res.mean_return,
                    dataset_episodes=ds.num_episodes, dataset_frames=ds.num_frames,
-                   expert_labels=ds.num_frames, time_s=round(time.perf_counter() - t0, 2))
-        save_policy(policies[0], run)  # the latest learner is the run's checkpoint
+                   expert_labels=ds.num_frames, train_steps=_method_config(cfg)[1].steps,
+                   time_s=round(time.perf_counter() - t0, 2))
         rows.append(row)
+        row["deployed_iteration"] = best = deployed_iteration(rows, cfg.select)
+        save_policy(policies[0] if best == it else load_policy(_member_dir(run, best, 0, len(policies))), run)
         _write_log(run, rows)  # the commit point of the iteration
         plot_log(rows, run / "dagger.png", title=f"{'HG-DAgger' if cfg.gate else 'DAgger'} on {cfg.env}")
     return rows
 
 
-def _make_gate(cfg: DaggerConfig, ds: Dataset, learners: list, expert):
+def _make_gate(cfg: DaggerConfig, ds: Dataset, learners: list, takeover):
     if cfg.gate is None:
         return None
     release = cfg.release if cfg.release is not None else cfg.threshold / 2
     if cfg.gate == "human":
-        return HumanGate(expert.expert)
+        return HumanGate(takeover)
     if cfg.gate == "ensemble":
         return EnsembleGate(learners[1:], cfg.threshold, release)
     if cfg.gate_metric == "state":
