@@ -113,3 +113,47 @@ def test_quickstart_refuses_existing_folder(tmp_path, capsys):
     (tmp_path / "q").mkdir()
     (tmp_path / "q/mine").write_text("x")
     one_line_error(*run(capsys, "quickstart", "--out", tmp_path / "q")[::2], "not empty")
+
+
+def test_eval_on_a_discrete_action_env(tmp_path, capsys):
+    """objectworld has Discrete(5) actions: train bc on its demos, then `mimetic eval RUN` runs
+    (it used to crash with an IndexError in the size check of cli.py)."""
+    assert run(capsys, "collect", "objectworld", "--episodes", 10, "--out", tmp_path / "d")[0] == 0
+    code, out, err = run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 30)
+    assert code == 0, err
+    code, out, err = run(capsys, "eval", tmp_path / "r", "--episodes", 6, "--json", tmp_path / "e.json")
+    assert code == 0, err
+    assert "on objectworld" in out
+    res = json.loads((tmp_path / "e.json").read_text())
+    assert res["episodes"] == 6 and len(res["lengths"]) == 6 and 0.0 <= res["success_rate"] <= 1.0
+
+
+HEAVY = ("torch", "scipy", "metaworld")
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["envs"], ["train", "--help"], ["-q", "--threads", "2", "envs"]])
+def test_parser_and_envs_listing_import_nothing_heavy(argv):
+    """Building the parser, `--help`, `train --help` and `envs` import no torch, scipy, metaworld or
+    method module (they used to take seconds)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys\nfrom mimetic.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+             "print('IMPORTED:' + ' '.join(sorted(m for m in sys.modules if m.split('.')[0] in %r"
+             " or m.startswith('mimetic.algos.'))), file=sys.stderr)" % (HEAVY,))
+    r = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip(), "the command printed nothing"
+    assert r.stderr.strip().splitlines()[-1] == "IMPORTED:", r.stderr
+
+
+def test_train_method_help_imports_that_method_only(capsys):
+    from mimetic.cli import _train_method
+
+    assert _train_method(["-q", "--threads", "2", "train", "act", "--help"]) == "act"
+    assert _train_method(["train", "--help"]) == "--help"  # not a method: no method options are added
+    assert _train_method(["eval", "run"]) is None
+    with pytest.raises(SystemExit):
+        main(["train", "bc", "--help"])
+    out = capsys.readouterr().out
+    assert "--hidden" in out and "--lr" in out  # bc's Config options are there

@@ -57,3 +57,12 @@ def test_wilson_interval():
     lo, hi = wilson_interval(50, 100)
     assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
     assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_metaworld_task_list_matches_metaworld():
+    """`mimetic envs` lists Meta-World tasks from a written-out list (no metaworld import): it must be metaworld's."""
+    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
+
+    from mimetic.envs.metaworld import TASKS
+
+    assert sorted(TASKS) == sorted(ALL_V3_ENVIRONMENTS) and len(TASKS) == 50

@@ -19,6 +19,7 @@ import numpy as np
 
 from mimetic.actors import Actor
 from mimetic.data.episode import Episode
+from mimetic.envs.spaces import sizes_of
 from mimetic.errors import MimeticError
 from mimetic.progress import progress_bar
 
@@ -57,9 +58,8 @@ def rollout(
     seeds = [int(s) for s in seeds]
     num_envs = max(1, min(num_envs, len(seeds)))
     envs = [factory() for _ in range(num_envs)]
-    space = envs[0].action_space
-    discrete = isinstance(space, gym.spaces.Discrete)
-    act_dim = 1 if discrete else int(np.prod(space.shape))
+    sizes = sizes_of(envs[0])
+    discrete, act_dim = sizes.discrete, sizes.act_dim
     who = getattr(actor, "name", type(actor).__name__)
     episodes: list[Episode] = []
     bar = progress_bar(progress, total=len(seeds), desc=desc, unit="ep")
@@ -77,7 +77,8 @@ def rollout(
                 action = check_action(actor.act(obs_batch), n, act_dim, who)
                 extras = getattr(actor, "last_extras", None) or {}
                 for i in np.flatnonzero(~done):
-                    a = int(round(float(action[i, 0]))) if discrete else action[i]
+                    # a discrete env takes the nearest valid index (a regressed index may leave the range)
+                    a = int(np.clip(np.rint(action[i, 0]), 0, sizes.n_actions - 1)) if discrete else action[i]
                     o2, r, term, trunc, info = envs[i].step(a)
                     r_ = rec[i]
                     r_["obs"].append(obs_batch[i])

@@ -27,26 +27,20 @@ def _all_envs():
     return ALL_V3_ENVIRONMENTS_GOAL_OBSERVABLE
 
 
-def _task_names() -> list[str]:
-    from metaworld.env_dict import ALL_V3_ENVIRONMENTS
-
-    return sorted(ALL_V3_ENVIRONMENTS)
-
-
-class _LazyTasks:
-    """The task list, read from metaworld only when first used (importing metaworld takes a second)."""
-
-    def __iter__(self):
-        return iter(_task_names())
-
-    def __contains__(self, name):
-        return name in _task_names()
-
-    def __len__(self):
-        return len(_task_names())
-
-
-TASKS = _LazyTasks()
+# The 50 Meta-World v3 task names, written out so that listing them (`mimetic envs`) does not import
+# metaworld (a second); tests/test_envs.py checks this list against metaworld's own.
+TASKS: tuple[str, ...] = (
+    "assembly-v3", "basketball-v3", "bin-picking-v3", "box-close-v3", "button-press-topdown-v3",
+    "button-press-topdown-wall-v3", "button-press-v3", "button-press-wall-v3", "coffee-button-v3",
+    "coffee-pull-v3", "coffee-push-v3", "dial-turn-v3", "disassemble-v3", "door-close-v3", "door-lock-v3",
+    "door-open-v3", "door-unlock-v3", "drawer-close-v3", "drawer-open-v3", "faucet-close-v3", "faucet-open-v3",
+    "hammer-v3", "hand-insert-v3", "handle-press-side-v3", "handle-press-v3", "handle-pull-side-v3",
+    "handle-pull-v3", "lever-pull-v3", "peg-insert-side-v3", "peg-unplug-side-v3", "pick-out-of-hole-v3",
+    "pick-place-v3", "pick-place-wall-v3", "plate-slide-back-side-v3", "plate-slide-back-v3",
+    "plate-slide-side-v3", "plate-slide-v3", "push-back-v3", "push-v3", "push-wall-v3", "reach-v3",
+    "reach-wall-v3", "shelf-place-v3", "soccer-v3", "stick-pull-v3", "stick-push-v3", "sweep-into-v3",
+    "sweep-v3", "window-close-v3", "window-open-v3",
+)
 
 
 def _check_task(task: str) -> str:
