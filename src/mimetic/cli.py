@@ -191,25 +191,36 @@ def cmd_convert(args) -> None:
 
 
 def cmd_dagger(args) -> None:
-    from mimetic.algos.dagger import DaggerConfig, run_dagger
+    from mimetic.algos.dagger import DaggerConfig, load_config, run_dagger
 
     if args.resume:
-        cfg = DaggerConfig(env=args.env or "")  # replaced by the saved configuration
+        cfg = load_config(args.out)  # run_dagger reads it again; here it says which expert to build
     else:
         if not args.env:
             raise MimeticError("dagger: ENV is required (or --resume)")
         cfg = DaggerConfig(env=args.env, env_options=_parse_options(args.env_option, "--env-option"),
                            policy_options=_parse_options(args.policy_option, "--policy-option"),
-                           **{k: getattr(args, k) for k in _DAGGER_ARGS})
-    rows = run_dagger(cfg, args.out, resume=args.resume, progress=not args.quiet)
+                           warm_start=not args.from_scratch, **{k: getattr(args, k) for k in _DAGGER_ARGS})
+        cfg.validate()  # before a window opens for a human expert
+    expert = None
+    if cfg.expert != "scripted":  # a human: the CLI builds the teleop actor, the algorithm only uses it
+        from mimetic.envs.spaces import env_sizes
+        from mimetic.teleop import TeleopActor, make_input_source
+
+        expert = TeleopActor(make_input_source(cfg.expert), env_sizes(cfg.env, cfg.env_options).act_dim)
+    rows = run_dagger(cfg, args.out, resume=args.resume, progress=not args.quiet, expert=expert)
     for r in rows:
         print(f"iteration {r['iteration']}: expert labels {r['expert_labels']}, "
               f"validation success {r['val_success']:.2f} [{r['val_ci95'][0]:.2f}, {r['val_ci95'][1]:.2f}]")
+    if rows:
+        how = "the best validation success" if cfg.select == "best" else "the last iteration"
+        print(f"deployed: iteration {rows[-1]['deployed_iteration']} ({how})")
     print(f"dagger -> {args.out} (log {args.out}/dagger.jsonl, plot {args.out}/dagger.png)")
 
 
 _DAGGER_ARGS = ("policy", "steps", "iterations", "episodes_per_iter", "initial_data", "initial_episodes", "beta", "beta0",
-                "gate", "gate_metric", "threshold", "release", "ensemble_size", "expert", "eval_episodes", "num_envs", "seed")
+                "gate", "gate_metric", "threshold", "release", "ensemble_size", "expert", "eval_episodes", "num_envs", "seed",
+                "select")
 
 
 def cmd_teleop(args) -> None:
@@ -378,13 +389,17 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the run in --out after its last completed iteration")
     s.add_argument("--policy", default="bc", help="supervised method to train each iteration (bc, act, diffusion, flow, ...)")
     s.add_argument("--policy-option", action="append", metavar="KEY=VALUE", help="a field of the method's Config")
-    s.add_argument("--steps", type=int, default=2000, help="training steps per iteration (warm-started)")
+    s.add_argument("--steps", type=int, default=None, help="training steps per iteration (default: the method's own, "
+                   "as plain BC trains)")
+    s.add_argument("--from-scratch", action="store_true", help="retrain each iteration from new weights "
+                   "(default: start from the previous iteration's, normalization refitted)")
+    s.add_argument("--select", default="best", help="deploy: best (highest validation success, earliest on ties) | last")
     s.add_argument("--iterations", type=int, default=5, help="iterations after the initial one")
     s.add_argument("--episodes-per-iter", type=int, default=10)
     s.add_argument("--data", dest="initial_data", default=None, help="initial demonstrations (default: collect from the expert)")
     s.add_argument("--initial-episodes", type=int, default=10, help="expert episodes for iteration 0 without --data")
     s.add_argument("--beta", default="exponential", help="per-step probability of executing the expert's action: "
-                   "constant (beta0), linear (beta0 -> 0), exponential (beta0**i)")
+                   "constant (beta0), linear (beta0 at iteration 1 -> 0 at the last), exponential (beta0**i)")
     s.add_argument("--beta0", type=float, default=0.5)
     s.add_argument("--gate", default=None, help="HG-DAgger: scripted | ensemble | human (the expert takes over when it fires)")
     s.add_argument("--gate-metric", default="action", help="scripted gate: action (learner-expert distance) | state (off the data)")
