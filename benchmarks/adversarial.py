@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mimetic.actors import RandomActor
-from mimetic.algos.adversarial import AdversarialConfig, train_adversarial
+from mimetic.algos.adversarial.training import AdversarialConfig, train_adversarial
 from mimetic.data import Dataset
 from mimetic.envs import make_env, make_expert
 from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
@@ -95,7 +95,7 @@ def run_method(task: str, method: str, ds: Dataset, out: Path, ref: dict, args) 
                                 **spec["config"][gen])
         policy = train_adversarial(kind, cfg, ds, run, progress=False)
         rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
-        curve = [{"env_steps": r["env_steps"], "time_s": r["time_s"], "val_return": r["val_return"],
+        curve = [{"env_steps": r["step"], "time_s": r["time_s"], "val_return": r["val_return"],
                   "normalized": norm_val(r["val_return"])} for r in rows if "val_return" in r]
         steps = cfg.steps
     seconds = time.perf_counter() - t0

@@ -289,7 +289,7 @@ def cmd_reward(args) -> None:
 
         report = reward_report(run, env=args.env, env_options=env_options)  # refuses an env whose features do not match
     elif method in ("gail", "airl"):
-        from mimetic.algos.adversarial import reward_report
+        from mimetic.algos.adversarial.report import reward_report
 
         report = reward_report(run, env=args.env, env_options=env_options, episodes=args.episodes)
     else:

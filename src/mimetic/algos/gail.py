@@ -1,10 +1,10 @@
-"""`mimetic train gail`: GAIL with a SAC (default) or PPO generator; see `mimetic.algos.adversarial`."""
+"""`mimetic train gail`: GAIL with a SAC (default) or PPO generator; see `mimetic.algos.adversarial.training`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mimetic.algos.adversarial import AdversarialConfig, train_adversarial
+from mimetic.algos.adversarial.training import AdversarialConfig, train_adversarial
 
 
 @dataclass

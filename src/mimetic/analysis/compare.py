@@ -120,7 +120,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
 
     `options` (field -> value) set the same Config fields of every method, e.g. {"obs_noise": 0.1}.
     """
-    from mimetic.algos.trainer import read_metrics
+    from mimetic.algos.run_dir import read_metrics
     from mimetic.analysis import plots
     from mimetic.data.dataset import Dataset
     from mimetic.evaluate import EVAL_SEED

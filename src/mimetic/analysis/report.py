@@ -117,7 +117,7 @@ def shift_section(r: dict, base: Path | None = None) -> str:
 
 
 def run_section(run: Path, tmp: Path, seen_datasets: set) -> str:
-    from mimetic.algos.trainer import read_metrics
+    from mimetic.algos.run_dir import read_metrics
     from mimetic.analysis import plots
 
     info = read_json(run / "train.json", "training run") if (run / "train.json").exists() else {}

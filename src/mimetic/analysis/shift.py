@@ -109,7 +109,7 @@ def _reward_report(run: Path, env: str, env_options: dict) -> dict:
     """Reward-recovery metrics when the run learned a reward its method can score; else {'skipped': why}.
 
     Dispatches like `mimetic reward`: maxent-irl -> `mimetic.algos.irl.reward_report`, gail/airl ->
-    `mimetic.algos.adversarial.reward_report`, any other method module with a `reward_report(run_dir)`.
+    `mimetic.algos.adversarial.report.reward_report`, any other method module with a `reward_report(run_dir)`.
     """
     import importlib
 
@@ -124,7 +124,7 @@ def _reward_report(run: Path, env: str, env_options: dict) -> dict:
 
             return reward_report(run)
         if method in ("gail", "airl"):
-            reward_report = importlib.import_module("mimetic.algos.adversarial").reward_report
+            reward_report = importlib.import_module("mimetic.algos.adversarial.report").reward_report
             return reward_report(run, env=env, env_options=env_options)
         from mimetic.algos import METHODS, method_module
 
