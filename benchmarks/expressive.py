@@ -1,16 +1,20 @@
-"""Expressive policies on the multimodal task `reach-bimodal`: success and CPU cost.
+"""Multimodal demonstrations: MLP regression vs chunked / generative policies, at the DEFAULTS.
 
-    python benchmarks/expressive.py [--methods bc act diffusion flow] [--demos 100] [--episodes 100]
-                                    [--steps 1500] [--work DIR] [--out FILE]
+    python benchmarks/expressive.py [--env reach-fork] [--methods bc bc-long act diffusion flow]
+                                    [--demos 100] [--episodes 100] [--seeds eval|val]
+                                    [--long-steps 30000] [--work DIR] [--out FILE.jsonl] [--md FILE.md]
 
-For each method: train on `--demos` expert demonstrations (seeds 0..), evaluate `--episodes`
-episodes on the evaluation seeds (1_000_000.., the same for every method) with a 95% Wilson
-interval, and measure on one CPU thread: training seconds per 1000 steps, parameters, and
-inference milliseconds per chunk and per control step (one environment, median of repeated calls).
-Diffusion and flow are also evaluated with several sampling step counts (DDIM / Euler steps), ACT
-with temporal ensembling. The final checkpoint is reported (no selection on the evaluation seeds).
-Each method's result is written to WORK/<method>.json as soon as it is done; the markdown report
-is printed (and written to --out) at the end.
+Every method is trained with its `Config()` defaults, exactly what `mimetic train METHOD --data DEMOS`
+runs (no benchmark presets): `bc` is deterministic BC (MLP 3x256, MSE) at its default budget and
+`bc-long` the same with `--long-steps` training steps, to show that its failure is not a matter of
+budget. The demonstrations are `--demos` expert episodes (seeds 0..); evaluation runs `--episodes`
+episodes on the evaluation seeds (`--seeds eval`, 1_000_000..) or on the validation seeds
+(`--seeds val`, 2_000_000..; use these to choose anything), the same for every method, 95% Wilson
+intervals, final checkpoint (EMA weights for diffusion / flow), no checkpoint selection. Each
+checkpoint is also evaluated in variants (diffusion / flow with other sampling steps, ACT with
+temporal ensembling), all reported. Failures are split into collisions (the episode ended early)
+and time-outs. One JSON line per (env, seeds, method, variant) is appended to --out (a finished
+row is skipped on a re-run); the markdown table is printed and written to --md.
 """
 
 from __future__ import annotations
@@ -19,7 +23,10 @@ import argparse
 import json
 import os
 import platform
+import shlex
+import shutil
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,17 +37,14 @@ import torch
 from mimetic.algos import method_module
 from mimetic.collect import collect
 from mimetic.data import Dataset
-from mimetic.evaluate import evaluate
+from mimetic.envs import make_env
+from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
 from mimetic.policies.base import PolicyActor
 
-ENV = "reach-bimodal"
-PRESETS = {  # small networks: the task is 8-d state, 2-d action
-    "bc": dict(hidden=[256, 256]),
-    "act": dict(dim_model=64, n_heads=4, dim_feedforward=128, batch_size=128, lr=1e-3),
-    "diffusion": dict(down_dims=[32, 64], kernel_size=3, batch_size=128),
-    "flow": dict(down_dims=[32, 64], kernel_size=3, batch_size=128),
-}
-SWEEP = {"diffusion": [1, 2, 5, 10, 20], "flow": [1, 2, 4, 8, 16]}
+METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow"}  # row -> training method
+PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)
+# variants evaluated on the same checkpoint: sampling steps (diffusion DDIM, flow Euler), ACT temporal ensembling
+SWEEP = {"diffusion": [1, 5], "flow": [1, 2]}
 
 
 def median_ms(fn, repeats: int = 30) -> float:
@@ -54,101 +58,110 @@ def median_ms(fn, repeats: int = 30) -> float:
     return float(np.median(times) * 1000)
 
 
-def inference_cost(policy) -> dict:
-    c = policy.config
-    obs = torch.as_tensor(Dataset_obs[: c.n_obs_steps][None], dtype=torch.float32)
+def ms_per_chunk(policy, obs: np.ndarray) -> float:
+    x = torch.as_tensor(obs[: policy.config.n_obs_steps][None], dtype=torch.float32)
     with torch.inference_mode():
-        chunk = median_ms(lambda: policy.predict(obs))
-        actor = PolicyActor(policy)
-
-        def episode():
-            actor.reset(1)
-            for o in Dataset_obs[:64]:
-                actor.act(o[None])
-
-        step = median_ms(episode, 5) / 64
-    return {"ms_per_chunk": round(chunk, 3), "ms_per_control_step": round(step, 3)}
+        return round(median_ms(lambda: policy.predict(x)), 3)
 
 
-def run_method(name: str, ds: Dataset, work: Path, steps: int, episodes: int) -> dict:
-    module = method_module(name)
-    cfg = module.Config(**PRESETS[name], steps=steps, log_every=max(1, steps // 4), ckpt_every=steps, seed=0)
-    run = work / name
-    if (run / "checkpoint/state.json").exists():
-        import shutil
-
-        shutil.rmtree(run)
-    t = time.perf_counter()
-    policy = module.train(cfg, ds, run, progress=False)
-    train_s = time.perf_counter() - t
-    res = evaluate(PolicyActor(policy), ENV, episodes)
-    out = {"method": name, "config": PRESETS[name], "steps": steps, "parameters": policy.num_parameters(),
-           "train_s": round(train_s, 1), "train_s_per_1000_steps": round(train_s / steps * 1000, 1),
-           "success": res.success_rate, "ci95": [round(x, 3) for x in res.ci95], **inference_cost(policy)}
-    c = policy.config
-    if name == "act":
-        r = evaluate(PolicyActor(policy, temporal_ensemble=0.1), ENV, episodes)
-        out["temporal_ensemble_0.1"] = {"success": r.success_rate, "ci95": [round(x, 3) for x in r.ci95]}
-    for k in SWEEP.get(name, []):
-        c.num_inference_steps = k
-        policy._gen = None
-        r = evaluate(PolicyActor(policy), ENV, episodes)
-        out.setdefault("sampling_steps", {})[str(k)] = {"success": r.success_rate, "ci95": [round(x, 3) for x in r.ci95],
-                                                         **inference_cost(policy)}
-    (work / f"{name}.json").write_text(json.dumps(out, indent=1))
-    print(json.dumps(out), flush=True)
-    return out
+def outcome(res, max_steps: int) -> dict:
+    """Success rate with its Wilson interval, and the failures split by how the episode ended."""
+    fails = [n for s, n in zip(res.successes, res.lengths) if not s]
+    return {"success_rate": res.success_rate, "ci95": [round(x, 4) for x in res.ci95], "episodes": res.episodes,
+            "successes": int(sum(res.successes)), "collisions": sum(n < max_steps for n in fails),
+            "timeouts": sum(n >= max_steps for n in fails), "mean_length": res.mean_length}
 
 
-def report(results: list[dict], argv: str, demos: int, episodes: int, commit: str) -> str:
-    lines = [f"Command: `python benchmarks/expressive.py {argv}`  ",
-             f"Date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, commit {commit}, {platform.processor() or platform.machine()}, "
-             f"{os.cpu_count()} CPU cores shared with other jobs, torch {torch.__version__}, 1 thread.  ",
-             f"{demos} demonstrations, {episodes} evaluation episodes (seeds 1000000..), final checkpoint.", "",
-             "| method | params | train steps | train s / 1000 steps | success [95% CI] | ms / chunk | ms / control step |",
-             "|---|---|---|---|---|---|---|"]
-    for r in results:
-        lines.append(f"| {r['method']} | {r['parameters']:,} | {r['steps']} | {r['train_s_per_1000_steps']} | "
-                     f"{r['success']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['ms_per_chunk']} | {r['ms_per_control_step']} |")
-    for r in results:
-        if "temporal_ensemble_0.1" in r:
-            te = r["temporal_ensemble_0.1"]
-            lines += ["", f"ACT with temporal ensembling (m = 0.1, a new chunk every step): success {te['success']:.2f} "
-                      f"[{te['ci95'][0]:.2f}, {te['ci95'][1]:.2f}]"]
-        if "sampling_steps" in r:
-            lines += ["", f"{r['method']}: sampling steps vs success", "",
-                      "| steps | success [95% CI] | ms / chunk | ms / control step |", "|---|---|---|---|"]
-            for k, v in r["sampling_steps"].items():
-                lines.append(f"| {k} | {v['success']:.2f} [{v['ci95'][0]:.2f}, {v['ci95'][1]:.2f}] | {v['ms_per_chunk']} | {v['ms_per_control_step']} |")
-    return "\n".join(lines) + "\n"
+def run(args, meta: dict) -> None:
+    out = Path(args.out)
+    done = set()
+    if out.exists():
+        done = {(r["env"], r["seeds"], r["policy"]) for r in map(json.loads, out.read_text().splitlines())}
+    work = Path(args.work)
+    demos = work / f"{args.env}-demos{args.demos}"
+    if not (demos / "meta/info.json").exists():
+        collect(args.env, demos, args.demos, seed=0, progress=False)
+    ds = Dataset.load(demos)
+    obs0 = ds.episode(0).observations.astype(np.float32)
+    seed = {"eval": EVAL_SEED, "val": VAL_SEED}[args.seeds]
+    max_steps = make_env(args.env).max_steps
+    for name in args.methods:
+        variants = [name] + ([f"{name}-te0.1"] if name == "act" else []) + [f"{name}-{k}steps" for k in SWEEP.get(name, [])]
+        if all((args.env, args.seeds, v) in done for v in variants):
+            continue
+        module = method_module(METHODS[name])
+        cfg = module.Config()
+        if name == "bc-long":
+            cfg.steps = args.long_steps
+        cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
+        run_dir = work / f"{args.env}-{name}"
+        if run_dir.exists():  # a run interrupted before all its rows were written: train it again
+            shutil.rmtree(run_dir)
+        t = time.perf_counter()
+        policy = module.train(cfg, ds, run_dir, progress=False)
+        train_s = time.perf_counter() - t
+        base = {"env": args.env, "seeds": args.seeds, "first_seed": seed, "method": METHODS[name], "demos": ds.num_episodes,
+                "steps": cfg.steps, "batch_size": cfg.batch_size, "parameters": policy.num_parameters(),
+                "train_s": round(train_s, 1), "config": {k: v for k, v in vars(cfg).items() if k not in ("log_every", "ckpt_every")},
+                **meta}
+        for v in variants:
+            if (args.env, args.seeds, v) in done:
+                continue
+            kw, sampling = {}, getattr(policy, "sampling_steps", None)
+            if v.endswith("-te0.1"):
+                kw = {"temporal_ensemble": 0.1}
+            elif v.endswith("steps"):
+                sampling = int(v.rsplit("-", 1)[1][: -len("steps")])
+            if hasattr(policy, "set_sampling_steps"):
+                policy.set_sampling_steps(sampling if v != name else policy.config.num_inference_steps)
+            res = evaluate(PolicyActor(policy, **kw), args.env, args.episodes, seed=seed)
+            row = {"policy": v, **base, "sampling_steps": sampling if hasattr(policy, "set_sampling_steps") else None,
+                   **kw, **outcome(res, max_steps), "ms_per_chunk": ms_per_chunk(policy, obs0)}
+            with open(out, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps({k: row[k] for k in ("policy", "seeds", "steps", "success_rate", "ci95", "collisions", "timeouts", "train_s")}),
+                  flush=True)
 
 
-Dataset_obs: np.ndarray = np.zeros((0, 8))
+def report(rows: list[dict]) -> str:
+    lines = []
+    for (env, seeds) in dict.fromkeys((r["env"], r["seeds"]) for r in rows):
+        sel = [r for r in rows if (r["env"], r["seeds"]) == (env, seeds)]
+        lines += [f"### {env}, {seeds} seeds ({sel[0]['first_seed']}..), {sel[0]['demos']} demonstrations", "",
+                  "| policy | train steps (batch) | params | train s | success [95% CI] | collisions / time-outs | ms / chunk | commit |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in sel:
+            lines.append(f"| {r['policy']} | {r['steps']} ({r['batch_size']}) | {r['parameters']:,} | {r['train_s']:.0f} | "
+                         f"{r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['collisions']} / {r['timeouts']} | "
+                         f"{r['ms_per_chunk']} | {r['commit']} |")
+        lines.append("")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    global Dataset_obs
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--methods", nargs="+", default=["bc", "act", "diffusion", "flow"], choices=list(PRESETS))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="reach-fork")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     p.add_argument("--demos", type=int, default=100)
     p.add_argument("--episodes", type=int, default=100)
-    p.add_argument("--steps", type=int, default=1500)
-    p.add_argument("--work", default="bench-expressive", help="working directory (demos, runs, per-method JSON)")
-    p.add_argument("--out", default=None, help="also write the markdown report here")
+    p.add_argument("--seeds", choices=["eval", "val"], default="eval")
+    p.add_argument("--long-steps", type=int, default=30000, help="training steps of the bc-long row")
+    p.add_argument("--work", default="bench-expressive", help="working directory (demos, runs)")
+    p.add_argument("--out", default="benchmarks/results/expressive.jsonl")
+    p.add_argument("--md", default=None, help="also write the markdown table here")
+    p.add_argument("--table-only", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()  # at the start
-    work = Path(args.work)
-    demos = work / f"demos{args.demos}"
-    if not demos.exists():
-        collect(ENV, demos, args.demos, seed=0, progress=False)
-    ds = Dataset.load(demos)
-    Dataset_obs = ds.episode(0).observations.astype(np.float32)
-    results = [run_method(m, ds, work, args.steps, args.episodes) for m in args.methods]
-    text = report(results, " ".join(argv if argv is not None else __import__("sys").argv[1:]), args.demos, args.episodes, commit)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    meta = {"commit": commit, "date": f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC",
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, 1 thread",
+            "command": "python benchmarks/expressive.py " + shlex.join(argv if argv is not None else sys.argv[1:])}
+    if not args.table_only:
+        run(args, meta)
+    text = report([json.loads(line) for line in Path(args.out).read_text().splitlines()])
     print(text)
-    if args.out:
-        Path(args.out).write_text(text)
+    if args.md:
+        Path(args.md).write_text(text)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ from mimetic.policies.flow import FlowConfig, FlowPolicy
 
 
 # action_start None: derived from n_obs_steps (-(To-1), as in Diffusion Policy) unless given
-Config = method_config(FlowConfig, ema_decay=0.995, action_start=None)
+# the configuration benchmarked on Meta-World and reach-fork (BENCHMARKS.md): minutes on one CPU core
+Config = method_config(FlowConfig, ema_decay=0.995, action_start=None, batch_size=128, steps=2000)
 
 
 def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True, **kw) -> FlowPolicy:

@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "reach": "mimetic.envs.reach",
     "objectworld": "mimetic.envs.objectworld",
     "reach-bimodal": "mimetic.envs.reach_bimodal",
+    "reach-fork": "mimetic.envs.reach_fork",
 }
 
 

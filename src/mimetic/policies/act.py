@@ -26,9 +26,9 @@ from mimetic.policies.base import Policy, PolicyConfig
 class ACTConfig(PolicyConfig):
     horizon: int = 16
     n_action_steps: int = 8
-    dim_model: int = 128
+    dim_model: int = 64  # sized to train in minutes on a CPU (BENCHMARKS.md)
     n_heads: int = 4
-    dim_feedforward: int = 512
+    dim_feedforward: int = 256
     n_vae_layers: int = 2
     n_encoder_layers: int = 2
     n_decoder_layers: int = 2

@@ -111,8 +111,8 @@ class ChunkGenerativeConfig(PolicyConfig):
     action_start: int = -1
     norm_obs: str = "minmax"
     norm_action: str = "minmax"
-    down_dims: list[int] = field(default_factory=lambda: [64, 128, 256])
-    kernel_size: int = 5
+    down_dims: list[int] = field(default_factory=lambda: [32, 64])  # sized to train in minutes on a CPU (BENCHMARKS.md)
+    kernel_size: int = 3
     n_groups: int = 8
     time_embed_dim: int = 64
     num_inference_steps: int = 10
