@@ -177,11 +177,10 @@ def record(env: str, out: str | Path, episodes: int, source: InputSource, *, env
     verdict, or the environment's success if the episode ended on its own). Quitting stops
     recording; the episode in progress is discarded (nothing half-written).
     """
-    import gymnasium as gym
-
     from mimetic.data.dataset import Dataset
     from mimetic.data.episode import Episode
     from mimetic.envs import make_env
+    from mimetic.envs.spaces import sizes_of
 
     if episodes <= 0:
         raise MimeticError(f"--episodes must be positive, got {episodes}")
@@ -197,12 +196,10 @@ def record(env: str, out: str | Path, episodes: int, source: InputSource, *, env
     elif out.exists() and (out.is_file() or any(out.iterdir())):
         raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
     e = make_env(env, **env_options)
-    if not isinstance(e.action_space, gym.spaces.Box):
-        raise MimeticError(f"teleop: {env!r} does not have continuous (Box) actions")
-    act_dim = int(np.prod(e.action_space.shape))
-    actor = TeleopActor(source, act_dim, gain=gain, low=float(np.min(e.action_space.low)),
-                        high=float(np.max(e.action_space.high)))
-    fps = int(e.metadata.get("render_fps") or 10)
+    sizes = sizes_of(e)
+    sizes.require_continuous("teleop", env)
+    actor = TeleopActor(source, sizes.act_dim, gain=gain, low=float(np.min(sizes.low)), high=float(np.max(sizes.high)))
+    fps = sizes.fps
     next_seed = seed if seed is not None else (int(ds.info["mimetic"].get("next_seed", ds.num_episodes)) if ds else 0)
     try:
         for _ in range(episodes):

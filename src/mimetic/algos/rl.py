@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mimetic.envs.spaces import sizes_of
 from mimetic.errors import MimeticError
 from mimetic.policies.gaussian import OBS_CLIP, TanhGaussianPolicy
 from mimetic.policies.mlp import mlp
@@ -35,10 +36,11 @@ class VecEnv:
 
     def __init__(self, factory: Callable[[], gym.Env], n: int, seed: int):
         self.envs = [factory() for _ in range(n)]
-        space = self.envs[0].action_space
-        if not isinstance(space, gym.spaces.Box):
-            raise MimeticError(f"adversarial imitation needs a continuous (Box) action space, the environment has {space}")
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        sizes = sizes_of(self.envs[0])
+        if sizes.discrete:
+            raise MimeticError(f"adversarial imitation needs continuous (Box) actions, the environment has "
+                               f"{sizes.n_actions} discrete actions")
+        self.low, self.high = sizes.low, sizes.high
         self.next_seed = seed
         self.obs = np.stack([self._reset(e) for e in self.envs])
         self.ep_return = np.zeros(n)
