@@ -101,6 +101,36 @@ def test_expected_svf_sums_to_horizon_and_matches_env_rollouts():
         assert z.max() < 4.5, f"discount {g}: max z-score {z.max():.2f} over {world.n_states} states"
 
 
+def _mimetic_imports(path) -> list[str]:
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "mimetic":
+            out += [f"mimetic.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            out.append(node.module)
+    return [m for m in out if m == "mimetic" or m.startswith("mimetic.")]
+
+
+def test_tabular_planning_sits_below_envs_and_algos():
+    # envs must not import algos: objectworld plans (its success threshold, its expert) with
+    # mimetic.tabular, which imports nothing of mimetic but the error type.
+    from pathlib import Path
+
+    import mimetic
+
+    src = Path(mimetic.__file__).parent
+    assert _mimetic_imports(src / "tabular.py") == ["mimetic.errors"]
+    # (mimetic.actors, the actor protocol and FunctionActor on numpy alone, serves the scripted experts)
+    above_envs = tuple(f"mimetic.{m}" for m in ("algos", "policies", "rollout", "evaluate", "analysis", "cli", "collect", "teleop", "quickstart"))
+    upward = {f.name: [m for m in _mimetic_imports(f) if m.startswith(above_envs)] for f in sorted((src / "envs").glob("*.py"))}
+    assert not any(upward.values()), upward
+    assert "mimetic.tabular" in _mimetic_imports(src / "envs" / "objectworld.py")
+
+
 # ------------------------------------------------------------------ env and expert
 
 
