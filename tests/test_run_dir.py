@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -74,3 +75,19 @@ def test_run_dir_refuses_to_overwrite_and_truncates_metrics(tmp_path):
         rd.append_metrics({"loss": 0.0})
     # resuming a run killed before its first checkpoint starts it over
     assert RunDir(tmp_path / "fresh").start(resume=True) is None
+
+
+def test_checkpoints_written_before_the_commit_point_still_load(tmp_path):
+    from safetensors.torch import save_file
+
+    from mimetic.algos.run_dir import _flatten
+
+    tensors: dict = {}
+    skeleton = _flatten({"step": 7, "w": torch.arange(3.0)}, "", tensors)
+    (tmp_path / "checkpoint").mkdir()
+    save_file(tensors, str(tmp_path / "checkpoint/state.safetensors"))  # the old layout: state.safetensors + state.json
+    (tmp_path / "checkpoint/state.json").write_text(json.dumps(skeleton))
+    state = RunDir(tmp_path).start(resume=True)
+    assert state["step"] == 7 and torch.equal(state["w"], torch.arange(3.0))
+    RunDir(tmp_path).save_checkpoint({"step": 8, "w": torch.zeros(3)})
+    assert not (tmp_path / "checkpoint/state.safetensors").exists() and RunDir(tmp_path).load_checkpoint()["step"] == 8
