@@ -39,8 +39,6 @@ def build(method: str, obs_dim: int, act_dim: int, preset: dict, **overrides):
 
     module = method_module(method)
     cfg = module.Config(**{**preset, **overrides})
-    if hasattr(module, "resolve_action_start"):
-        module.resolve_action_start(cfg)
     mod, cls = POLICY_TYPES[POLICY[method]].split(":")
     policy_class = getattr(importlib.import_module(mod), cls)
     return policy_class(policy_config(policy_class.config_class, cfg, obs_dim, act_dim)), cfg

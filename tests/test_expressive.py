@@ -8,6 +8,7 @@ only with MIMETIC_SLOW_TESTS=1 (the benchmark benchmarks/expressive.py measures 
 at full strength, see benchmarks/results/expressive.md).
 """
 
+import dataclasses
 import json
 import os
 
@@ -103,8 +104,7 @@ def test_loss_predict_and_checkpoint(name, tmp_path):
     assert type(loaded) is cls and loaded.config == policy.config
     obs = torch.randn(3, cfg.n_obs_steps, 8)
     policy.eval()
-    policy._gen = None  # a fresh policy and a loaded one draw the same initial noise
-    a, b = policy.predict(obs), loaded.predict(obs)
+    a, b = policy.predict(obs), loaded.predict(obs)  # the same checkpoint draws the same initial noise
     assert a.shape == (3, cfg.horizon, 2) and torch.allclose(a, b, atol=1e-5)
     assert torch.equal(loaded.act_norm.scale, policy.act_norm.scale)
 
@@ -179,8 +179,7 @@ def test_sampling_trace_computes_the_eager_network(name):
     policy, other = cls(cfg).eval(), cls(cfg).eval()
     obs_n = torch.randn(5, cfg.n_obs_steps, cfg.obs_dim)
 
-    def sample(p, traced: bool):
-        p._gen = None  # restart the sampling generator: the same initial noise for both paths
+    def sample(p, traced: bool):  # without generators, row i draws its noise from seed i: the same for both paths
         with torch.set_grad_enabled(not traced):
             return p.predict_normalized(obs_n).detach()
 
@@ -206,6 +205,76 @@ def test_bad_configs():
         DiffusionPolicy(DiffusionConfig(obs_dim=8, act_dim=2, num_inference_steps=500))
     with pytest.raises(MimeticError, match="n_heads"):
         ACTPolicy(ACTConfig(obs_dim=8, act_dim=2, dim_model=30, n_heads=4))
+
+
+# ------------------------------------------------------------------------------------ configs and seeds
+ALGOS = {"act": act_algo, "diffusion": diffusion_algo, "flow": flow_algo}
+# small networks trained for a few steps: real checkpoints, cheap enough for every run of the suite
+TRAIN = {
+    "act": dict(dim_model=32, n_heads=2, dim_feedforward=64, horizon=8),
+    "diffusion": dict(down_dims=[16, 32], horizon=8, n_obs_steps=3),  # action_start left to be derived (-2)
+    "flow": dict(down_dims=[16, 32], horizon=8, n_obs_steps=3),
+}
+STEPS = dict(steps=30, batch_size=32, log_every=30)
+
+
+@pytest.fixture(scope="module")
+def trained(bimodal_demos, tmp_path_factory):
+    """method -> (the Config object it was trained with, its run directory)."""
+    out = {}
+    for name, module in ALGOS.items():
+        cfg = module.Config(**TRAIN[name], **STEPS)
+        run_dir = tmp_path_factory.mktemp(name)
+        module.train(cfg, Dataset.load(bimodal_demos), run_dir, progress=False)
+        out[name] = (cfg, run_dir)
+    return out
+
+
+@pytest.mark.parametrize("name", ["act", "diffusion", "flow"])
+def test_training_never_writes_into_its_config(name, trained):
+    cfg, run_dir = trained[name]
+    assert cfg == ALGOS[name].Config(**TRAIN[name], **STEPS)  # a config is data: what was built from it left it alone
+    train_json = json.loads((run_dir / "train.json").read_text())["config"]
+    assert train_json == json.loads(json.dumps(dataclasses.asdict(cfg)))
+    if name != "act":  # the policy's own config holds the derived value
+        assert cfg.action_start is None and load_policy(run_dir).config.action_start == -2
+
+
+def test_compare_reruns_and_resumes_diffusion_and_flow(bimodal_demos, tmp_path):
+    from mimetic.analysis.compare import compare
+
+    out = tmp_path / "cmp"
+    kw = dict(episodes=3, steps=6, options={"down_dims": [16, 32], "horizon": 8, "batch_size": 16}, expert=False)
+    compare("reach-bimodal", ["diffusion", "flow"], bimodal_demos, [0], out, **kw)
+    runs = {m: out / "runs" / f"{m}-seed0" for m in ("diffusion", "flow")}
+    first = {m: json.loads((r / "eval.json").read_text()) for m, r in runs.items()}
+    weights = (runs["diffusion"] / "model.safetensors").stat().st_mtime_ns
+    (runs["flow"] / "eval.json").unlink()  # as if killed after training: the re-run resumes it and evaluates again
+    compare("reach-bimodal", ["diffusion", "flow"], bimodal_demos, [0], out, **kw)
+    assert (runs["diffusion"] / "model.safetensors").stat().st_mtime_ns == weights  # a finished run is reused
+    again = json.loads((runs["flow"] / "eval.json").read_text())
+    assert again["success_rate"] == first["flow"]["success_rate"] and again["episodes"] == 3
+
+
+@pytest.mark.parametrize("name", ["act", "diffusion", "flow"])
+def test_an_episode_acts_the_same_whatever_the_batch(name, trained):
+    """Sampling noise is drawn per episode from the episode's seed: the same checkpoint on the same seeds
+    gives the same episodes with 1 or 4 environments at a time and after other evaluations."""
+    policy = load_policy(trained[name][1])
+    actor = PolicyActor(policy)
+    seeds = [5, 11, 2, 8, 13, 3]
+    alone = rollout("reach-bimodal", actor, seeds, num_envs=1)
+    batched = rollout("reach-bimodal", actor, seeds, num_envs=4)
+    rollout("reach-bimodal", actor, range(100, 103), num_envs=2)  # something else in between
+    again = rollout("reach-bimodal", actor, seeds, num_envs=4)
+    for a, b, c in zip(alone, batched, again):
+        assert a.successes.any() == b.successes.any() and len(a.actions) == len(b.actions)
+        np.testing.assert_allclose(a.actions, b.actions, atol=1e-4)  # batched arithmetic may differ in the last bits
+        np.testing.assert_array_equal(b.actions, c.actions)
+    # the noise does matter for the generative policies (ACT is deterministic at inference: latent 0, no dropout)
+    obs = torch.as_tensor(alone[0].observations[None, :1].repeat(policy.config.n_obs_steps, 1))
+    x, y = (policy.predict(obs, generators=policy.generators([s])) for s in (0, 1))
+    assert torch.equal(x, y) == (name == "act")
 
 
 # ------------------------------------------------------------------------------------ CLI

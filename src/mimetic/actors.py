@@ -2,19 +2,22 @@
 
 Experts, trained policies, the DAgger mixture and a human at a keyboard are all actors, and rollout
 code knows only this interface. Actors are batched: `act` takes observations of shape
-(num_envs, obs_dim) and returns actions of shape (num_envs, act_dim). `reset(num_envs)` starts new
-episodes in every environment (it clears histories and queued action chunks).
+(num_envs, obs_dim) and returns actions of shape (num_envs, act_dim). `reset(num_envs, seeds)` starts
+new episodes in every environment (it clears histories and queued action chunks); `seeds` are the
+episodes' seeds (rollout passes them; None when unknown), so an actor that samples can draw episode
+i's randomness from a generator seeded by seeds[i], and an episode acts the same whatever batch it
+runs in and whatever ran before.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
 
 class Actor(Protocol):
-    def reset(self, num_envs: int = 1) -> None: ...
+    def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None: ...
 
     def act(self, obs: np.ndarray) -> np.ndarray: ...
 
@@ -26,7 +29,7 @@ class FunctionActor:
         self.fn = fn
         self.act_dim = act_dim
 
-    def reset(self, num_envs: int = 1) -> None:
+    def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None:
         pass
 
     def act(self, obs: np.ndarray) -> np.ndarray:
@@ -35,16 +38,21 @@ class FunctionActor:
 
 
 class RandomActor:
-    """Uniformly random actions from a gymnasium Box action space (the 'random policy' baseline)."""
+    """Uniformly random actions from a gymnasium Box action space (the 'random policy' baseline).
+
+    Episode i draws from a generator seeded by (`seed`, its episode seed), default seeds 0..n-1."""
 
     def __init__(self, action_space, seed: int = 0):
         self.low = np.asarray(action_space.low, dtype=np.float32)
         self.high = np.asarray(action_space.high, dtype=np.float32)
-        self.rng = np.random.default_rng(seed)
+        self.seed = seed
+        self.reset(1)
 
-    def reset(self, num_envs: int = 1) -> None:
-        pass
+    def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None:
+        seeds = range(num_envs) if seeds is None else seeds
+        self.rngs = [np.random.default_rng([self.seed, int(s)]) for s in seeds]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        n = len(obs)
-        return self.rng.uniform(self.low, self.high, size=(n, len(self.low))).astype(np.float32)
+        if len(obs) != len(self.rngs):
+            self.reset(len(obs))
+        return np.stack([g.uniform(self.low, self.high) for g in self.rngs]).astype(np.float32)

@@ -4,7 +4,8 @@ Episodes run in lockstep batches of `num_envs` environments: every environment o
 with its own seed, the actor gets the whole batch of observations at once (one batched network
 call per step instead of one per environment), and a finished environment waits for the batch to
 end. Seeds fully determine initial states, so two actors run on the same seeds start from the
-same states (paired comparisons).
+same states (paired comparisons); the actor is reset with the batch's seeds too
+(`reset(num_envs, seeds)`), so a stochastic actor can seed each episode's randomness from its seed.
 
 An actor may expose `last_extras` (a dict of arrays with one row per environment) after `act`;
 those are recorded per step into `Episode.extras` (DAgger records who acted and the expert label).
@@ -68,7 +69,7 @@ def rollout(
             batch_seeds = seeds[b : b + num_envs]
             n = len(batch_seeds)
             obs = [e.reset(seed=s)[0] for e, s in zip(envs[:n], batch_seeds)]
-            actor.reset(n)
+            actor.reset(n, seeds=batch_seeds)  # per-episode sampling randomness follows the episode's seed
             rec = [dict(obs=[], act=[], rew=[], succ=[], extras={}) for _ in range(n)]
             done = np.zeros(n, bool)
             finished: list[Episode | None] = [None] * n

@@ -145,7 +145,7 @@ class TeleopActor:
         self.takeover = False
         self.reset(1)
 
-    def reset(self, num_envs: int = 1) -> None:
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
         if num_envs != 1:
             raise MimeticError(f"a human expert drives one environment at a time, not {num_envs} (use --num-envs 1)")
         self.mark: str | None = None

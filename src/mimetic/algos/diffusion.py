@@ -9,25 +9,13 @@ for a state-based task).
 from __future__ import annotations
 
 from mimetic.algos.trainer import method_config, train_supervised
-from mimetic.errors import MimeticError
 from mimetic.policies.diffusion import DiffusionConfig, DiffusionPolicy
 
-
-# action_start None: derived from n_obs_steps (-(To-1), as in Diffusion Policy) unless given
+# action_start None (the policy config's default): -(To-1), as in Diffusion Policy, resolved by the policy config
 # the configuration benchmarked on Meta-World and reach-fork (BENCHMARKS.md): minutes on one CPU core
-Config = method_config(DiffusionConfig, ema_decay=0.995, action_start=None, batch_size=128, steps=2000)
-
-
-def resolve_action_start(cfg) -> None:
-    if cfg.action_start is None:
-        cfg.action_start = -(cfg.n_obs_steps - 1)
-    if cfg.n_obs_steps < 1 or cfg.horizon < 1:
-        raise MimeticError(f"n_obs_steps and horizon must be >= 1, got {cfg.n_obs_steps} and {cfg.horizon}")
-    if not -cfg.action_start < cfg.horizon:
-        raise MimeticError(f"the chunk (horizon {cfg.horizon}, action_start {cfg.action_start}) must contain the current step")
+Config = method_config(DiffusionConfig, ema_decay=0.995, batch_size=128, steps=2000)
 
 
 def train(cfg, dataset, run_dir, *, env=None, env_options=None, resume=False, progress=True, **kw) -> DiffusionPolicy:
-    resolve_action_start(cfg)
     return train_supervised(DiffusionPolicy, "diffusion", cfg, dataset, run_dir, env=env, env_options=env_options,
                             resume=resume, progress=progress, **kw)

@@ -343,7 +343,7 @@ class SoftExpert:
         self.cdf = np.cumsum(self.policy, axis=1)
         self.rng = np.random.default_rng(seed)
 
-    def reset(self, num_envs: int = 1) -> None:
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
         pass  # stationary policy: nothing to clear
 
     def act(self, obs: np.ndarray) -> np.ndarray:

@@ -56,7 +56,7 @@ class BimodalExpert:
         self.rng = np.random.default_rng(seed)
         self.sides = np.ones(1)
 
-    def reset(self, num_envs: int = 1) -> None:
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
         self.sides = self.rng.choice([-1.0, 1.0], size=num_envs)
 
     def act(self, obs: np.ndarray) -> np.ndarray:

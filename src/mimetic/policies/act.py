@@ -99,6 +99,6 @@ class ACTPolicy(Policy):
         loss = l1 + c.kl_weight * kl
         return loss, {"l1": l1.item(), "kl": kl.item()}
 
-    def predict_normalized(self, obs_n):
-        z = torch.zeros(len(obs_n), self.config.latent_dim)
+    def predict_normalized(self, obs_n, generators=None):  # deterministic: nothing to sample
+        z = torch.zeros(len(obs_n), self.config.latent_dim, device=obs_n.device)
         return self.decode(obs_n, z)

@@ -4,6 +4,12 @@ A policy is a torch module that maps a window of `n_obs_steps` raw observations 
 `horizon` raw actions (`predict`), and scores a batch of windows (`loss`). Normalization lives
 inside the policy as buffers, so a checkpoint (config.json + model.safetensors) is never blind.
 Loading reads JSON and safetensors only: nothing is unpickled.
+
+Sampling randomness at inference (the initial noise of diffusion / flow, sampled MLP and Gaussian
+heads) never comes from torch's global generator: row i of a batch draws from `generators[i]`, one
+`torch.Generator` per episode seeded from the episode's seed (`episode_generators`). So the same
+checkpoint on the same seeds acts the same whatever the batch size or what ran before, up to the
+floating-point differences of batched arithmetic. Without generators, row i uses seed i.
 """
 
 from __future__ import annotations
@@ -78,6 +84,18 @@ class Normalizer(nn.Module):
         return x * self.scale + self.shift
 
 
+SAMPLING_SALT = 0x6D696D  # separates the sampling streams from other uses of the same episode seed
+
+
+def episode_generators(seeds, salt: int = 0) -> list[torch.Generator]:
+    """One CPU generator per episode, seeded from (the episode's seed, `salt`) through numpy's SeedSequence."""
+    out = []
+    for s in seeds:
+        state = np.random.SeedSequence([SAMPLING_SALT, int(salt) % 2**64, int(s) % 2**64]).generate_state(1, np.uint64)[0]
+        out.append(torch.Generator().manual_seed(int(state)))
+    return out
+
+
 class Policy(nn.Module):
     """Base class. Subclasses set `type_name`, `config_class`, and implement `loss` and `predict_normalized`."""
 
@@ -98,14 +116,34 @@ class Policy(nn.Module):
         """batch: obs (B, To, d) raw, action (B, H, a) raw, action_pad (B, H) bool."""
         raise NotImplementedError
 
-    def predict_normalized(self, obs_n: torch.Tensor) -> torch.Tensor:
-        """(B, To, d) normalized observations -> (B, H, a) normalized actions."""
+    def predict_normalized(self, obs_n: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """(B, To, d) normalized observations -> (B, H, a) normalized actions; row i samples from generators[i]."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def predict(self, obs: torch.Tensor) -> torch.Tensor:
-        """(B, To, d) raw observations -> (B, H, a) raw actions."""
-        return self.act_norm.inverse(self.predict_normalized(self.obs_norm(obs)))
+    def predict(self, obs: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """(B, To, d) raw observations -> (B, H, a) raw actions; row i samples from generators[i] (default: seed i)."""
+        return self.act_norm.inverse(self.predict_normalized(self.obs_norm(obs), generators=generators))
+
+    sample_salt = 0  # mixed into every episode generator's seed (diffusion / flow: config.sample_seed)
+
+    def generators(self, seeds) -> list[torch.Generator]:
+        """The sampling generators of episodes with these seeds (what PolicyActor passes to `predict`)."""
+        return episode_generators(seeds, self.sample_salt)
+
+    def _draw(self, fn, shape: tuple[int, ...], generators) -> torch.Tensor:
+        gens = generators if generators is not None else self.generators(range(shape[0]))
+        if len(gens) != shape[0]:
+            raise ValueError(f"{len(gens)} sampling generators for a batch of {shape[0]}")
+        return torch.stack([fn(shape[1:], generator=g) for g in gens]).to(self.act_norm.shift.device)
+
+    def noise(self, shape: tuple[int, ...], generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """Standard normal noise of `shape` (B, ...): row i from generators[i] (default: seed i)."""
+        return self._draw(torch.randn, shape, generators)
+
+    def uniform(self, shape: tuple[int, ...], generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """U[0, 1) noise of `shape` (B, ...): row i from generators[i] (default: seed i)."""
+        return self._draw(torch.rand, shape, generators)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -182,6 +220,8 @@ class PolicyActor:
     and executes action chunks: either `n_action_steps` actions of each chunk before predicting
     again (receding horizon), or, with `temporal_ensemble=m` (ACT), a new chunk every step and the
     exp(-m*i)-weighted average of all predictions for the current step (i = 0 is the oldest).
+    Each environment's sampling randomness comes from its own generator, seeded at `reset` from its
+    episode's seed (rollout passes them), so an episode does not depend on the batch it runs in.
     """
 
     def __init__(self, policy: Policy, temporal_ensemble: float | None = None, n_action_steps: int | None = None):
@@ -194,16 +234,23 @@ class PolicyActor:
         self.name = f"policy:{policy.type_name}"
         self.reset(1)
 
-    def reset(self, num_envs: int = 1) -> None:
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
+        """New episodes in `num_envs` environments; episode i samples from a generator seeded by seeds[i] (default i)."""
+        if seeds is not None and len(seeds) != num_envs:
+            raise ValueError(f"reset: {len(seeds)} seeds for {num_envs} environments")
         self.n = num_envs
+        self.seeds = list(range(num_envs)) if seeds is None else [int(s) for s in seeds]
+        self.gens: list[torch.Generator] | None = None  # made at the first prediction
         self.hist: deque[np.ndarray] = deque(maxlen=self.To)
         self.queue: list[np.ndarray] = []  # pending actions, each (n, a)
         self.t = 0
         self.preds: list[tuple[int, np.ndarray]] = []  # (step predicted at, chunk (n, H', a)) for ensembling
 
     def _predict(self) -> np.ndarray:
+        if self.gens is None:
+            self.gens = self.policy.generators(self.seeds)
         obs = torch.as_tensor(np.stack(list(self.hist), axis=1), dtype=torch.float32)
-        return self.policy.predict(obs).numpy()[:, self.first:, :]
+        return self.policy.predict(obs, generators=self.gens).numpy()[:, self.first:, :]
 
     def act(self, obs: np.ndarray) -> np.ndarray:
         obs = np.asarray(obs, dtype=np.float32)

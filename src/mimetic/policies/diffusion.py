@@ -7,7 +7,8 @@ or x0 (`"sample"`); the loss is their MSE. Windows that run past an episode's ed
 action (see `mimetic.data.windows`), as in Diffusion Policy, so every chunk position is a target.
 
 Inference: deterministic DDIM (eta = 0) in `num_inference_steps` steps, "leading" timestep
-spacing, predicted x0 clipped to [-1, 1], starting from noise drawn from the policy's own generator.
+spacing, predicted x0 clipped to [-1, 1], starting from noise drawn from the episode's generator
+(seeded from the episode's seed, see `mimetic.policies.base`).
 """
 
 from __future__ import annotations
@@ -65,11 +66,11 @@ class DiffusionPolicy(ChunkGenerativePolicy):
         stride = self.config.num_train_timesteps // steps
         return [i * stride for i in reversed(range(steps))]
 
-    def predict_normalized(self, obs_n, steps: int | None = None):
+    def predict_normalized(self, obs_n, generators=None, steps: int | None = None):
         c = self.config
-        steps = steps or c.num_inference_steps
+        steps = steps or self.sampling_steps
         cond = self.condition(obs_n)
-        x = self.noise((len(obs_n), c.horizon, c.act_dim))
+        x = self.noise((len(obs_n), c.horizon, c.act_dim), generators)
         ts = self.timesteps(steps)
         abar = self.alphas_cumprod.tolist()
         for i, t in enumerate(ts):

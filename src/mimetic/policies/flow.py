@@ -3,7 +3,8 @@
 Training: noise x0 ~ N(0, I), a normalized action chunk x1, t ~ U(0, 1), x_t = (1 - t) x0 + t x1;
 the U-Net predicts the velocity x1 - x0 (MSE). Inference: `num_inference_steps` Euler steps of
 dx/dt = v(x, t) from t = 0 to 1 (one step is the straight-line jump), starting from noise drawn
-from the policy's own generator. The time is fed to the U-Net's embedding as 100 t.
+from the episode's generator (seeded from the episode's seed). The time is fed to the U-Net's
+embedding as 100 t.
 
 Without reflow the learned field is curved where the data is multimodal: one Euler step lands on
 the conditional mean (the average of the modes), so on `reach-bimodal` 1 step fails like MLP
@@ -40,11 +41,11 @@ class FlowPolicy(ChunkGenerativePolicy):
         loss = torch.nn.functional.mse_loss(self.model(xt, TIME_SCALE * t, cond), x1 - x0)
         return loss, {"mse": loss.item()}
 
-    def predict_normalized(self, obs_n, steps: int | None = None):
+    def predict_normalized(self, obs_n, generators=None, steps: int | None = None):
         c = self.config
-        steps = steps or c.num_inference_steps
+        steps = steps or self.sampling_steps
         cond = self.condition(obs_n)
-        x = self.noise((len(obs_n), c.horizon, c.act_dim))
+        x = self.noise((len(obs_n), c.horizon, c.act_dim), generators)
         dt = 1.0 / steps
         for i in range(steps):
             t = torch.full((len(x),), TIME_SCALE * i * dt)

@@ -80,6 +80,8 @@ class TanhGaussianPolicy(Policy):
         nll = -self.log_prob(obs_n, target).mean()
         return nll, {"nll": nll.item()}
 
-    def predict_normalized(self, obs_n):
-        action, _ = self.sample_action(obs_n, deterministic=not self.config.sample)
-        return action[:, None, :]
+    def predict_normalized(self, obs_n, generators=None):
+        mean, log_std = self.distribution(obs_n)
+        if self.config.sample:  # each row from its episode's generator (see mimetic.policies.base)
+            mean = mean + log_std.exp() * self.noise(tuple(mean.shape), generators)
+        return torch.tanh(mean)[:, None, :]

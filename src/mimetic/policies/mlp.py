@@ -89,17 +89,20 @@ class MLPPolicy(Policy):
             mse = (((best - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
         return nll, {"nll": nll.item(), "mse": mse.item()}
 
-    def predict_normalized(self, obs_n):
+    def predict_normalized(self, obs_n, generators=None):
         c = self.config
         B = obs_n.shape[0]
         if c.head == "deterministic":
             out = self.net(obs_n.reshape(B, -1))
         else:
             logits, mean, std = self._mixture(obs_n)
-            if c.sample:
-                k = torch.distributions.Categorical(logits=logits).sample()
+            if c.sample:  # each row from its episode's generator (see mimetic.policies.base)
+                u = self.uniform((B, 1 + self.out), generators)
+                cdf = torch.softmax(logits, -1).cumsum(-1)
+                k = (u[:, :1] > cdf).sum(-1).clamp(max=self.K - 1)  # inverse-CDF draw of the component
                 idx = torch.arange(B)
-                out = mean[idx, k] + std[idx, k] * torch.randn_like(mean[idx, k])
+                z = torch.special.ndtri(u[:, 1:].clamp(1e-7, 1 - 1e-7))  # standard normal from the same uniforms
+                out = mean[idx, k] + std[idx, k] * z
             else:
                 out = mean[torch.arange(B), logits.argmax(-1)]
         return out.reshape(B, c.horizon, c.act_dim)

@@ -6,7 +6,7 @@ The network maps a noisy action chunk x (B, H, a), a noise level / time t (B,) a
 modulates its features with a per-channel scale and bias computed from [embed(t), condition].
 
 `ChunkGenerativePolicy` holds what diffusion and flow share: config fields, the U-Net, the
-condition, the validation of the chunk sizes, a sampling generator, and `denoise`, the U-Net call
+condition, the validation of the chunk sizes, the number of sampling steps, and `denoise`, the U-Net call
 used while sampling: outside training and autograd it runs a TorchScript trace of the U-Net (one
 per batch size and device, sharing the live parameters), which removes most of the Python per-op
 overhead that dominates a small U-Net on a CPU (about 3x faster per sampling step; measured in
@@ -108,7 +108,7 @@ class ChunkGenerativeConfig(PolicyConfig):
     n_obs_steps: int = 2
     horizon: int = 16
     n_action_steps: int = 8
-    action_start: int = -1
+    action_start: int | None = None  # None: -(n_obs_steps - 1), resolved when the config is made
     norm_obs: str = "minmax"
     norm_action: str = "minmax"
     down_dims: list[int] = field(default_factory=lambda: [32, 64])  # sized to train in minutes on a CPU (BENCHMARKS.md)
@@ -116,7 +116,11 @@ class ChunkGenerativeConfig(PolicyConfig):
     n_groups: int = 8
     time_embed_dim: int = 64
     num_inference_steps: int = 10
-    sample_seed: int = 0  # seed of the generator that draws the initial noise at inference
+    sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
+
+    def __post_init__(self):
+        if self.action_start is None:  # a config is complete once made: objects built from it never write into it
+            self.action_start = -(self.n_obs_steps - 1)
 
 
 def check_sampling_steps(config: ChunkGenerativeConfig, steps: int) -> None:
@@ -132,6 +136,10 @@ class ChunkGenerativePolicy(Policy):
     config_class = ChunkGenerativeConfig
 
     def __init__(self, config: ChunkGenerativeConfig):
+        if config.n_obs_steps < 1 or config.horizon < 1:
+            raise MimeticError(f"n_obs_steps and horizon must be >= 1, got {config.n_obs_steps} and {config.horizon}")
+        if not -config.action_start < config.horizon:
+            raise MimeticError(f"the chunk (horizon {config.horizon}, action_start {config.action_start}) must contain the current step")
         levels = len(config.down_dims)
         if levels < 1 or any(d <= 0 or d % config.n_groups for d in config.down_dims):
             raise MimeticError(f"down_dims {config.down_dims} must be positive multiples of n_groups={config.n_groups}")
@@ -141,19 +149,17 @@ class ChunkGenerativePolicy(Policy):
         super().__init__(config)
         self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * config.obs_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
-        self._gen: torch.Generator | None = None
+        self.sampling_steps = config.num_inference_steps
         self._traced: dict[tuple, torch.jit.ScriptModule] = {}
 
-    def noise(self, shape: tuple[int, ...]) -> torch.Tensor:
-        """Initial noise for sampling, from the policy's own seeded generator."""
-        if self._gen is None:
-            self._gen = torch.Generator().manual_seed(self.config.sample_seed)
-        return torch.randn(shape, generator=self._gen)
+    @property
+    def sample_salt(self) -> int:
+        return self.config.sample_seed
 
     def set_sampling_steps(self, steps: int) -> None:
-        """Sample with `steps` denoising (DDIM) or integration (Euler) steps from now on."""
+        """Sample with `steps` denoising (DDIM) or integration (Euler) steps from now on (the config keeps its own)."""
         check_sampling_steps(self.config, steps)
-        self.config.num_inference_steps = steps
+        self.sampling_steps = steps
 
     def denoise(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         """One U-Net evaluation during sampling: the traced U-Net when no gradient is needed, else eager."""
