@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from mimetic.algos import bc
-from mimetic.algos.trainer import read_metrics
+from mimetic.algos.run_dir import read_metrics
 from mimetic.data import Dataset
 from mimetic.evaluate import evaluate
 from mimetic.policies.base import PolicyActor, load_policy

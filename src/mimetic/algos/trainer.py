@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimetic.algos.run_dir import RunDir, load_state, read_metrics, save_state  # noqa: F401 (dagger, analysis)
+from mimetic.algos.run_dir import RunDir
 from mimetic.data.augment import augment_batch
 from mimetic.data.dataset import Dataset
 from mimetic.data.windows import WindowSampler, window_index
