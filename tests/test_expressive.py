@@ -277,6 +277,34 @@ def test_an_episode_acts_the_same_whatever_the_batch(name, trained):
     assert torch.equal(x, y) == (name == "act")
 
 
+def test_sampled_heads_draw_per_episode_not_from_the_global_generator():
+    """MLP mixture / Gaussian and tanh-Gaussian heads with sample=True: row i samples from generators[i] only."""
+    from mimetic.policies.gaussian import TanhGaussianConfig, TanhGaussianPolicy
+    from mimetic.policies.mlp import MLPConfig, MLPPolicy
+
+    torch.manual_seed(0)
+    policies = [MLPPolicy(MLPConfig(obs_dim=3, act_dim=2, hidden=[16], head=h, sample=True)).eval() for h in ("gmm", "gaussian")]
+    policies.append(TanhGaussianPolicy(TanhGaussianConfig(obs_dim=3, act_dim=2, hidden=[16], sample=True)).eval())
+    obs = torch.randn(4, 1, 3)
+    for p in policies:
+        state = torch.get_rng_state()
+        batch = p.predict(obs, generators=p.generators([7, 8, 9, 10]))
+        assert torch.equal(torch.get_rng_state(), state)
+        for i, s in enumerate([7, 8, 9, 10]):  # one row alone, with its own seed: the same sample
+            assert torch.allclose(p.predict(obs[i : i + 1], generators=p.generators([s]))[0], batch[i], atol=1e-6)
+        assert not torch.allclose(batch, p.predict(obs, generators=p.generators([1, 2, 3, 4])))
+    # the mixture's inverse-CDF draw has the mixture's mean and variance (N samples: within 5 standard errors)
+    gmm, N = policies[0], 4000
+    with torch.no_grad():
+        logits, mean, std = gmm._mixture(gmm.obs_norm(obs[:1]))
+    w = torch.softmax(logits[0], -1)[:, None]
+    m = (w * mean[0]).sum(0)
+    var = (w * (std[0] ** 2 + mean[0] ** 2)).sum(0) - m**2
+    x = gmm.predict_normalized(gmm.obs_norm(obs[:1].expand(N, -1, -1)), generators=gmm.generators(range(N)))[:, 0]
+    assert ((x.mean(0) - m).abs() < 5 * (var / N).sqrt()).all(), (x.mean(0), m)
+    assert ((x.var(0) / var - 1).abs() < 0.15).all(), (x.var(0), var)
+
+
 # ------------------------------------------------------------------------------------ CLI
 def run(capsys, *argv):
     code = main(["-q", *map(str, argv)])
