@@ -339,3 +339,22 @@ def test_deployed_iteration_is_the_best_on_validation(tmp_path):
     assert deployed == (run / "iters" / f"{best:03d}" / "model.safetensors").read_bytes()
     with pytest.raises(MimeticError, match="--select"):
         small(select="max").validate()
+
+
+def test_iteration_zero_is_bc_on_the_demonstrations(tmp_path, reach_demos):
+    """Iteration 0 trains exactly what `mimetic train bc` trains on the same demos (same split, seed and
+    budget), so deploying the best iteration on validation seeds can fall back on plain BC."""
+    import torch
+    from safetensors.torch import load_file
+
+    from mimetic.algos import bc
+
+    src = Dataset.load(reach_demos)
+    Dataset.create(tmp_path / "demos", [src.episode(i) for i in range(10)], env="reach")
+    run_dagger(small(iterations=0, initial_data=str(tmp_path / "demos"), steps=None,
+                     policy_options={**SMALL, "steps": 40}), tmp_path / "run", progress=False)
+    bc.train(bc.Config(steps=40, **SMALL), Dataset.load(tmp_path / "demos"), tmp_path / "bc", progress=False)
+    a, b = load_file(str(tmp_path / "run/iters/000/model.safetensors")), load_file(str(tmp_path / "bc/model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    info = json.loads((tmp_path / "run/iters/000/train.json").read_text())
+    assert info["val_episodes"] == json.loads((tmp_path / "bc/train.json").read_text())["val_episodes"]
