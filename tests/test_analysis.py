@@ -182,6 +182,26 @@ def test_compare_table_json_and_plots(compared):
         assert Path(p).read_bytes()[:8] == PNG
 
 
+def test_compare_shows_seed_spread_and_paired_tests(compared, tmp_path):
+    """Per-seed success, a t-interval over training seeds, and paired tests between methods (the same
+    method twice: identical paired episodes, no discordant pair, difference 0) in compare.json,
+    compare.md and the report."""
+    from mimetic.analysis.report import render_report
+
+    res = json.loads((compared / "compare.json").read_text())
+    for r in res["results"]:
+        rates = r["success_per_seed"]
+        assert r["ci95_seeds"] is not None and r["ci95_seeds"][0] <= np.mean(rates) <= r["ci95_seeds"][1]
+        assert r["return_comparable"] is True  # reach: minus the distance per step until success
+    (p,) = res["paired"]
+    assert (p["a"], p["b"], p["a_only"], p["b_only"], p["p_value"]) == ("bc", "bc-copy", 0, 0, 1.0)
+    assert p["diff_per_seed"] == [0.0, 0.0] and p["both"] + p["neither"] == 40
+    md = (compared / "compare.md").read_text()
+    assert "t-interval over seeds" in md and "| bc vs bc-copy |" in md and "McNemar" in md
+    page = render_report([compared], tmp_path / "r.html").read_text()
+    assert "bc vs bc-copy" in page and "t-interval over seeds" in page and "Mean return:" in page
+
+
 def test_compare_rerun_reuses_finished_runs_and_rejects_bad_input(compared, reach_demos, tmp_path, capsys):
     before = (compared / "runs/bc-seed0/eval.json").stat().st_mtime_ns
     code, out, _ = run(capsys, "compare", "reach", "--methods", "bc", "--data", reach_demos, "--seeds", "0",

@@ -157,3 +157,24 @@ def test_train_method_help_imports_that_method_only(capsys):
         main(["train", "bc", "--help"])
     out = capsys.readouterr().out
     assert "--hidden" in out and "--lr" in out  # bc's Config options are there
+
+
+def test_eval_reports_return_only_where_it_compares_policies(tmp_path, capsys):
+    """Meta-World episodes end at the first success (a faster success earns less): eval says the return
+    does not compare there, and reports it with fixed-length episodes (terminate_on_success=false)."""
+    env = "metaworld/reach-v3"
+    code, out, err = run(capsys, "eval", "--expert", "--env", env, "--episodes", 2, "--num-envs", 2, "--json", tmp_path / "a.json")
+    assert code == 0, err
+    res = json.loads((tmp_path / "a.json").read_text())
+    assert res["return_comparable"] is False and "first success" in res["return_note"]
+    assert "return not comparable (episodes end at the first success" in out
+    code, out, err = run(capsys, "eval", "--expert", "--env", env, "--episodes", 2, "--num-envs", 2, "--env-option",
+                         "terminate_on_success=false", "--env-option", "max_steps=30", "--json", tmp_path / "b.json")
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert code == 0 and res["return_comparable"] is True and res["lengths"] == [30, 30]
+    assert f"return {res['mean_return']:.2f} (fixed 30-step episodes)" in out
+    code, out, err = run(capsys, "eval", "--expert", "--env", "reach-fork", "--episodes", 2, "--json", tmp_path / "c.json")
+    assert code == 0 and json.loads((tmp_path / "c.json").read_text())["return_comparable"] is False  # crashes end early
+    code, out, err = run(capsys, "eval", "--expert", "--env", "reach", "--episodes", 2, "--json", tmp_path / "d.json")
+    assert code == 0 and json.loads((tmp_path / "d.json").read_text())["return_comparable"] is True
+    assert "return -" in out and "until success" in out

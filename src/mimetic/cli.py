@@ -150,7 +150,7 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
 
 
 def cmd_eval(args) -> None:
-    from mimetic.evaluate import evaluate
+    from mimetic.evaluate import describe_return, evaluate
 
     if not args.expert and not args.run:
         raise MimeticError("eval: give a RUN directory, or --expert")
@@ -171,8 +171,9 @@ def cmd_eval(args) -> None:
                    progress=not args.quiet)
     who = "expert" if args.expert else args.run
     lo, hi = res.ci95
-    print(f"{who} on {env}: success {res.success_rate:.3f} [95% CI {lo:.3f}, {hi:.3f}], "
-          f"return {res.mean_return:.2f}, length {res.mean_length:.1f}, {res.episodes} episodes (seed {res.seed})")
+    print(f"{who} on {env}: success {res.success_rate:.3f} [95% CI {lo:.3f}, {hi:.3f}], length {res.mean_length:.1f}, "
+          f"{res.episodes} episodes (seed {res.seed}); "
+          + describe_return(res.mean_return, res.return_comparable, res.return_note))
     out = res.to_json()
     out["policy"] = who
     _write_json(args.json, out)

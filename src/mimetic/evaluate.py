@@ -1,5 +1,9 @@
 """Honest evaluation: success rate with a 95% Wilson interval, returns, lengths, on paired seeds.
 
+The mean return is reported as comparable only where the task says it compares policies
+(`mimetic.envs.spaces.return_meaning`): on Meta-World, whose episodes end at the first success,
+a faster success earns less, so `return_comparable` is False there and tables show no return.
+
 Evaluation seeds start at `EVAL_SEED` by default, far from the seeds demonstrations are collected
 with (0, 1, 2, ...), so a policy is never tested on the initial states it was trained on. The
 same seed gives every policy the same initial states.
@@ -40,6 +44,8 @@ class EvalResult:
     episodes: int
     seed: int
     env: str = ""
+    return_comparable: bool = True  # does mean_return compare policies on this task (see return_meaning)
+    return_note: str = ""  # why, in a few words: "fixed 500-step episodes", "episodes end at the first success, ..."
     successes: list[bool] = field(default_factory=list)
     returns: list[float] = field(default_factory=list)
     lengths: list[int] = field(default_factory=list)
@@ -50,7 +56,13 @@ class EvalResult:
         return d
 
 
-def summarize(episodes, seed: int = 0, env: str = "") -> EvalResult:
+def describe_return(mean_return: float, comparable: bool, note: str) -> str:
+    """'return -9.37 (what it is)', or 'return not comparable (why)' where the task's return does not compare policies."""
+    why = f" ({note})" if note else ""
+    return f"return {mean_return:.2f}{why}" if comparable else f"return not comparable{why}"
+
+
+def summarize(episodes, seed: int = 0, env: str = "", return_meaning: tuple[bool, str] = (True, "")) -> EvalResult:
     succ = [ep.success for ep in episodes]
     rets = [ep.ret for ep in episodes]
     lens = [len(ep) for ep in episodes]
@@ -64,6 +76,8 @@ def summarize(episodes, seed: int = 0, env: str = "") -> EvalResult:
         episodes=n,
         seed=seed,
         env=env,
+        return_comparable=bool(return_meaning[0]),
+        return_note=str(return_meaning[1]),
         successes=[bool(s) for s in succ],
         returns=[float(r) for r in rets],
         lengths=[int(x) for x in lens],
@@ -81,6 +95,15 @@ def evaluate(
     progress: bool = False,
 ) -> EvalResult:
     """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them."""
-    eps = rollout(env, actor, range(seed, seed + episodes), env_options=env_options, num_envs=num_envs,
-                  progress=progress, desc=f"eval {env}")
-    return summarize(eps, seed=seed, env=env)
+    from mimetic.envs import make_env
+    from mimetic.envs.spaces import return_meaning
+
+    built = []
+
+    def factory():  # keeps the environments, to ask the first what its return means
+        built.append(make_env(env, **(env_options or {})))
+        return built[-1]
+
+    eps = rollout(factory, actor, range(seed, seed + episodes), num_envs=num_envs, progress=progress,
+                  desc=f"eval {env}")
+    return summarize(eps, seed=seed, env=env, return_meaning=return_meaning(built[0]) if built else (True, ""))

@@ -6,9 +6,17 @@ Methods are looked up in `mimetic.algos.METHODS` (any module with a `Config` dat
 
 ```
 OUT/runs/<method>-seed<s>/   each training run (+ eval.json: its evaluation on the shared seeds)
-OUT/compare.json, compare.md the table: pooled success with a 95% Wilson CI, mean ± std across seeds
-OUT/success.png, curves.png  bar chart with confidence intervals; learning curves from metrics.jsonl
+OUT/compare.json, compare.md the table: success per training seed, mean ± std and a 95% t-interval over
+                             seeds, pooled success with a Wilson CI (evaluation noise only); paired tests
+                             between methods; mean return where the task says it compares policies
+OUT/success.png, curves.png  bar chart (mean over seeds, t-interval, one dot per seed); learning curves
 ```
+
+Training seeds, not episodes, are the unit of replication: a Wilson interval pooled over seeds x
+episodes treats every episode as independent and ignores how much runs differ, so the headline
+interval is the t-interval over seeds, and methods are compared pairwise on the same seeds (the
+per-seed difference with its t-interval, and McNemar's exact test on paired episodes; see
+`mimetic.analysis.stats`).
 
 Re-running the same command reuses finished runs (and resumes killed ones), so a long comparison
 survives interruptions.
@@ -79,7 +87,8 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
         saved = read_json(eval_path, "evaluation")
-        if saved.get("episodes") == episodes and saved.get("seed") == EVAL_SEED and saved.get("env") == env:
+        if (saved.get("episodes") == episodes and saved.get("seed") == EVAL_SEED and saved.get("env") == env
+                and "return_comparable" in saved and len(saved.get("successes", [])) == episodes):
             return saved
     resume = (run_dir / "checkpoint" / "state.json").exists()
     module.train(cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
@@ -94,23 +103,48 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
 
 
 def summarize_method(method: str, results: list[dict]) -> dict:
+    """One method's row: per-seed success, mean, std and t-interval over seeds, pooled Wilson interval."""
+    from mimetic.analysis.stats import t_interval
     from mimetic.evaluate import wilson_interval
 
     rates = np.array([r["success_rate"] for r in results], float)
     succ = sum(int(round(r["success_rate"] * r["episodes"])) for r in results)
     n = sum(r["episodes"] for r in results)
+    ci_seeds = t_interval(rates)
     return {
         "method": method,
         "seeds": [r.get("train_seed") for r in results],
         "success_per_seed": rates.tolist(),
         "success_mean": float(rates.mean()),
         "success_std": float(rates.std(ddof=1)) if len(rates) > 1 else 0.0,
+        "ci95_seeds": list(ci_seeds) if ci_seeds else None,  # t-interval over training seeds (None: one seed)
         "success_pooled": succ / n if n else 0.0,
-        "ci95_pooled": list(wilson_interval(succ, n)),
+        "ci95_pooled": list(wilson_interval(succ, n)),  # seeds x episodes as one sample: evaluation noise only
         "episodes_total": n,
         "mean_return": float(np.mean([r["mean_return"] for r in results])),
+        "return_comparable": all(r.get("return_comparable", True) for r in results),
+        "return_note": results[0].get("return_note", "") if results else "",
         "runs": [r.get("policy") for r in results],
     }
+
+
+def paired_tests(methods: Sequence[str], evals: dict[str, list[dict]]) -> list[dict]:
+    """Every pair of methods on the same training seeds and evaluation episodes: the per-seed success
+    difference (first minus second) with its t-interval over seeds, and McNemar's exact test on the
+    paired episodes pooled over seeds."""
+    from mimetic.analysis.stats import mcnemar_exact, paired_seed_difference
+
+    out = []
+    for i, a in enumerate(methods):
+        for b in methods[i + 1:]:
+            ea, eb = evals[a], evals[b]
+            if [len(r["successes"]) for r in ea] != [len(r["successes"]) for r in eb]:
+                raise MimeticError(f"compare: {a} and {b} were evaluated on different episodes; cannot pair them")
+            diff = paired_seed_difference([r["success_rate"] for r in ea], [r["success_rate"] for r in eb])
+            test = mcnemar_exact([s for r in ea for s in r["successes"]], [s for r in eb for s in r["successes"]])
+            out.append({"a": a, "b": b, "diff_per_seed": diff["per_seed"], "diff_mean": diff["mean"],
+                        "diff_ci95_seeds": list(diff["ci95"]) if diff["ci95"] else None, **test})
+    return out
 
 
 def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[int], out: str | Path, *,
@@ -140,10 +174,11 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     dataset = Dataset.load(data)
     env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
     out = Path(out)
-    rows, curves = [], {}
+    rows, curves, evals = [], {}, {}
     for m in methods:
         results = [run_one(m, int(s), dataset, out / "runs" / f"{m}-seed{s}", env, env_options, episodes, steps, progress,
                            options) for s in seeds]
+        evals[m] = results
         row = summarize_method(m, results)
         row["train_time_s"] = [next((r["time_s"] for r in reversed(read_metrics(p)) if "time_s" in r), None) for p in row["runs"]]
         rows.append(row)
@@ -154,12 +189,15 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     result = {
         "env": env, "env_options": env_options, "dataset": str(Path(data).resolve()), "dataset_episodes": dataset.num_episodes,
         "methods": list(methods), "seeds": [int(s) for s in seeds], "episodes": episodes, "eval_seed": EVAL_SEED,
-        "steps": steps, "options": dict(options or {}), "results": rows, "expert": reference,
+        "steps": steps, "options": dict(options or {}), "results": rows, "paired": paired_tests(list(methods), evals),
+        "expert": reference,
         "plots": {
-            "success": str(plots.bar_chart(out / "success.png", [r["method"] for r in rows], [r["success_pooled"] for r in rows],
-                                           [tuple(r["ci95_pooled"]) for r in rows], [r["success_per_seed"] for r in rows],
-                                           f"{env}: success over {episodes} eval episodes x {len(seeds)} seeds "
-                                           "(95% Wilson CI; dots: seeds)")),
+            "success": str(plots.bar_chart(out / "success.png", [r["method"] for r in rows], [r["success_mean"] for r in rows],
+                                           [tuple(r["ci95_seeds"] or r["ci95_pooled"]) for r in rows],
+                                           [r["success_per_seed"] for r in rows],
+                                           f"{env}: success, mean over {len(seeds)} training seeds of {episodes} eval episodes "
+                                           + ("(95% t-interval over seeds; dots: seeds)" if len(seeds) > 1 else
+                                              "(95% Wilson CI)"))),
             "curves": str(plots.curves(out / "curves.png", curves, CURVE_KEYS, f"{env}: learning curves")),
         },
     }
@@ -178,25 +216,68 @@ def _expert_reference(env: str, env_options: dict, episodes: int, seed: int) -> 
     except MimeticError:
         return None
     res = evaluate(actor, env, episodes, seed, env_options=env_options)
-    return {"success_rate": res.success_rate, "ci95": list(res.ci95), "mean_return": res.mean_return, "episodes": episodes}
+    return {"success_rate": res.success_rate, "ci95": list(res.ci95), "mean_return": res.mean_return, "episodes": episodes,
+            "return_comparable": res.return_comparable, "return_note": res.return_note}
+
+
+def _ci(ci, fmt: str = ".3f") -> str:
+    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else "–"
+
+
+METHOD_HEADER = ("method", "success: mean ± std over seeds", "95% t-interval over seeds", "per seed",
+                 "pooled episodes, 95% Wilson (evaluation noise only)", "mean return")
+PAIRED_HEADER = ("A vs B", "success A − B per seed", "mean A − B, 95% t-interval over seeds",
+                 "episodes won by A only / B only", "McNemar exact p")
+
+
+def method_rows(result: dict) -> list[tuple[str, ...]]:
+    """The rows of the methods table (METHOD_HEADER), as text; compare.md and the report both show them."""
+    def ret(r: dict) -> str:
+        return f"{r['mean_return']:.2f}" if r.get("return_comparable", True) else "n/a"
+
+    rows = []
+    for r in result["results"]:
+        rows.append((r["method"], f"{r['success_mean']:.3f} ± {r['success_std']:.3f}", _ci(r.get("ci95_seeds")),
+                     ", ".join(f"{v:.2f}" for v in r["success_per_seed"]),
+                     f"{r['success_pooled']:.3f} {_ci(r['ci95_pooled'])}", ret(r)))
+    e = result.get("expert")
+    if e:
+        rows.append(("expert (reference)", f"{e['success_rate']:.3f} (one run)", "–", "–",
+                     f"{e['success_rate']:.3f} {_ci(e['ci95'])}", ret(e)))
+    return rows
+
+
+def paired_rows(result: dict) -> list[tuple[str, ...]]:
+    """The rows of the paired-comparisons table (PAIRED_HEADER), as text."""
+    return [(f"{p['a']} vs {p['b']}", ", ".join(f"{d:+.2f}" for d in p["diff_per_seed"]),
+             f"{p['diff_mean']:+.3f} {_ci(p['diff_ci95_seeds'], '+.3f')}", f"{p['a_only']} / {p['b_only']}",
+             f"{p['p_value']:.3g}") for p in result.get("paired") or []]
+
+
+def return_line(result: dict) -> str:
+    """What the mean-return column means for this task (or why it shows n/a)."""
+    rows = result["results"] + ([result["expert"]] if result.get("expert") else [])
+    note = next((r.get("return_note") for r in rows if r.get("return_note")), "")
+    if all(r.get("return_comparable", True) for r in rows):
+        return f"Mean return: {note}." if note else "Mean return: the environment's own."
+    return f"Mean return not comparable on this task (n/a): {note}." if note else "Mean return not comparable on this task (n/a)."
+
+
+PAIRED_NOTE = ("Paired on the same training seeds and evaluation episodes. McNemar pools the paired episodes of all "
+               "training seeds; the t-interval over seeds is the check that counts seeds, not episodes. "
+               "p-values are not corrected for multiple comparisons.")
 
 
 def format_table(result: dict) -> str:
-    """Markdown table of a compare result."""
+    """Markdown tables of a compare result: methods, then paired comparisons."""
+    def md(header, rows) -> list[str]:
+        return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + ["| " + " | ".join(r) + " |" for r in rows]
+
     lines = [f"Environment `{result['env']}`, dataset `{result['dataset']}` ({result['dataset_episodes']} episodes), "
              f"training seeds {result['seeds']}, {result['episodes']} evaluation episodes per run "
              f"(seeds {result['eval_seed']}..{result['eval_seed'] + result['episodes'] - 1}, the same for every run)"
              + (f"; options {result['options']}" if result.get("options") else "") + ".",
-             "",
-             "| method | success (pooled, 95% Wilson CI) | mean ± std across seeds | per seed | mean return |",
-             "|---|---|---|---|---|"]
-    for r in result["results"]:
-        lo, hi = r["ci95_pooled"]
-        per = ", ".join(f"{v:.2f}" for v in r["success_per_seed"])
-        lines.append(f"| {r['method']} | {r['success_pooled']:.3f} [{lo:.3f}, {hi:.3f}] | "
-                     f"{r['success_mean']:.3f} ± {r['success_std']:.3f} | {per} | {r['mean_return']:.2f} |")
-    e = result.get("expert")
-    if e:
-        lo, hi = e["ci95"]
-        lines.append(f"| expert (reference) | {e['success_rate']:.3f} [{lo:.3f}, {hi:.3f}] | – | – | {e['mean_return']:.2f} |")
+             "", *md(METHOD_HEADER, method_rows(result)), "", return_line(result)]
+    if result.get("paired"):
+        lines += ["", PAIRED_NOTE, "", *md(PAIRED_HEADER, paired_rows(result))]
     return "\n".join(lines) + "\n"

@@ -91,9 +91,15 @@ def dataset_section(root: str | Path, tmp: Path) -> str:
 
 
 def eval_table(res: dict) -> str:
-    return _table(["policy", "env", "success", "95% CI", "mean return", "mean length", "episodes", "first seed"],
-                  [(res.get("policy", ""), res.get("env", ""), res["success_rate"], _ci(res["ci95"]), res["mean_return"],
-                    res.get("mean_length", ""), res["episodes"], res.get("seed", ""))], "eval")
+    from mimetic.evaluate import describe_return
+
+    comparable = res.get("return_comparable", True)
+    table = _table(["policy", "env", "success", "95% CI", "mean return", "mean length", "episodes", "first seed"],
+                   [(res.get("policy", ""), res.get("env", ""), res["success_rate"], _ci(res["ci95"]),
+                     res["mean_return"] if comparable else "n/a", res.get("mean_length", ""), res["episodes"],
+                     res.get("seed", ""))], "eval")
+    note = describe_return(res["mean_return"], comparable, res.get("return_note", ""))
+    return table + f'<p class="note">{_e(note)}</p>'
 
 
 def shift_section(r: dict, base: Path | None = None) -> str:
@@ -150,18 +156,21 @@ def run_section(run: Path, tmp: Path, seen_datasets: set) -> str:
 
 
 def compare_section(folder: Path) -> str:
+    from mimetic.analysis.compare import (METHOD_HEADER, PAIRED_HEADER, PAIRED_NOTE, method_rows, paired_rows,
+                                          return_line)
+
     r = read_json(folder / "compare.json", "comparison")
-    rows = [(x["method"], x["success_pooled"], _ci(x["ci95_pooled"]), f"{x['success_mean']:.3f} ± {x['success_std']:.3f}",
-             ", ".join(f"{v:.2f}" for v in x["success_per_seed"]), x["mean_return"]) for x in r["results"]]
-    if r.get("expert"):
-        e = r["expert"]
-        rows.append(("expert (reference)", e["success_rate"], _ci(e["ci95"]), "–", "–", e["mean_return"]))
+    for x in r["results"]:  # a compare.json written before the t-interval over seeds
+        x.setdefault("ci95_seeds", None)
+    paired = [f"<h3>Paired comparisons</h3><p class=\"note\">{_e(PAIRED_NOTE)}</p>",
+              _table(PAIRED_HEADER, paired_rows(r), "paired")] if r.get("paired") else []
     return "\n".join([
         f"<h2>Comparison on <code>{_e(r['env'])}</code></h2>",
         f"<p>dataset <code>{_e(r['dataset'])}</code> ({r['dataset_episodes']} episodes); training seeds {r['seeds']}; "
         f"{r['episodes']} evaluation episodes per run from seed {r['eval_seed']} (the same for every run).</p>",
-        _table(["method", "success (pooled)", "95% Wilson CI", "mean ± std across seeds", "per seed", "mean return"], rows,
-               "compare"),
+        _table(METHOD_HEADER, method_rows(r), "compare"),
+        f'<p class="note">{_e(return_line(r))}</p>',
+        *paired,
         _img(r["plots"].get("success"), "success rates", folder),
         _img(r["plots"].get("curves"), "learning curves", folder),
     ])

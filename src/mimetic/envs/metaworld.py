@@ -61,6 +61,11 @@ class MetaWorldEnv(gym.Env):
         self._env.seeded_rand_vec = True  # ... from the env's own seeded generator
         self.max_steps = min(int(max_steps), self._env.max_path_length)
         self.terminate_on_success = bool(terminate_on_success)
+        # rewards are >= 0, so an episode that ends at its first success earns less the sooner it succeeds
+        self.return_comparable = not self.terminate_on_success
+        self.return_note = (f"fixed {self.max_steps}-step episodes" if not self.terminate_on_success else
+                            "episodes end at the first success, so a faster success earns less; "
+                            "terminate_on_success=false gives fixed-length episodes")
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, shape=(39,), dtype=np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(4,), dtype=np.float32)
         self._t = 0

@@ -289,6 +289,8 @@ class ObjectworldEnv(gym.Env):
     """Gymnasium view of an `Objectworld` (see the module docstring)."""
 
     metadata = {"render_modes": [], "render_fps": 4}
+    return_comparable = True
+    return_note = "fixed-length episodes (the horizon)"
 
     def __init__(self, world: Objectworld):
         self.world = world

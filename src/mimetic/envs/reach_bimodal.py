@@ -20,6 +20,9 @@ from mimetic.envs.reach import ReachEnv, expert_action as reach_action
 
 
 class ReachBimodalEnv(ReachEnv):
+    return_comparable = False  # a crash stops the per-step costs: it can earn more than a slow success
+    return_note = "a collision ends an episode early, so a quick crash can earn more than a slow success"
+
     def __init__(self, max_steps: int = 100, tolerance: float = 0.05, radius: float = 0.25):
         super().__init__(max_steps=max_steps, tolerance=tolerance)
         self.radius = float(radius)

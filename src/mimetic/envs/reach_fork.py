@@ -26,6 +26,9 @@ from mimetic.envs.reach import ReachEnv, expert_action as reach_action
 
 
 class ReachForkEnv(ReachEnv):
+    return_comparable = False  # a crash stops the per-step costs: it can earn more than a slow success
+    return_note = "a collision ends an episode early, so a quick crash can earn more than a slow success"
+
     def __init__(self, max_steps: int = 45, tolerance: float = 0.05, radius: float = 0.2,
                  start: float = 0.9, jitter: float = 0.0):
         super().__init__(max_steps=max_steps, tolerance=tolerance)

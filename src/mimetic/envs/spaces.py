@@ -62,3 +62,20 @@ def env_sizes(name: str, env_options: dict | None = None) -> EnvSizes:
         return sizes_of(env)
     finally:
         env.close()
+
+
+def return_meaning(env: gym.Env) -> tuple[bool, str]:
+    """Whether the mean return compares policies on `env`, and a short note saying why (for tables).
+
+    A return compares policies when episodes run a fixed length, or when ending early can only be
+    earned by doing better (e.g. a reward <= 0 per step until success). It does not when a good
+    outcome ends the episode early while rewards are positive (Meta-World ending at the first
+    success: a faster success earns less), or when a failure ends it early (a crash that stops the
+    costs). A task says which with the attributes `return_comparable` and `return_note`; a task
+    that says nothing (a gymnasium environment) is taken to define its return as its objective.
+    """
+    task = getattr(env, "unwrapped", env)
+    comparable = getattr(task, "return_comparable", None)
+    if comparable is None:
+        return True, "the environment's own return"
+    return bool(comparable), str(getattr(task, "return_note", ""))
