@@ -106,9 +106,9 @@ def main() -> None:
     if "bc" in args.methods:
         for n in args.bc_demos:
             bc_point(n, 1)
-    runs = [("dagger", None)] * ("dagger" in args.methods) + [("hg-dagger", t) for t in args.thresholds] * ("hg-dagger" in args.methods)
-    for method, threshold in runs:
-        label = method if threshold is None else f"{method}-t{threshold:g}"
+
+    def dagger_run(threshold: float | None) -> None:
+        label = "dagger" if threshold is None else f"hg-dagger-t{threshold:g}"
         run = out / label
         cfg = DaggerConfig(env=args.task, steps=args.steps, iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
                            initial_data=str(subset(args.initial_demos).root), gate="scripted" if threshold else None,
@@ -126,6 +126,9 @@ def main() -> None:
                  "val_success": r["val_success"], "deployed": r["iteration"] == deployed, "final": r is rows[-1],
                  "run_s": round(time.time() - t0, 1),
                  **evaluate_run(run / "iters" / f"{r['iteration']:03d}", args.task, args.eval_episodes)})
+
+    if "dagger" in args.methods:
+        dagger_run(None)
     if "bc-compute" in args.methods and "dagger" in args.methods:  # BC at DAgger's training compute
         k = args.iterations + 1
         final = next(q for q in points if q["method"] == "dagger" and q.get("final"))
@@ -133,6 +136,9 @@ def main() -> None:
         for n in dict.fromkeys([args.initial_demos, n_equal]):
             bc_point(n, 1)
             bc_point(n, k)
+    if "hg-dagger" in args.methods:
+        for t in args.thresholds:
+            dagger_run(t)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     meta = {"task": args.task, "args": vars(args), "commit": commit, "steps_per_training": steps,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),

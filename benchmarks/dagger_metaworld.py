@@ -37,6 +37,27 @@ def load_rows(path: Path) -> list[dict]:
     return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
+def data_stats(run: Path) -> list[dict]:
+    """Per iteration of a run's dataset: frames added, the share of them from episodes that failed, and
+    the learner's executed actions (how far outside the action range [-1, 1] it went)."""
+    import numpy as np
+
+    from mimetic.data.dataset import Dataset
+
+    ds = Dataset.load(run / "data")
+    it, actor, executed = ds.extra("iteration"), ds.extra("actor"), ds.extra("executed_action")
+    out = []
+    for i in range(int(it.max()) + 1):
+        eps = [(s, e) for s, e in zip(ds.episode_starts, ds.episode_ends) if it[s] == i]
+        failed = sum(int(e - s) for s, e in eps if not ds.successes[s:e].any())
+        learner = (it == i) & (actor == 0)
+        out.append({"iteration": i, "frames": int(np.sum(it == i)), "episodes": len(eps), "frames_from_failed_episodes": failed,
+                    "learner_steps": int(learner.sum()),
+                    "learner_max_abs_action": float(np.abs(executed[learner]).max()) if learner.any() else None,
+                    "learner_label_gap": float(np.abs(executed[learner] - ds.actions[learner]).mean()) if learner.any() else None})
+    return out
+
+
 def run_task(task: str, args, results: Path) -> None:
     import torch
 
@@ -75,6 +96,7 @@ def run_task(task: str, args, results: Path) -> None:
                "ci95": list(res.ci95), "episodes": res.episodes, "successes": res.successes,
                "val_success_per_iteration": [r["val_success"] for r in log],
                "train_steps_total": sum(int(r.get("train_steps", 2000)) for r in log[: iteration + 1]),
+               "data": data_stats(run) if policy == "bc" else None,
                "eval_s": round(time.perf_counter() - t0, 1)}
         with open(results, "a") as f:
             f.write(json.dumps(row) + "\n")
