@@ -1,16 +1,14 @@
 """Expressive chunk policies (ACT, diffusion, flow) and the multimodal task `reach-bimodal`.
 
 Fast tests check the task, the samplers' math, checkpoints, the CLI and bad input. The
-statistical tests train on `reach-bimodal` and evaluate 100 episodes with a Wilson interval:
-the deterministic MLP must fail (upper bound <= 0.5), the chunked generative policies must
-succeed. Training a generative policy to >= 90 % takes minutes on 2 CPU cores, so those tests run
-only with MIMETIC_SLOW_TESTS=1 (the benchmark benchmarks/expressive.py measures the same thing
-at full strength, see benchmarks/results/expressive.md).
+statistical test trains the deterministic MLP on `reach-bimodal` and evaluates 100 episodes with a
+Wilson interval: it must fail (upper bound <= 0.5). The slow tests that the chunk policies, at
+their defaults, solve a multimodal task are in tests/test_reach_fork.py (the benchmark
+benchmarks/expressive.py measures the same thing, see benchmarks/results/expressive.md).
 """
 
 import dataclasses
 import json
-import os
 
 import numpy as np
 import pytest
@@ -32,8 +30,6 @@ from mimetic.policies.diffusion import DiffusionConfig, DiffusionPolicy, cosine_
 from mimetic.policies.flow import FlowConfig, FlowPolicy
 from mimetic.rollout import rollout
 
-SLOW = os.environ.get("MIMETIC_SLOW_TESTS") == "1"
-slow = pytest.mark.skipif(not SLOW, reason="trains a generative policy for minutes; set MIMETIC_SLOW_TESTS=1")
 
 TINY = {
     "act": (ACTPolicy, ACTConfig(obs_dim=8, act_dim=2, dim_model=32, n_heads=2, dim_feedforward=64, horizon=8, n_decoder_layers=3)),
@@ -366,25 +362,5 @@ def test_mlp_regression_fails_on_bimodal(bimodal_demos, tmp_path):
     assert res.ci95[1] <= 0.5, res  # it averages the two ways around the obstacle and runs into it
 
 
-# the benchmark's settings (benchmarks/expressive.py); ACT ~13 minutes, diffusion and flow (5000 steps,
-# the Config default) ~20 minutes each on 2 shared CPU cores. Measured (benchmarks/results/expressive.md):
-# ACT 1.00 [0.96, 1.00] at 1500 steps, diffusion 0.92 [0.85, 0.96] and flow 0.96 [0.90, 0.98] at 5000
-# steps. Required: Wilson lower bound >= 0.8 over 100 episodes (i.e. >= 88 successes), far above MLP
-# regression (~0.26) and unreachable by a policy that picks the wrong mode often.
-FULL = {
-    "act": (act_algo, dict(dim_model=64, n_heads=4, dim_feedforward=128, batch_size=128, lr=1e-3, steps=1500), 0.8),
-    # epsilon prediction reached 0.92 [0.85, 0.96] before the FiLM layers were fused, 0.86 [0.78, 0.92] after
-    # (another initial draw) and 0.93 at 8000 steps; sample prediction 0.95 [0.89, 0.98] at 5000 (BENCHMARKS.md)
-    "diffusion": (diffusion_algo, dict(down_dims=[32, 64], kernel_size=3, batch_size=128, steps=5000,
-                                       prediction_type="sample"), 0.8),
-    "flow": (flow_algo, dict(down_dims=[32, 64], kernel_size=3, batch_size=128, steps=5000), 0.8),
-}
-
-
-@slow
-@pytest.mark.parametrize("name", ["act", "diffusion", "flow"])
-def test_chunked_generative_policies_solve_bimodal(name, bimodal_demos, tmp_path):
-    module, options, lower = FULL[name]
-    module.train(module.Config(**options, log_every=500), Dataset.load(bimodal_demos), tmp_path / name, progress=False)
-    res = evaluate(PolicyActor(load_policy(tmp_path / name)), "reach-bimodal", 100)
-    assert res.ci95[0] >= lower, res  # 100 episodes; MLP regression's upper bound is ~0.35
+# The slow tests that the chunk policies solve a multimodal task train them at their defaults (the shipped
+# prediction type included) on `reach-fork`: tests/test_reach_fork.py.
