@@ -11,14 +11,12 @@ from mimetic.evaluate import evaluate
 from mimetic.policies.base import PolicyActor, load_policy
 
 
-@pytest.mark.parametrize("head", ["deterministic", "gaussian", "gmm"])
-def test_bc_heads_learn_reach(reach_demos, tmp_path, head):
+def test_metrics_log(reach_demos, tmp_path):
+    # that every head learns reach: tests/test_learning.py
     ds = Dataset.load(reach_demos)
-    policy = bc.train(bc.Config(head=head, hidden=[256, 256], steps=1500, log_every=500), ds, tmp_path / "run", progress=False)
-    res = evaluate(PolicyActor(load_policy(tmp_path / "run")), "reach", 100)
-    assert res.ci95[0] > 0.8, res  # 100 episodes: a policy that mostly fails cannot pass by luck
+    bc.train(bc.Config(hidden=[64, 64], steps=300, log_every=100), ds, tmp_path / "run", progress=False)
     rows = read_metrics(tmp_path / "run")
-    assert [r["step"] for r in rows] == [500, 1000, 1500]
+    assert [r["step"] for r in rows] == [100, 200, 300]
     assert rows[-1]["train_loss"] < rows[0]["train_loss"] and "val_loss" in rows[-1]
 
 
