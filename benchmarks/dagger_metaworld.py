@@ -14,6 +14,11 @@ iteration, earliest on ties) and the last iteration. Nothing is chosen on evalua
     nice -n 5 python benchmarks/dagger_metaworld.py --tasks door-open-v3 assembly-v3 push-v3 reach-v3 \
         --out /tmp/dagger-mw --results benchmarks/results/dagger_metaworld.jsonl
 
+`--baselines` adds two BC rows per task, on the same evaluation seeds: `bc-equal-compute`, BC on the
+same 10 demonstrations for as many gradient steps as the whole DAgger run took (every iteration's
+training), and `bc-equal-labels`, BC at its defaults on the fewest scripted demonstrations (seeds
+0..) holding at least as many expert labels as the DAgger run's final dataset.
+
 `--variant NAME --no-run` evaluates existing runs in OUT/NAME-TASK instead (e.g. runs made by an
 older commit, for a before / after comparison). Rows are appended one JSON line per (task, variant,
 policy), so an interrupted run resumes; `--table-only` prints the markdown table.
@@ -29,8 +34,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 
-POLICIES = ("bc", "dagger-deployed", "dagger-last")
+
+POLICIES = ("bc", "dagger-deployed", "dagger-last", "bc-equal-compute", "bc-equal-labels")
 
 
 def load_rows(path: Path) -> list[dict]:
@@ -40,8 +47,6 @@ def load_rows(path: Path) -> list[dict]:
 def data_stats(run: Path) -> list[dict]:
     """Per iteration of a run's dataset: frames added, the share of them from episodes that failed, and
     the learner's executed actions (how far outside the action range [-1, 1] it went)."""
-    import numpy as np
-
     from mimetic.data.dataset import Dataset
 
     ds = Dataset.load(run / "data")
@@ -103,9 +108,55 @@ def run_task(task: str, args, results: Path) -> None:
         print(json.dumps({k: v for k, v in row.items() if k != "successes"}), flush=True)
 
 
+def baselines(task: str, args, results: Path) -> None:
+    """BC at the DAgger run's training compute, and BC with at least its labels (see the module docstring)."""
+    import torch
+
+    from mimetic.algos import bc
+    from mimetic.algos.dagger import read_log
+    from mimetic.data.dataset import Dataset
+    from mimetic.evaluate import EVAL_SEED, evaluate
+    from mimetic.policies.base import PolicyActor
+
+    from metaworld_bc import load_or_collect_demos
+
+    torch.set_num_threads(1)
+    env, out = f"metaworld/{task}", Path(args.out)
+    log = read_log(out / f"{args.variant}-{task}")
+    done = {(r["task"], r["variant"], r["policy"]) for r in load_rows(results)}
+    total_steps = sum(int(r["train_steps"]) for r in log)
+    labels = log[-1]["expert_labels"]
+    for policy in ("bc-equal-compute", "bc-equal-labels"):
+        if (task, args.variant, policy) in done:
+            continue
+        if policy == "bc-equal-compute":
+            ds, cfg = load_or_collect_demos(env, out / "demos" / task, args.demos), bc.Config(steps=total_steps)
+        else:
+            many = load_or_collect_demos(env, out / "demos-many" / task, 4 * args.demos * (args.iterations + 1))
+            n = int(np.searchsorted(many.episode_ends, labels)) + 1  # the first n demos hold >= `labels` frames
+            if n > many.num_episodes:
+                raise SystemExit(f"{task}: {many.num_episodes} demos hold fewer than {labels} labels")
+            sub = out / "demos-many" / f"{task}-first{n}"
+            if not (sub / "meta/info.json").exists():
+                Dataset.create(sub, [many.episode(i) for i in range(n)], env=env)
+            ds, cfg = Dataset.load(sub), bc.Config()
+        run = out / f"{args.variant}-{task}-{policy}"
+        t0 = time.perf_counter()
+        trained = bc.train(cfg, ds, run, progress=False, resume=(run / "checkpoint/state.json").exists())
+        train_s = time.perf_counter() - t0
+        res = evaluate(PolicyActor(trained), env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)
+        row = {"task": task, "variant": args.variant, "policy": policy, "iteration": None, "expert_labels": ds.num_frames,
+               "demos": ds.num_episodes, "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
+               "successes": res.successes, "val_success_per_iteration": [r["val_success"] for r in log],
+               "train_steps_total": cfg.steps, "train_s": round(train_s, 1)}
+        with open(results, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        print(json.dumps({k: v for k, v in row.items() if k != "successes"}), flush=True)
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| task | variant | BC (= iteration 0) | DAgger deployed (iteration) | DAgger last | validation success per iteration |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| task | variant | BC (= iteration 0) | DAgger deployed (iteration) | DAgger last | BC, equal compute | "
+             "BC, equal labels | validation success per iteration |", "|---|---|---|---|---|---|---|---|"]
     by = {(r["task"], r["variant"], r["policy"]): r for r in rows}
     for task, variant in dict.fromkeys((r["task"], r["variant"]) for r in rows):
         cells = []
@@ -115,7 +166,9 @@ def table(rows: list[dict]) -> str:
                 cells.append("–")
                 continue
             cell = f"{r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
-            cells.append(cell + (f" ({r['iteration']})" if p == "dagger-deployed" else ""))
+            if p == "dagger-deployed":
+                cell += f" (iteration {r['iteration']})"
+            cells.append(cell + (f", {r['expert_labels']} labels, {r['train_steps_total']} steps" if p != "bc" else ""))
         any_row = next(by[(task, variant, p)] for p in POLICIES if (task, variant, p) in by)
         val = ", ".join(f"{v:.2f}" for v in any_row["val_success_per_iteration"])
         lines.append(f"| {task} | {variant} | " + " | ".join(cells) + f" | {val} |")
@@ -134,6 +187,7 @@ def main() -> None:
     p.add_argument("--episodes-per-iter", type=int, default=5)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--num-envs", type=int, default=10)
+    p.add_argument("--baselines", action="store_true", help="also BC at equal compute and at equal labels")
     p.add_argument("--table-only", action="store_true")
     args = p.parse_args()
     results = Path(args.results)
@@ -141,6 +195,8 @@ def main() -> None:
     if not args.table_only:
         for task in args.tasks:
             run_task(task, args, results)
+            if args.baselines:
+                baselines(task, args, results)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\ncommit {commit}, {platform.machine()}, {datetime.now(timezone.utc).isoformat(timespec='minutes')}\n")
     print(table(load_rows(results)))
