@@ -191,14 +191,17 @@ def test_flow_loss_is_zero_for_the_exact_velocity():
 
 # ------------------------------------------------------------------------------ dagger and HG-DAgger
 # From 4 demonstrations BC stalls near the goal (covariate shift). Two iterations of 10 rollouts, 400 warm-started
-# steps each (64x64 MLP), ~10-20 s per run. Without aggregation DAgger is BC on its initial demonstrations; so the
-# learner must beat BC trained on those same 4 demonstrations for as many gradient steps (3 x 400), with a level
-# between them: the learner's Wilson lower bound above it, BC's upper bound below. Measured (seeds 0, 1):
-# BC 0.17-0.26 (upper 0.26-0.35); dagger (linear beta from 0.5) 0.62-0.66, HG-DAgger scripted action gate
-# 0.76-0.77, state gate 0.79-0.84.
+# steps each (64x64 MLP), ~7-13 s per run. Without aggregation DAgger is BC on its initial demonstrations; so the
+# learner (the last one, whatever the validation episodes say) must beat BC trained on those same 4 demonstrations
+# for as many gradient steps (3 x 400), with a level between them: the learner's Wilson lower bound above it, BC's
+# upper bound below. Measured over 100 episodes (seeds 0, 1, 2; Wilson bounds in brackets): BC 0.17 [0.11, 0.26]
+# (seed 0, the one used here), 0.17, 0.04; dagger (linear beta 0.5 -> 0) 0.67 [0.57, 0.75], 0.51 [0.41, 0.61],
+# 0.56 [0.46, 0.65] (exponential beta 0.48-0.60, 800 steps per iteration no better); HG-DAgger, seeds 0, 1: action
+# gate 0.82 [0.73, 0.88], 0.89; state gate 0.78 [0.69, 0.85], 0.71 [0.61, 0.79]; ensemble gate (2 members) 0.83
+# [0.74, 0.89], 0.77 [0.68, 0.84].
 DAGGER = dict(env="reach", initial_episodes=4, iterations=2, episodes_per_iter=10, steps=400, policy_options={"hidden": [64, 64]},
-              eval_episodes=10)
-DAGGER_LEVEL = 0.4
+              eval_episodes=10, select="last")  # the last learner, not the best on 10 validation episodes
+DAGGER_LEVEL = 0.33
 
 
 @pytest.fixture(scope="module")
@@ -253,7 +256,10 @@ def test_hg_dagger_ensemble_gate_learns_reach(few_demos, tmp_path):
 # the method and generator); it scores -0.24..0.05 (seeds 0, 1). AIRL runs without absorbing states here: with them
 # one of two seeds learned to avoid the goal (normalized -0.38 at 4000 SAC steps).
 # Measured (seeds 0, 1; lower ends in brackets): gail-sac 0.31, 0.44 [0.25, 0.39] at 1600 steps, ~3 s on an idle
-# machine; airl-sac 0.46, 0.50 [0.42, 0.45] at 3200 steps; gail-ppo 0.40, 0.35 [0.34, 0.29] at 16384 steps.
+# machine; airl-sac 0.46, 0.50 [0.42, 0.45] at 3200 steps; gail-ppo 0.40, 0.35 [0.34, 0.29] at 16384 steps; airl-ppo
+# (seeds 0, 1, 2) 0.34, 0.24, 0.32 [0.27, 0.18, 0.25] at 16384 steps with the discriminator at lr 3e-4 (at 1e-3:
+# [0.14, 0.00]; 32768 steps: [0.21, 0.16]). AIRL-PPO is the weakest learner here: its margin over the level is the
+# smallest of these tests.
 ADV_LEVEL = 0.15
 ADV = dict(hidden=[64, 64], disc_hidden=[64, 64], lr=1e-3, disc_lr=1e-3, seed=0)
 ADV_SAC = dict(ADV, generator="sac", num_envs=4, batch_size=128, learning_starts=400, utd=0.5, disc_every=2)
@@ -309,7 +315,7 @@ def test_gail_ppo_learns_reach(reach, adversarial_baseline, tmp_path):
 
 
 def test_airl_ppo_learns_reach(reach, adversarial_baseline, tmp_path):
-    assert_adversarial_learns("airl", {**ADV_PPO, "absorbing": False}, reach, adversarial_baseline, tmp_path)
+    assert_adversarial_learns("airl", {**ADV_PPO, "absorbing": False, "disc_lr": 3e-4}, reach, adversarial_baseline, tmp_path)
 
 
 # ------------------------------------------------------------------------------ maxent-irl
