@@ -20,6 +20,7 @@ from mimetic.algos import flow as flow_algo
 from mimetic.data import Dataset
 from mimetic.envs import make_env, make_expert
 from mimetic.envs.reach import expert_action as straight_to_goal
+from mimetic.envs.reach_fork import late_swerve
 from mimetic.evaluate import VAL_SEED, evaluate
 from mimetic.policies.base import PolicyActor
 from mimetic.rollout import rollout
@@ -55,28 +56,10 @@ def test_fork_modes_share_states_then_split():
 
 
 def test_fork_punishes_a_late_swerve():
-    """The expert swerves close to the last moment: two steps late it often fails, four steps late always."""
+    """The expert swerves close to the last moment: on time it always succeeds, four steps late never."""
     env = make_env(ENV)
-
-    def late(delay: int, seeds) -> float:
-        wins = 0
-        for s in seeds:
-            expert = make_expert(ENV)
-            obs, _ = env.reset(seed=s)
-            expert.reset(1, seeds=[s])
-            t_split, done = None, False
-            while not done:
-                a = expert.act(obs[None])[0]
-                t_split = env._t if (t_split is None and expert.split[0]) else t_split
-                if t_split is not None and env._t - t_split < delay:
-                    a = straight_to_goal(obs)  # keep going straight for `delay` more steps
-                obs, _, term, trunc, info = env.step(a)
-                done = term or trunc
-            wins += info["success"]
-        return wins / len(seeds)
-
     seeds = range(VAL_SEED, VAL_SEED + 40)
-    assert late(0, seeds) == 1.0 and late(4, seeds) == 0.0
+    assert all(late_swerve(0, s, env)[0] for s in seeds) and not any(late_swerve(4, s, env)[0] for s in seeds)
 
 
 def test_fork_env_options():

@@ -88,6 +88,25 @@ class ForkExpert:
         return o
 
 
+def late_swerve(delay: int, seed: int, env: ReachForkEnv | None = None, **expert_options) -> tuple[bool, int, float, int]:
+    """The expert on episode `seed` swerving `delay` steps late (straight at the goal meanwhile): the design
+    check that a policy must commit at once. Returns (success, length, smallest clearance, step of the split)."""
+    env = env or ReachForkEnv()
+    expert = ForkExpert(radius=env.radius, **expert_options)
+    obs, _ = env.reset(seed=seed)
+    expert.reset(1, seeds=[seed])
+    t_split, clearance, done, info = None, np.inf, False, {}
+    while not done:
+        a = expert.act(obs[None])[0]
+        t_split = env._t if (t_split is None and expert.split[0]) else t_split
+        if t_split is not None and env._t - t_split < delay:
+            a = reach_action(obs)  # straight at the goal
+        obs, _, term, trunc, info = env.step(a)
+        clearance = min(clearance, float(np.linalg.norm(env._pos)) - env.radius)
+        done = term or trunc
+    return bool(info["success"]), env._t, clearance, t_split
+
+
 def make_env(max_steps: int = 45, tolerance: float = 0.05, radius: float = 0.2, start: float = 0.9,
              jitter: float = 0.0) -> ReachForkEnv:
     return ReachForkEnv(max_steps=max_steps, tolerance=tolerance, radius=radius, start=start, jitter=jitter)
