@@ -139,7 +139,8 @@ def main() -> None:
     if "hg-dagger" in args.methods:
         for t in args.thresholds:
             dagger_run(t)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
     meta = {"task": args.task, "args": vars(args), "commit": commit, "steps_per_training": steps,
             "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": f"{platform.machine()}, 2 CPU cores shared with other jobs, torch {torch.__version__} CPU, one thread",

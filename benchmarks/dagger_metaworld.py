@@ -197,7 +197,8 @@ def main() -> None:
             run_task(task, args, results)
             if args.baselines:
                 baselines(task, args, results)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                            cwd=Path(__file__).parent).stdout.strip()
     print(f"\ncommit {commit}, {platform.machine()}, {datetime.now(timezone.utc).isoformat(timespec='minutes')}\n")
     print(table(load_rows(results)))
 
