@@ -165,7 +165,8 @@ def report(points: list[dict], meta: dict, results: Path, name: str) -> None:
             pts = sorted((q for q in points if q["method"] == method), key=lambda q: (q[key], q["run"]))
             x, y = [q[key] for q in pts], [q["success"] for q in pts]
             err = [[max(0.0, q["success"] - q["ci95"][0]) for q in pts], [max(0.0, q["ci95"][1] - q["success"]) for q in pts]]
-            ax.errorbar(x, y, yerr=err, marker="s" if method.startswith("bc") else "o", capsize=3, label=method)
+            ax.errorbar(x, y, yerr=err, marker="s" if method.startswith("bc") else "o", capsize=3, label=method,
+                        ls="none" if method == "bc-equal-compute" else "-")  # its points are different demo counts
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
