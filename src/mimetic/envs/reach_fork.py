@@ -1,20 +1,22 @@
 """`reach-fork`: a multimodal task that regression of the expert's actions cannot solve.
 
-A 2-D point mass (the dynamics of `reach`) starts near (0, -`start`) and must reach a goal near
-(0, `start`) (each jittered by up to 0.05 per coordinate); a round obstacle of radius `radius` sits at the origin, across the straight line.
-Observation (6): position (2), velocity (2), goal (2). Action (2): a force in [-1, 1]^2. Touching
-the obstacle ends the episode as a failure; success is reaching the goal within `tolerance`; the
-time limit `max_steps` is tight (the expert needs 35-37 steps, the limit is 45 by default).
+A 2-D point mass (the dynamics of `reach`) starts at (0, -`start`) and must reach a goal at
+(0, `start`) (both fixed by default; `jitter` > 0 draws them within +-jitter per coordinate); a
+round obstacle of radius `radius` sits at the origin, across the straight line. Observation (6):
+position (2), velocity (2), goal (2). Action (2): a force in [-1, 1]^2. Touching the obstacle ends
+the episode as a failure; success is reaching the goal within `tolerance`; the time limit
+`max_steps` is tight (the expert needs 37 steps, the limit is 45 by default).
 
 The scripted expert flips a fair coin for every episode (a Generator seeded by its own seed and the
-episode's seed, independent of the start state), heads straight for the goal at full speed, and only when it comes within
-`split_distance` of the obstacle does it swerve, left or right as the coin said. Until then both
-modes pass through exactly the same states, so the demonstrations give two opposite actions in
-the same state at the split: their average keeps going straight into the obstacle. The swerve is
-late (close to the last moment the expert itself can still clear the obstacle), so a policy that
-hesitates at the split for a few steps, or drifts off the axis slowly, hits the obstacle or runs
-out of time. A policy must commit to one side at once: chunked or generative policies can, a
-deterministic regressor of the action given the state cannot, whatever its budget.
+episode's seed, independent of the state), heads straight for the goal at full speed, and only when
+it comes within `split_distance` of the obstacle's centre does it swerve, left or right as the coin
+said. Until then both modes pass through exactly the same states, so the demonstrations give two
+opposite actions in the same state at the split: their average keeps going straight into the
+obstacle. The swerve is late (3 steps later the expert itself hits the obstacle, `late_swerve`), so
+a policy that hesitates at the split or drifts off the axis slowly fails. A policy must commit to
+one side at once: chunked or generative policies can, a deterministic regressor of the action given
+the state cannot, whatever its budget. Parameters chosen on validation seeds:
+benchmarks/reach_fork_design.py, benchmarks/results/expressive.md.
 """
 
 from __future__ import annotations
