@@ -76,7 +76,7 @@ def run(args, meta: dict) -> None:
     out = Path(args.out)
     done = set()
     if out.exists():
-        done = {(r["env"], r["seeds"], r["policy"]) for r in map(json.loads, out.read_text().splitlines())}
+        done = {(r["env"], r["seeds"], r["policy"], r["config"]["seed"]) for r in map(json.loads, out.read_text().splitlines())}
     work = Path(args.work)
     demos = work / f"{args.env}-demos{args.demos}"
     if not (demos / "meta/info.json").exists():
@@ -87,14 +87,14 @@ def run(args, meta: dict) -> None:
     max_steps = make_env(args.env).max_steps
     for name in args.methods:
         variants = [name] + ([f"{name}-te0.1"] if name == "act" else []) + [f"{name}-{k}steps" for k in SWEEP.get(name, [])]
-        if all((args.env, args.seeds, v) in done for v in variants):
+        if all((args.env, args.seeds, v, args.train_seed) in done for v in variants):
             continue
         module = method_module(METHODS[name])
-        cfg = module.Config()
+        cfg = module.Config(seed=args.train_seed)  # the defaults; --train-seed only changes the training seed
         if name == "bc-long":
             cfg.steps = args.long_steps
         cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
-        run_dir = work / f"{args.env}-{name}"
+        run_dir = work / f"{args.env}-{name}-seed{args.train_seed}"
         if run_dir.exists():  # a run interrupted before all its rows were written: train it again
             shutil.rmtree(run_dir)
         t = time.perf_counter()
@@ -105,7 +105,7 @@ def run(args, meta: dict) -> None:
                 "train_s": round(train_s, 1), "config": {k: v for k, v in vars(cfg).items() if k not in ("log_every", "ckpt_every")},
                 **meta}
         for v in variants:
-            if (args.env, args.seeds, v) in done:
+            if (args.env, args.seeds, v, args.train_seed) in done:
                 continue
             kw, sampling = {}, getattr(policy, "sampling_steps", None)
             if v.endswith("-te0.1"):
@@ -128,10 +128,10 @@ def report(rows: list[dict]) -> str:
     for (env, seeds) in dict.fromkeys((r["env"], r["seeds"]) for r in rows):
         sel = [r for r in rows if (r["env"], r["seeds"]) == (env, seeds)]
         lines += [f"### {env}, {seeds} seeds ({sel[0]['first_seed']}..), {sel[0]['demos']} demonstrations", "",
-                  "| policy | train steps (batch) | params | train s | success [95% CI] | collisions / time-outs | ms / chunk | commit |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| policy | training seed | train steps (batch) | params | train s | success [95% CI] | collisions / time-outs "
+                  "| ms / chunk | commit |", "|---|---|---|---|---|---|---|---|---|"]
         for r in sel:
-            lines.append(f"| {r['policy']} | {r['steps']} ({r['batch_size']}) | {r['parameters']:,} | {r['train_s']:.0f} | "
+            lines.append(f"| {r['policy']} | {r['config']['seed']} | {r['steps']} ({r['batch_size']}) | {r['parameters']:,} | {r['train_s']:.0f} | "
                          f"{r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['collisions']} / {r['timeouts']} | "
                          f"{r['ms_per_chunk']} | {r['commit']} |")
         lines.append("")
@@ -146,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seeds", choices=["eval", "val"], default="eval")
     p.add_argument("--long-steps", type=int, default=30000, help="training steps of the bc-long row")
+    p.add_argument("--train-seed", type=int, default=0, help="training seed (the default is 0)")
     p.add_argument("--work", default="bench-expressive", help="working directory (demos, runs)")
     p.add_argument("--out", default="benchmarks/results/expressive.jsonl")
     p.add_argument("--md", default=None, help="also write the markdown table here")
