@@ -358,3 +358,16 @@ def test_iteration_zero_is_bc_on_the_demonstrations(tmp_path, reach_demos):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     info = json.loads((tmp_path / "run/iters/000/train.json").read_text())
     assert info["val_episodes"] == json.loads((tmp_path / "bc/train.json").read_text())["val_episodes"]
+
+
+def test_cli_from_scratch_and_select_last(tmp_path, capsys):
+    run = tmp_path / "run"
+    code = main(["-q", "dagger", "reach", "--out", str(run), "--iterations", "1", "--episodes-per-iter", "2",
+                 "--initial-episodes", "3", "--steps", "20", "--policy-option", "hidden=[16]", "--eval-episodes", "2",
+                 "--num-envs", "2", "--from-scratch", "--select", "last"])
+    assert code == 0, capsys.readouterr().err
+    cfg = json.loads((run / "dagger.json").read_text())["config"]
+    assert cfg["warm_start"] is False and cfg["select"] == "last"
+    assert read_log(run)[-1]["deployed_iteration"] == 1
+    assert (run / "model.safetensors").read_bytes() == (run / "iters/001/model.safetensors").read_bytes()
+    assert "deployed: iteration 1 (the last iteration)" in capsys.readouterr().out
