@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from mimetic.algos import bc
-from mimetic.algos.dagger import DaggerConfig, run_dagger
+from mimetic.algos.dagger import DaggerConfig, is_dagger_run, run_dagger
 from mimetic.collect import collect
 from mimetic.data.dataset import Dataset
 from mimetic.evaluate import evaluate
@@ -114,7 +114,7 @@ def main() -> None:
                            initial_data=str(subset(args.initial_demos).root), gate="scripted" if threshold else None,
                            threshold=threshold or 0.3)
         t0 = time.time()
-        rows = run_dagger(cfg, run, resume=(run / "dagger.json").exists(), progress=False)
+        rows = run_dagger(cfg, run, resume=is_dagger_run(run), progress=False)
         deployed = rows[-1]["deployed_iteration"]
         for r in rows:
             name = f"{label}-iter{r['iteration']}"

@@ -66,7 +66,7 @@ def data_stats(run: Path) -> list[dict]:
 def run_task(task: str, args, results: Path) -> None:
     import torch
 
-    from mimetic.algos.dagger import DaggerConfig, read_log, run_dagger
+    from mimetic.algos.dagger import DaggerConfig, is_dagger_run, read_log, run_dagger
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy
 
@@ -82,7 +82,7 @@ def run_task(task: str, args, results: Path) -> None:
         cfg = DaggerConfig(env=env, policy="bc", iterations=args.iterations, episodes_per_iter=args.episodes_per_iter,
                            beta="linear", initial_data=str(demos))
         t0 = time.perf_counter()
-        run_dagger(cfg, run, resume=(run / "dagger.json").exists(), progress=False)
+        run_dagger(cfg, run, resume=is_dagger_run(run), progress=False)
         print(f"{task}: dagger run {time.perf_counter() - t0:.0f} s", flush=True)
     log = read_log(run)
     if not log:

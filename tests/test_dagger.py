@@ -366,8 +366,30 @@ def test_cli_from_scratch_and_select_last(tmp_path, capsys):
                  "--initial-episodes", "3", "--steps", "20", "--policy-option", "hidden=[16]", "--eval-episodes", "2",
                  "--num-envs", "2", "--from-scratch", "--select", "last"])
     assert code == 0, capsys.readouterr().err
-    cfg = json.loads((run / "dagger.json").read_text())["config"]
+    saved = json.loads((run / "train.json").read_text())
+    assert saved["method"] == "dagger" and [r["step"] for r in read_log(run)] == [0, 1]
+    cfg = saved["config"]
     assert cfg["warm_start"] is False and cfg["select"] == "last"
     assert read_log(run)[-1]["deployed_iteration"] == 1
     assert (run / "model.safetensors").read_bytes() == (run / "iters/001/model.safetensors").read_bytes()
     assert "deployed: iteration 1 (the last iteration)" in capsys.readouterr().out
+
+
+def test_run_directory_convention_and_older_runs(tmp_path):
+    """DAgger writes the shared run-directory files (train.json, metrics.jsonl with a step per iteration);
+    a run written before them (dagger.json, dagger.jsonl) still resumes."""
+    import shutil
+
+    run = tmp_path / "run"
+    rows = run_dagger(small(iterations=1, eval_episodes=1, steps=20), run, progress=False)
+    assert [r["step"] for r in rows] == [0, 1] and [r["step"] for r in read_log(run)] == [0, 1]
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    info = json.loads((old / "train.json").read_text())
+    (old / "dagger.json").write_text(json.dumps({"config": info["config"]}))
+    (old / "dagger.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k != "step"}) + "\n" for r in rows))
+    (old / "train.json").unlink()
+    (old / "metrics.jsonl").unlink()
+    with pytest.raises(MimeticError, match="already holds a DAgger run"):
+        run_dagger(small(), old, progress=False)
+    assert [r["iteration"] for r in run_dagger(DaggerConfig(env="reach"), old, resume=True, progress=False)] == [0, 1]

@@ -216,7 +216,7 @@ def cmd_dagger(args) -> None:
     if rows:
         how = "the best validation success" if cfg.select == "best" else "the last iteration"
         print(f"deployed: iteration {rows[-1]['deployed_iteration']} ({how})")
-    print(f"dagger -> {args.out} (log {args.out}/dagger.jsonl, plot {args.out}/dagger.png)")
+    print(f"dagger -> {args.out} (log {args.out}/metrics.jsonl, plot {args.out}/dagger.png)")
 
 
 _DAGGER_ARGS = ("policy", "steps", "iterations", "episodes_per_iter", "initial_data", "initial_episodes", "beta", "beta0",

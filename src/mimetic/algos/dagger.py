@@ -30,20 +30,21 @@ the takeover segments are labelled and appended, each as its own episode.
 Every frame in RUN/data is an expert label, so the dataset size is the label count.
 
 ```
-RUN/dagger.json         the configuration (read back by resume)
+RUN/train.json          the configuration, {"method": "dagger", "config": ...} (read back by resume)
 RUN/data/               the labelled dataset (LeRobot v3, extras: actor 0 learner / 1 expert,
                         iteration, executed_action)
 RUN/iters/NNN/          the policy trained at iteration NNN (a normal training run; mK/ per
                         ensemble member)
-RUN/dagger.jsonl        one row per completed iteration (success on validation seeds, labels,
-                        the deployed iteration so far)
+RUN/metrics.jsonl       one row per completed iteration, "step" = iteration (success on validation
+                        seeds, labels, training steps, the deployed iteration so far)
 RUN/dagger.png          success versus expert labels
 RUN/config.json, RUN/model.safetensors   the deployed learner (see `select`): `mimetic eval RUN`
 ```
 
 Crash safety: an iteration's episodes are appended in one atomic commit that also records the
 iteration number, rollouts use seeds fixed by the iteration, and the iteration counts as done
-only once its row is in dagger.jsonl. `resume=True` after a kill therefore skips collection if
+only once its row is in metrics.jsonl (rewritten atomically: the run-directory convention of
+mimetic.algos.run_dir, with the iteration as the step). `resume=True` after a kill therefore skips collection if
 the iteration's data was committed (else recollects it on the same seeds), resumes the
 interrupted training from its checkpoint, and never duplicates or loses episodes.
 """
@@ -62,7 +63,7 @@ import torch
 
 from mimetic.data.dataset import Dataset
 from mimetic.data.episode import Episode
-from mimetic.data.io import atomic_write_json, read_json
+from mimetic.data.io import read_json
 from mimetic.errors import MimeticError
 from mimetic.rollout import check_action, rollout
 
@@ -385,22 +386,30 @@ def _load_learners(cfg: DaggerConfig, run: Path, iteration: int):
     return [PolicyActor(load_policy(_member_dir(run, iteration, k, members))) for k in range(members)]
 
 
+LEGACY_LOG, LEGACY_CONFIG = "dagger.jsonl", "dagger.json"  # runs written before the shared run-directory files
+
+
 def read_log(run: str | Path) -> list[dict]:
-    path = Path(run) / "dagger.jsonl"
-    rows = []
-    if path.exists():
-        for line in path.read_text().splitlines():
+    """The rows of the completed iterations (RUN/metrics.jsonl; dagger.jsonl for older runs)."""
+    from mimetic.algos.run_dir import read_metrics
+
+    legacy = Path(run) / LEGACY_LOG
+    if legacy.exists() and not (Path(run) / "metrics.jsonl").exists():
+        rows = []
+        for line in legacy.read_text().splitlines():
             try:
-                rows.append(json.loads(line))
+                rows.append({"step": json.loads(line)["iteration"], **json.loads(line)})
             except json.JSONDecodeError:
                 break  # a line cut by a kill: that iteration did not complete
-    return rows
+        return rows
+    return read_metrics(run)
 
 
 def _write_log(run: Path, rows: list[dict]) -> None:
+    from mimetic.algos.run_dir import METRICS
     from mimetic.data.io import atomic_write_bytes
 
-    atomic_write_bytes(run / "dagger.jsonl", "".join(json.dumps(r) + "\n" for r in rows).encode())
+    atomic_write_bytes(run / METRICS, "".join(json.dumps({"step": r["iteration"], **r}) + "\n" for r in rows).encode())
 
 
 def plot_log(rows: list[dict], path: Path, title: str = "") -> None:
@@ -442,15 +451,30 @@ def _initial_episodes(cfg: DaggerConfig, obs_dim: int, act_dim: int, expert) -> 
     return _expert_episodes(eps, 0), int(src.info.get("mimetic", {}).get("next_seed", src.num_episodes))
 
 
+def _config_path(run: Path) -> Path:
+    legacy = run / LEGACY_CONFIG
+    return legacy if legacy.exists() and not (run / "train.json").exists() else run / "train.json"
+
+
+def is_dagger_run(run: str | Path) -> bool:
+    path = _config_path(Path(run))
+    if not path.is_file():
+        return False
+    saved = read_json(path, "DAgger run")
+    return path.name == LEGACY_CONFIG or (isinstance(saved, dict) and saved.get("method") == "dagger")
+
+
 def load_config(run: str | Path) -> DaggerConfig:
-    """The configuration a DAgger run was started with (RUN/dagger.json)."""
-    saved = read_json(Path(run) / "dagger.json", "DAgger run")
-    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict):
-        raise MimeticError(f"{Path(run) / 'dagger.json'}: not a DAgger run configuration")
+    """The configuration a DAgger run was started with (RUN/train.json; dagger.json for older runs)."""
+    path = _config_path(Path(run))
+    saved = read_json(path, "DAgger run")
+    if not isinstance(saved, dict) or not isinstance(saved.get("config"), dict) or \
+            (path.name != LEGACY_CONFIG and saved.get("method") != "dagger"):
+        raise MimeticError(f"{path}: not a DAgger run configuration")
     names = {f.name for f in dataclasses.fields(DaggerConfig)}
     unknown = sorted(set(saved["config"]) - names)
     if unknown:
-        raise MimeticError(f"{Path(run) / 'dagger.json'}: unknown fields {unknown}")
+        raise MimeticError(f"{path}: unknown fields {unknown}")
     return DaggerConfig(**saved["config"])
 
 
@@ -471,7 +495,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     run = Path(run)
     if resume:
         cfg = load_config(run)
-    elif (run / "dagger.json").exists():
+    elif is_dagger_run(run):
         raise MimeticError(f"{run} already holds a DAgger run: pass --resume to continue it, or choose another --out")
     elif run.exists() and (run.is_file() or any(run.iterdir())):
         raise MimeticError(f"{run} exists and is not empty: choose another --out")
@@ -496,7 +520,10 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     num_envs = 1 if human else cfg.num_envs
     if not resume:
         run.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(run / "dagger.json", {"config": dataclasses.asdict(cfg)})
+        from mimetic.algos.run_dir import RunDir
+
+        RunDir(run, "DAgger run").write_info({"method": "dagger", "config": dataclasses.asdict(cfg), "env": cfg.env,
+                                              "env_options": cfg.env_options, "dataset": str((run / "data").resolve())})
     rows = read_log(run)
     data_dir = run / "data"
     if not (data_dir / "meta/info.json").exists():
@@ -509,7 +536,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
 
     for it in range(len(rows), cfg.iterations + 1):
         t0 = time.perf_counter()
-        row: dict = {"iteration": it}
+        row: dict = {"step": it, "iteration": it}  # step: the run-directory convention's key
         if it > 0 and int(ds.info["mimetic"].get("dagger_iteration", 0)) < it:
             learners = _load_learners(cfg, run, it - 1)
             gate = _make_gate(cfg, ds, learners, takeover)
