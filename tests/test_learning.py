@@ -17,7 +17,7 @@ broken version of the method degenerates to) fails that same criterion:
   at random.
 
 Every training call passes an explicit configuration, so a change of a method's defaults does not change
-these tests. The numbers in the comments were measured on a busy 2-core machine; the mutations tried
+these tests. The numbers in the comments were measured on 2 shared CPU cores; the mutations tried
 against this file (and which test caught each) are in tests/MUTATIONS.md.
 """
 
@@ -32,7 +32,7 @@ from mimetic.evaluate import evaluate
 from mimetic.policies.base import PolicyActor, load_policy
 
 N_EVAL = 100  # evaluation episodes of a trained policy (the same seeds for every policy)
-N_INITIAL = 50  # episodes of an untrained policy: it fails nearly every one (Wilson upper bound 0.07 at 0 / 50)
+N_INITIAL = 50  # episodes of an untrained policy: it fails nearly every one (Wilson upper bound 0.07 at 0 / 50, 0.16 at 3 / 50)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +85,8 @@ def action_error(policy, obs: np.ndarray, act: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------ supervised: bc, act, diffusion, flow
-# bc, every head: 1000 steps of a 64x64 MLP, ~4-9 s each. Measured (seeds 0, 1): 1.00 success for every head;
-# untrained 0.00-0.01 (upper bound <= 0.07). The mean action error on expert states (raw units; the expert's mean
+# bc, every head: 1000 steps of a 64x64 MLP, ~2-3 s each on an idle machine. Measured (seeds 0, 1): 1.00 success
+# for every head; untrained (50 episodes) 0.00-0.04 (upper bound <= 0.13). The mean action error on expert states (raw units; the expert's mean
 # |a| is 0.38) catches an action normalizer left out at inference, which `reach` forgives in rollouts (the actions
 # saturate anyway): measured trained / without the inverse normalization / untrained: deterministic 0.05-0.07 /
 # 0.36 / 0.43-0.52, gaussian 0.21-0.23 / 0.74 / same, gmm 0.08 / 0.36-0.42 / same.
@@ -107,8 +107,8 @@ def test_bc_learns_reach(head, reach, tmp_path):
     assert_imitates(BC_ACTION_ERROR[head], tmp_path)
 
 
-# act: a 1+1+1-layer transformer (d=32), chunks of 8, 400 steps, ~7-10 s. Measured (seeds 0, 1, 2): 1.00 success;
-# at 250 steps 0.59-1.00; untrained 0.01-0.04 (upper bound <= 0.10). Action error: 0.11 trained, 0.27-0.28 without
+# act: a 1+1+1-layer transformer (d=32), chunks of 8, 400 steps, ~5 s. Measured (seeds 0, 1, 2): 1.00 success;
+# at 250 steps 0.59-1.00; untrained 0.01-0.06 (upper bound <= 0.16). Action error: 0.11 trained, 0.27-0.28 without
 # the inverse action normalization, 0.5 untrained.
 ACT = dict(dim_model=32, n_heads=2, dim_feedforward=64, n_vae_layers=1, n_encoder_layers=1, n_decoder_layers=1,
            horizon=8, n_action_steps=4, batch_size=64, lr=1e-3, steps=400, log_every=400)
@@ -120,19 +120,20 @@ def test_act_learns_reach(reach, tmp_path):
 
 
 # diffusion and flow: a one-level U-Net (32 channels, kernel 3), chunks of 8 from step -1 (two observations), 6 actions
-# executed per chunk, 600 steps at lr 3e-3, ~20-30 s each on a busy machine. The prediction type is NOT set: the
-# test trains the shipped default. Measured (seeds 0, 1): diffusion 0.81-0.82 success (0.46-0.69 at 400 steps),
-# flow 0.87-0.89 (lr 1e-3); untrained 0.00.
+# executed per chunk, 600 steps at lr 3e-3, ~7-9 s each on an idle machine. The prediction type is NOT set: the
+# test trains the shipped default (epsilon). Measured (seeds 0, 1, 2; Wilson bounds): diffusion 0.84 [0.76, 0.90],
+# 0.76 [0.67, 0.83], 0.90 [0.83, 0.94] (0.46-0.69 at 400 steps); flow 0.91 [0.84, 0.95], 0.99, 0.93 [0.86, 0.97];
+# untrained 0.02-0.04 (upper bound <= 0.13).
 CHUNK = dict(down_dims=[32], kernel_size=3, time_embed_dim=32, horizon=8, n_action_steps=6, batch_size=64, lr=3e-3,
              warmup_steps=50, steps=600, log_every=600)
 
 
 def test_diffusion_learns_reach(reach, tmp_path):
-    assert_learns("diffusion", CHUNK, 0.5, reach, tmp_path)
+    assert_learns("diffusion", CHUNK, 0.6, reach, tmp_path)
 
 
 def test_flow_learns_reach(reach, tmp_path):
-    assert_learns("flow", CHUNK, 0.6, reach, tmp_path)
+    assert_learns("flow", CHUNK, 0.7, reach, tmp_path)
 
 
 # The samplers are checked with an exact model in test_expressive.py; these check that loss() trains the network
