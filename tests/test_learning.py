@@ -324,7 +324,8 @@ def test_airl_ppo_learns_reach(reach, adversarial_baseline, tmp_path):
 # what it is for: the policy that is optimal for it, scored with the true reward (exact backward induction here, not
 # the library's planners), normalized so that 0 is the uniform random policy and 1 the optimal policy; and its
 # correlation with the true reward. Rewards drawn at random (N(0, 1) per state) must fail the same levels.
-# Measured: learned 1.00 normalized return, correlation 0.96; 20 random rewards: at most 0.58 and |corr| 0.09.
+# Measured: learned 0.99 normalized return, correlation 0.96 (the same with the tabular term); 20 random rewards: at
+# most 0.58 and |corr| at most 0.22.
 IRL_OPTIONS = {"size": 10, "layout_seed": 0}
 IRL = dict(gamma=0.9, steps=300, lr=0.1, l2=0.1)
 
