@@ -87,6 +87,27 @@ def test_bad_inputs(tmp_path, capsys):
     one_line_error(*run(capsys, "eval", tmp_path / "r", "--episodes", 2)[::2], "model.safetensors")
 
 
+@pytest.mark.parametrize("option", [["--steps", -5], ["--log-every", 0], ["--ckpt-every", 0], ["--batch-size", 0],
+                                    ["--val-fraction", 1.5], ["--lr-schedule", "linear"]])
+def test_bad_training_option_values_are_one_line_errors(tmp_path, capsys, option):
+    """Option values the training loop cannot run with are refused in one line, before anything is written
+    (they used to train nothing and report success, or end in a ZeroDivisionError / RuntimeError traceback)."""
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", *option)[::2], option[0])
+    assert not (tmp_path / "r").exists()
+
+
+def test_eval_with_no_episodes_is_refused(capsys):
+    one_line_error(*run(capsys, "eval", "--expert", "--env", "reach", "--episodes", 0)[::2], "--episodes")
+
+
+def test_compare_refuses_a_dataset_of_another_task_before_training(tmp_path, capsys):
+    assert run(capsys, "collect", "objectworld", "--episodes", 2, "--out", tmp_path / "d")[0] == 0
+    one_line_error(*run(capsys, "compare", "reach", "--methods", "bc", "--data", tmp_path / "d", "--seeds", 0,
+                        "--steps", 10, "--out", tmp_path / "c")[::2], "dataset", "'reach'")
+    assert not (tmp_path / "c").exists()  # nothing was trained
+
+
 def test_nan_in_demonstrations(tmp_path, capsys):
     assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
     f = tmp_path / "d/data/chunk-000/file-000.parquet"

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from mimetic.actors import Actor
+from mimetic.errors import MimeticError
 from mimetic.rollout import rollout
 
 EVAL_SEED = 1_000_000
@@ -96,6 +97,9 @@ def evaluate(
 ) -> EvalResult:
     """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them."""
     from mimetic.envs import make_env
+
+    if episodes < 1:
+        raise MimeticError(f"--episodes must be at least 1, got {episodes}")
     from mimetic.envs.spaces import return_meaning
 
     built = []

@@ -65,6 +65,20 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[n
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    """Refuse option values the loop cannot run with, in one line (not a traceback deep in training)."""
+    for name in ("steps", "batch_size", "log_every", "ckpt_every"):
+        if getattr(cfg, name) < 1:
+            raise MimeticError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    for name in ("warmup_steps", "eval_every", "eval_episodes", "obs_noise", "random_crop"):
+        if getattr(cfg, name) < 0:
+            raise MimeticError(f"--{name.replace('_', '-')} must not be negative, got {getattr(cfg, name)}")
+    if not 0.0 <= cfg.val_fraction < 1.0:
+        raise MimeticError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.lr_schedule not in ("cosine", "constant"):
+        raise MimeticError(f"--lr-schedule must be cosine or constant, got {cfg.lr_schedule!r}")
+
+
 def episode_frames(ds: Dataset, episodes: np.ndarray) -> np.ndarray:
     if len(episodes) == 0:
         return np.zeros(0, np.int64)
@@ -100,6 +114,7 @@ def train_policy(
     run's training frames as usual.
     """
     run = Path(run_dir)
+    check_train_config(cfg)
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
     rd = RunDir(run, "training run")

@@ -157,6 +157,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     from mimetic.algos.run_dir import read_metrics
     from mimetic.analysis import plots
     from mimetic.data.dataset import Dataset
+    from mimetic.envs.spaces import env_sizes
     from mimetic.evaluate import EVAL_SEED
 
     if list(methods) == ["all"]:
@@ -173,6 +174,8 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
         _method_config(m, int(seeds[0]), steps, options)
     dataset = Dataset.load(data)
     env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
+    # a dataset from another task fails here, before any training
+    env_sizes(env, env_options).check_data(dataset.obs_dim, dataset.act_dim, f"dataset {data}", env)
     out = Path(out)
     rows, curves, evals = [], {}, {}
     for m in methods:
