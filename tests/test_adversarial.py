@@ -93,7 +93,9 @@ def test_reward_save_load_round_trip(tmp_path):
 
 def test_cli_eval_and_reward(gail_reach_run, tmp_path, capsys):
     out = tmp_path / "reward.json"
+    capsys.readouterr()
     assert main(["-q", "reward", str(gail_reach_run), "--episodes", "5", "--json", str(out)]) == 0
+    assert "episodes 5," in capsys.readouterr().out  # a count prints as a count (it read "episodes 5.000")
     report = json.loads(out.read_text())
     assert report["method"] == "gail" and report["env"] == "reach"
     assert {"pearson", "spearman"} <= set(report) and (gail_reach_run / "reward.png").stat().st_size > 1000

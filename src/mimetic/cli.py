@@ -296,7 +296,8 @@ def cmd_reward(args) -> None:
     else:
         raise MimeticError(f"{run}: no learned reward (method {method!r}; rewards come from maxent-irl, gail, airl)")
     shown = {k: v for k, v in report.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-    print(f"{run} ({method}) on {report['env']}: " + ", ".join(f"{k} {v:.3f}" for k, v in shown.items())
+    print(f"{run} ({method}) on {report['env']}: " + ", ".join(f"{k} {v}" if isinstance(v, int) else f"{k} {v:.3f}"
+                                                             for k, v in shown.items())
           + f"; plot {report['plot']}")
     _write_json(args.json, report)
 
