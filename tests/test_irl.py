@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -312,3 +313,15 @@ def test_reward_accepts_the_runs_own_env_and_refuses_another(cli_run, tmp_path, 
     # another objectworld whose features differ in number (distance features: one per colour)
     assert main(["-q", "reward", str(run), "--env", "objectworld", "--env-option", "feature_mode=distance"]) == 2
     assert "features" in capsys.readouterr().err
+
+
+def test_train_json_names_the_dataset_by_its_absolute_path(tmp_path, monkeypatch):
+    """Like every other run, a maxent-irl run records where its data is so that `mimetic report` finds it from
+    any folder (a relative --data used to be stored as given)."""
+    from mimetic.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["-q", "collect", "objectworld", "--episodes", "3", "--out", "d"]) == 0
+    assert main(["-q", "train", "maxent-irl", "--data", "d", "--out", "r"]) == 0
+    recorded = Path(json.loads((tmp_path / "r/train.json").read_text())["dataset"])
+    assert recorded.is_absolute() and recorded == (tmp_path / "d").resolve()

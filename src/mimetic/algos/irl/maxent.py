@@ -199,7 +199,7 @@ def train_maxent_irl(
         "config": asdict(config),
         "env": env_name,
         "env_options": env_options,
-        "dataset": str(ds.root),
+        "dataset": str(Path(ds.root).resolve()),  # as every other run records it (report finds it from any folder)
         "n_demonstrations": len(demos),
         "n_states": int(env.transition_matrix.shape[0]),
         "n_features": int(result.weights.shape[0]),
