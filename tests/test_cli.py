@@ -108,6 +108,17 @@ def test_compare_refuses_a_dataset_of_another_task_before_training(tmp_path, cap
     assert not (tmp_path / "c").exists()  # nothing was trained
 
 
+def test_resume_with_another_method_is_a_one_line_error(tmp_path, capsys):
+    """`train act --out BC_RUN --resume` used to load the bc checkpoint into ACT (a state_dict traceback)."""
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
+    assert run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5)[0] == 0
+    one_line_error(*run(capsys, "train", "act", "--out", tmp_path / "r", "--resume")[::2], "holds a bc run, not act",
+                   "mimetic train bc")
+    # and a fresh run of another method does not write into it
+    one_line_error(*run(capsys, "train", "flow", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5)[::2],
+                   "holds a bc run, not flow")
+
+
 def test_nan_in_demonstrations(tmp_path, capsys):
     assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
     f = tmp_path / "d/data/chunk-000/file-000.parquet"

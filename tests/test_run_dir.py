@@ -91,3 +91,22 @@ def test_checkpoints_written_before_the_commit_point_still_load(tmp_path):
     assert state["step"] == 7 and torch.equal(state["w"], torch.arange(3.0))
     RunDir(tmp_path).save_checkpoint({"step": 8, "w": torch.zeros(3)})
     assert not (tmp_path / "checkpoint/state.safetensors").exists() and RunDir(tmp_path).load_checkpoint()["step"] == 8
+
+
+def test_a_run_of_another_method_is_never_written_over(tmp_path):
+    """A maxent-irl or DAgger run keeps no checkpoint: another method's fresh run used to write its train.json
+    and metrics into that folder (leaving a mix); a run with a checkpoint was reported as the new method's."""
+    irl = RunDir(tmp_path / "irl", "maxent-irl run", method="maxent-irl")
+    irl.start(resume=False)
+    irl.write_info({"method": "maxent-irl"})
+    with pytest.raises(MimeticError, match="holds a maxent-irl run, not bc: choose another --out"):
+        RunDir(tmp_path / "irl", "training run", method="bc").start(resume=False)
+    assert RunDir(tmp_path / "irl", "maxent-irl run", method="maxent-irl").start(resume=False) is None  # a refit
+    bc_run = RunDir(tmp_path / "bc", "training run", method="bc")
+    bc_run.start(resume=False)
+    bc_run.write_info({"method": "bc"})
+    bc_run.save_checkpoint({"step": 1, "w": torch.ones(1)})
+    with pytest.raises(MimeticError, match="holds a bc run, not maxent-irl"):
+        RunDir(tmp_path / "bc", "maxent-irl run", method="maxent-irl").start(resume=False)
+    with pytest.raises(MimeticError, match="already holds a bc run: pass --resume"):
+        RunDir(tmp_path / "bc", "training run", method="bc").start(resume=False)

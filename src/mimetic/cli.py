@@ -93,6 +93,9 @@ def cmd_train(args) -> None:
         from mimetic.data.io import read_json
 
         saved = read_json(run / "train.json", "training run")
+        if saved.get("method") not in (None, args.method):  # another method's weights and optimizer: refuse in one line
+            raise MimeticError(f"{run} holds a {saved['method']} run, not {args.method}: resume it with "
+                               f"`mimetic train {saved['method']} --out {run} --resume`")
         names = {f.name for f in dataclasses.fields(module.Config)}
         cfg = module.Config(**{k: v for k, v in saved.get("config", {}).items() if k in names})
         if args.steps_given:

@@ -148,8 +148,8 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
 class RunDir:
     """One training run's folder: the checks, metrics, checkpoint and train.json of the convention above."""
 
-    def __init__(self, path: str | Path, what: str = "training run"):
-        self.path, self.what = Path(path), what
+    def __init__(self, path: str | Path, what: str = "training run", method: str | None = None):
+        self.path, self.what, self.method = Path(path), what, method  # method: what train.json's "method" will say
         self.metrics = self.path / METRICS
         self.state_path = self.path / CHECKPOINT / STATE
 
@@ -157,9 +157,17 @@ class RunDir:
         return has_state(self.state_path)
 
     def check_new(self) -> None:
-        """Refuse to start a fresh run over a committed one."""
+        """Refuse to start a fresh run over a committed one, or over another method's run (which may keep
+        no checkpoint: a maxent-irl or DAgger run)."""
+        try:
+            existing = json.loads((self.path / INFO).read_text()).get("method")
+        except (OSError, ValueError, AttributeError):
+            existing = None
+        if existing is not None and self.method is not None and existing != self.method:
+            raise MimeticError(f"{self.path} holds a {existing} run, not {self.method}: choose another --out")
         if self.has_checkpoint():
-            raise MimeticError(f"{self.path} already holds a {self.what}: pass --resume to continue it, or choose another --out")
+            what = f"{existing} run" if existing else self.what
+            raise MimeticError(f"{self.path} already holds a {what}: pass --resume to continue it, or choose another --out")
 
     def start(self, resume: bool) -> dict | None:
         """Open the run. Fresh: refuse a committed run, drop old metrics, return None. Resume: return the

@@ -117,7 +117,7 @@ def train_policy(
     check_train_config(cfg)
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
-    rd = RunDir(run, "training run")
+    rd = RunDir(run, "training run", method=(extra_info or {}).get("method"))
     state = rd.start(resume)
     torch.manual_seed(cfg.seed)
     c = policy.config

@@ -35,7 +35,7 @@ def save_run(run_dir: str | Path, tensors: dict[str, np.ndarray], info: dict, ma
 
     from mimetic.data.io import atomic_write_bytes
 
-    run = RunDir(run_dir, "maxent-irl run")
+    run = RunDir(run_dir, "maxent-irl run", method=METHOD)
     run.start(resume=False)
     for step, g in enumerate(max_grads, start=1):
         run.append_metrics({"step": step, "max_grad": float(g)})
