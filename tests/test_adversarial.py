@@ -147,6 +147,20 @@ def test_bad_input(reach_demos, tmp_path):
     assert main(["-q", "reward", str(reach_demos)]) == 2  # a dataset, not a run with a learned reward
 
 
+def test_resuming_a_bc_checkpoint_as_gail_names_it_plainly(reach_demos, tmp_path):
+    """A supervised checkpoint also has a "generator" entry (its RNG state): the refusal used to print that tensor."""
+    from mimetic.algos import bc
+    from mimetic.algos.run_dir import RunDir
+
+    ds = Dataset.load(reach_demos)
+    bc.train(bc.Config(steps=2, hidden=[8], log_every=1, ckpt_every=1), ds, tmp_path / "r", progress=False)
+    assert "generator" in RunDir(tmp_path / "r").load_checkpoint()
+    cfg = AdversarialConfig(steps=8, num_envs=1, hidden=[8], disc_hidden=[8], learning_starts=4)
+    with pytest.raises(MimeticError, match="holds a non-adversarial checkpoint, not gail-sac") as e:
+        train_adversarial("gail", cfg, ds, tmp_path / "r", resume=True, progress=False)
+    assert "tensor" not in str(e.value)
+
+
 def test_diverging_discriminator_is_an_error():
     torch.manual_seed(0)
     policy_cfg = TanhGaussianConfig(obs_dim=3, act_dim=1, hidden=[8])

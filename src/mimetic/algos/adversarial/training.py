@@ -136,7 +136,7 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
     from mimetic.evaluate import VAL_SEED, evaluate
 
     _check_config(kind, cfg)
-    run = RunDir(run_dir, f"{kind} run")
+    run = RunDir(run_dir, f"{kind} run", method=kind)
     if not resume:
         run.check_new()
         if (run.path / REWARD_DIR / "config.json").exists():
@@ -173,7 +173,8 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
     next_seed, finished = TRAIN_SEED + 100_000 * cfg.seed, []
     if saved is not None:
         if (saved.get("kind"), saved.get("generator")) != (kind, cfg.generator):
-            raise MimeticError(f"{run.path} holds a {saved.get('kind')}-{saved.get('generator')} checkpoint, "
+            theirs = f"{saved['kind']}-{saved.get('generator')}" if saved.get("kind") in KINDS else "non-adversarial"
+            raise MimeticError(f"{run.path} holds a {theirs} checkpoint, "
                                f"not {kind}-{cfg.generator}: resume it with the same method and --generator")
         policy.load_state_dict(saved["policy"])
         disc.load_state_dict(saved["disc"])
