@@ -97,10 +97,10 @@ def evaluate(
 ) -> EvalResult:
     """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them."""
     from mimetic.envs import make_env
+    from mimetic.envs.spaces import return_meaning
 
     if episodes < 1:
         raise MimeticError(f"--episodes must be at least 1, got {episodes}")
-    from mimetic.envs.spaces import return_meaning
 
     built = []
 
