@@ -60,10 +60,6 @@ def _write_json(path: str | None, obj) -> None:
         atomic_write_json(Path(path), obj)
 
 
-def _progress() -> bool:
-    return sys.stderr.isatty()
-
-
 # ------------------------------------------------------------------------------ verbs
 def cmd_envs(args) -> None:
     from mimetic.envs import list_envs
