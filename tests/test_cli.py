@@ -119,6 +119,20 @@ def test_resume_with_another_method_is_a_one_line_error(tmp_path, capsys):
                    "holds a bc run, not flow")
 
 
+def test_resume_refuses_options_that_would_be_ignored(tmp_path, capsys):
+    """`train bc --out RUN --resume --lr 0.5` used to resume with the saved lr without a word; the same values
+    as the run's (re-running the original command with --resume) and --steps are fine."""
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
+    assert run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5,
+               "--hidden", 16, 16)[0] == 0
+    one_line_error(*run(capsys, "train", "bc", "--out", tmp_path / "r", "--resume", "--lr", 0.5, "--no-sample")[::2],
+                   "--lr 0.5 (the run has 0.001)", "only --steps")
+    assert run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--resume", "--steps", 8,
+               "--hidden", 16, 16, "--no-sample")[0] == 0
+    steps = [json.loads(l)["step"] for l in (tmp_path / "r/metrics.jsonl").read_text().splitlines()]
+    assert steps[-1] == 8
+
+
 def test_nan_in_demonstrations(tmp_path, capsys):
     assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
     f = tmp_path / "d/data/chunk-000/file-000.parquet"

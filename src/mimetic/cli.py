@@ -94,6 +94,12 @@ def cmd_train(args) -> None:
                                f"`mimetic train {saved['method']} --out {run} --resume`")
         names = {f.name for f in dataclasses.fields(module.Config)}
         cfg = module.Config(**{k: v for k, v in saved.get("config", {}).items() if k in names})
+        changed = [n for n in sorted(names - {"steps"}) if hasattr(args, n) and getattr(args, n) != getattr(cfg, n)
+                   and {"--" + n.replace("_", "-"), "--no-" + n.replace("_", "-")} & args.given_flags]
+        if changed:  # they used to be ignored without a word
+            raise MimeticError(f"train --resume continues {run} with the configuration it was started with; "
+                               + ", ".join(f"--{n.replace('_', '-')} {getattr(args, n)} (the run has {getattr(cfg, n)})"
+                                           for n in changed) + " cannot change (only --steps can): choose another --out")
         if args.steps_given:
             cfg.steps = args.steps
         data = args.data or saved.get("dataset")
@@ -484,7 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    args.steps_given = any(a == "--steps" or a.startswith("--steps=") for a in argv)
+    args.given_flags = {a.split("=")[0] for a in argv if a.startswith("--")}
+    args.steps_given = "--steps" in args.given_flags
     if getattr(args, "seed", 0) is None and args.verb == "eval":
         from mimetic.evaluate import EVAL_SEED
 
