@@ -325,3 +325,14 @@ def test_train_json_names_the_dataset_by_its_absolute_path(tmp_path, monkeypatch
     assert main(["-q", "train", "maxent-irl", "--data", "d", "--out", "r"]) == 0
     recorded = Path(json.loads((tmp_path / "r/train.json").read_text())["dataset"])
     assert recorded.is_absolute() and recorded == (tmp_path / "d").resolve()
+
+
+def test_compare_evaluates_a_maxent_irl_run_as_eval_does(tmp_path, capsys):
+    """`mimetic compare --methods maxent-irl` trained the reward, then refused: 'left no policy checkpoint'."""
+    from mimetic.cli import main
+
+    assert main(["-q", "collect", "objectworld", "--episodes", "6", "--out", str(tmp_path / "d")]) == 0
+    assert main(["-q", "compare", "objectworld", "--methods", "maxent-irl", "--data", str(tmp_path / "d"), "--seeds", "0",
+                 "--episodes", "4", "--out", str(tmp_path / "c")]) == 0
+    res = json.loads((tmp_path / "c/compare.json").read_text())["results"][0]
+    assert res["method"] == "maxent-irl" and res["episodes_total"] == 4

@@ -75,6 +75,7 @@ def supervised_methods() -> list[str]:
 def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_options: dict, episodes: int,
             steps: int | None, progress: bool, options: dict | None = None) -> dict:
     """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON."""
+    from mimetic.algos.irl import is_irl_run, policy_actor
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
 
@@ -92,11 +93,15 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
             return saved
     resume = (run_dir / "checkpoint" / "state.json").exists()
     module.train(cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
-    if not (run_dir / "config.json").exists():
+    if (run_dir / "config.json").exists():
+        policy = load_policy(run_dir)
+        check_compatible(policy, dataset.obs_dim, dataset.act_dim, str(run_dir))
+        actor = PolicyActor(policy)
+    elif is_irl_run(run_dir):  # as `mimetic eval RUN`: the soft-optimal policy under the learned reward
+        actor = policy_actor(run_dir, env, env_options)
+    else:
         raise MimeticError(f"method {method!r} left no policy checkpoint in {run_dir}; compare needs one to evaluate")
-    policy = load_policy(run_dir)
-    check_compatible(policy, dataset.obs_dim, dataset.act_dim, str(run_dir))
-    res = evaluate(PolicyActor(policy), env, episodes, EVAL_SEED, env_options=env_options, progress=progress).to_json()
+    res = evaluate(actor, env, episodes, EVAL_SEED, env_options=env_options, progress=progress).to_json()
     res.update(policy=str(run_dir), method=method, train_seed=seed)
     atomic_write_json(eval_path, res)
     return res
