@@ -106,6 +106,11 @@ def test_dagger_cli_end_to_end(tmp_path, capsys):
     assert code == 0 and json.loads((tmp_path / "e.json").read_text())["episodes"] == 4
     assert main(["-q", "dagger", "reach", "--out", str(run)]) == 2  # an existing run needs --resume
     assert "--resume" in capsys.readouterr().err
+    # options whose values differ from the run's are refused on resume (they used to be ignored without a word)
+    assert main(["-q", "dagger", "--out", str(run), "--resume", "--iterations", "4", "--steps", "100"]) == 2
+    err = capsys.readouterr().err
+    assert "--iterations 4 (the run has 2)" in err and "--steps" not in err and len(err.strip().splitlines()) == 1
+    assert main(["-q", "dagger", "--out", str(run), "--resume", "--iterations", "2"]) == 0  # the same value: fine
 
 
 def test_hg_dagger_scripted_and_ensemble_gates(tmp_path):
@@ -174,6 +179,9 @@ def test_bad_input(tmp_path, capsys):
         run_dagger(small(policy_options={"widht": 3}), tmp_path / "r3", progress=False)
     with pytest.raises(MimeticError, match="needs a human expert"):
         run_dagger(small(gate="human"), tmp_path / "r4", progress=False)
+    with pytest.raises(MimeticError, match="--log-every must be at least 1"):  # before any episode is collected
+        run_dagger(small(policy_options={"log_every": 0}), tmp_path / "r6", progress=False)
+    assert not (tmp_path / "r6").exists()
     assert main(["-q", "dagger", "reach", "--out", str(tmp_path / "r5"), "--beta", "cosine"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("mimetic: error: --beta")

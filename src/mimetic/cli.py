@@ -201,6 +201,14 @@ def cmd_dagger(args) -> None:
 
     if args.resume:
         cfg = load_config(args.out)  # run_dagger reads it again; here it says which expert to build
+        flags = {k: "--data" if k == "initial_data" else "--" + k.replace("_", "-") for k in _DAGGER_ARGS}
+        changed = [f"{flags[k]} {getattr(args, k)} (the run has {getattr(cfg, k)})" for k in _DAGGER_ARGS
+                   if flags[k] in args.given_flags and getattr(args, k) != getattr(cfg, k)]
+        if args.from_scratch and cfg.warm_start:
+            changed.append("--from-scratch (the run warm-starts)")
+        if changed:  # they used to be ignored without a word
+            raise MimeticError(f"dagger --resume continues {args.out} with the configuration it was started with; "
+                               f"{', '.join(changed)} cannot change: choose another --out")
     else:
         if not args.env:
             raise MimeticError("dagger: ENV is required (or --resume)")

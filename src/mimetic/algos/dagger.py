@@ -310,7 +310,7 @@ def scripted_expert(cfg: DaggerConfig, act_dim: int) -> CheckedExpert:
 def _method_config(cfg: DaggerConfig, member: int = 0):
     from mimetic.algos import method_module
 
-    from mimetic.algos.trainer import TrainConfig
+    from mimetic.algos.trainer import TrainConfig, check_train_config
 
     module = method_module(cfg.policy)
     if not issubclass(module.Config, TrainConfig):
@@ -323,6 +323,7 @@ def _method_config(cfg: DaggerConfig, member: int = 0):
     if cfg.steps is not None:
         mc.steps = cfg.steps
     mc.seed = cfg.seed + member
+    check_train_config(mc)  # before any episode is collected
     return module, mc
 
 
