@@ -336,3 +336,17 @@ def test_compare_evaluates_a_maxent_irl_run_as_eval_does(tmp_path, capsys):
                  "--episodes", "4", "--out", str(tmp_path / "c")]) == 0
     res = json.loads((tmp_path / "c/compare.json").read_text())["results"][0]
     assert res["method"] == "maxent-irl" and res["episodes_total"] == 4
+
+
+def test_eval_of_a_maxent_irl_run_does_not_depend_on_num_envs(cli_run, tmp_path):
+    """The learned policy samples each episode from a generator seeded by the episode's seed (as diffusion and
+    flow do); it drew from one stream for the whole evaluation, so --num-envs changed the result."""
+    from mimetic.cli import main
+
+    run, _ = cli_run
+    results = []
+    for n in (1, 7):
+        out = tmp_path / f"e{n}.json"
+        assert main(["-q", "eval", str(run), "--episodes", "30", "--num-envs", str(n), "--json", str(out)]) == 0
+        results.append(json.loads(out.read_text()))
+    assert results[0]["returns"] == results[1]["returns"] and results[0]["successes"] == results[1]["successes"]

@@ -171,11 +171,33 @@ def policy_actor(run_dir: str | Path, env: str | None = None, env_options: dict 
     learned reward (discounted soft value iteration with the run's gamma, temperature 1: the IRL model
     of the demonstrator), planned in the run's world or in `env` / `env_options` (see
     `LearnedReward.world`). It samples actions with its own Generator seeded by `seed` (default: the
-    run's seed)."""
-    from mimetic.envs.objectworld import SoftExpert
+    run's seed), one per episode (see `SoftPolicy`)."""
     from mimetic.tabular import soft_value_iteration
 
     learned = load_reward(run_dir)
     world = learned.world(env, env_options)
     policy = soft_value_iteration(world.transition_matrix, learned.in_world(world), gamma=learned.gamma)
-    return SoftExpert(getattr(world, "world", world), policy, seed=learned.seed if seed is None else seed)
+    return SoftPolicy(getattr(world, "world", world), policy, seed=learned.seed if seed is None else seed)
+
+
+class SoftPolicy:
+    """Batched actor sampling from a tabular stochastic policy (S, A). Episode i samples from a Generator
+    seeded by (seed, seeds[i]), the episodes' seeds `reset` gets from rollout, so an evaluation does not
+    depend on --num-envs or on the batch an episode runs in; without seeds, from one Generator of `seed`."""
+
+    def __init__(self, world, policy: np.ndarray, seed: int = 0):
+        self.world, self.seed = world, int(seed)
+        self.cdf = np.cumsum(np.asarray(policy, dtype=np.float64), axis=1)
+        self.rng = np.random.default_rng(self.seed)
+        self.rngs: list | None = None
+
+    def reset(self, num_envs: int = 1, seeds=None) -> None:
+        self.rngs = None if seeds is None else [np.random.default_rng([self.seed, int(s)]) for s in seeds]
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        s = self.world.state_index(np.atleast_2d(obs), where="maxent-irl policy")
+        if self.rngs is not None and len(self.rngs) == len(s):
+            u = np.array([r.random() for r in self.rngs])[:, None]
+        else:
+            u = self.rng.random(len(s))[:, None]
+        return (u > self.cdf[s]).sum(axis=1).clip(0, self.cdf.shape[1] - 1).astype(np.float32)[:, None]
