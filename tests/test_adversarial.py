@@ -96,6 +96,8 @@ def test_cli_eval_and_reward(gail_reach_run, tmp_path, capsys):
     capsys.readouterr()
     assert main(["-q", "reward", str(gail_reach_run), "--episodes", "5", "--json", str(out)]) == 0
     assert "episodes 5," in capsys.readouterr().out  # a count prints as a count (it read "episodes 5.000")
+    assert main(["-q", "reward", str(gail_reach_run), "--episodes", "0"]) == 2  # was a numpy ValueError traceback
+    assert capsys.readouterr().err.strip() == "mimetic: error: reward: --episodes must be at least 1, got 0"
     report = json.loads(out.read_text())
     assert report["method"] == "gail" and report["env"] == "reach"
     assert {"pearson", "spearman"} <= set(report) and (gail_reach_run / "reward.png").stat().st_size > 1000

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from mimetic.algos.adversarial.discriminator import learned_rewards, load_reward
+from mimetic.errors import MimeticError
 
 
 def reward_report(run_dir: str | Path, env: str | None = None, env_options: dict | None = None, episodes: int = 10,
@@ -23,6 +24,8 @@ def reward_report(run_dir: str | Path, env: str | None = None, env_options: dict
     from mimetic.evaluate import EVAL_SEED
     from mimetic.rollout import rollout
 
+    if episodes < 1:
+        raise MimeticError(f"reward: --episodes must be at least 1, got {episodes}")
     run_dir = Path(run_dir)
     disc, cfg = load_reward(run_dir)
     env = env or cfg["env"]
