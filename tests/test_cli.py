@@ -97,6 +97,16 @@ def test_bad_training_option_values_are_one_line_errors(tmp_path, capsys, option
     assert not (tmp_path / "r").exists()
 
 
+def test_bad_values_of_env_and_policy_options_are_one_line_errors(tmp_path, capsys):
+    """--env-option max_steps=abc was a ValueError traceback; bc --horizon 0 trained a policy with no outputs."""
+    one_line_error(*run(capsys, "collect", "reach", "--episodes", 2, "--out", tmp_path / "d",
+                        "--env-option", "max_steps=abc")[::2], "bad options", "max_steps")
+    assert run(capsys, "collect", "reach", "--episodes", 2, "--out", tmp_path / "d")[0] == 0
+    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5,
+                        "--horizon", 0)[::2], "horizon must be >= 1")
+    assert not (tmp_path / "r").exists()
+
+
 def test_eval_with_no_episodes_is_refused(capsys):
     one_line_error(*run(capsys, "eval", "--expert", "--env", "reach", "--episodes", 0)[::2], "--episodes")
 

@@ -56,7 +56,7 @@ def make_env(name: str, seed: int | None = None, **options) -> gym.Env:
     module, fixed = _resolve(name)
     try:
         env = module.make_env(**fixed, **options)
-    except TypeError as e:
+    except (TypeError, ValueError) as e:  # an unknown option, or a value of the wrong kind (max_steps=abc)
         raise MimeticError(f"environment {name!r}: bad options {options}: {e}") from None
     if seed is not None:
         env.reset(seed=seed)

@@ -51,6 +51,8 @@ class MLPPolicy(Policy):
     def __init__(self, config: MLPConfig):
         if config.head not in HEADS:
             raise MimeticError(f"unknown MLP head {config.head!r}: use one of {', '.join(HEADS)}")
+        if config.n_obs_steps < 1 or config.horizon < 1:
+            raise MimeticError(f"n_obs_steps and horizon must be >= 1, got {config.n_obs_steps} and {config.horizon}")
         super().__init__(config)
         self.K = 1 if config.head == "gaussian" else config.components
         self.out = config.horizon * config.act_dim
