@@ -102,9 +102,15 @@ def test_bad_values_of_env_and_policy_options_are_one_line_errors(tmp_path, caps
     one_line_error(*run(capsys, "collect", "reach", "--episodes", 2, "--out", tmp_path / "d",
                         "--env-option", "max_steps=abc")[::2], "bad options", "max_steps")
     assert run(capsys, "collect", "reach", "--episodes", 2, "--out", tmp_path / "d")[0] == 0
-    one_line_error(*run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5,
-                        "--horizon", 0)[::2], "horizon must be >= 1")
-    assert not (tmp_path / "r").exists()
+    for method, option, message in [("bc", ["--horizon", 0], "horizon must be >= 1"),
+                                    ("act", ["--horizon", 0], "horizon must be >= 1"),
+                                    ("act", ["--n-obs-steps", 0], "n_obs_steps and horizon"),
+                                    ("bc", ["--hidden", 0], "hidden layer sizes"),
+                                    ("bc", ["--head", "gmm", "--components", 0], "--components"),
+                                    ("bc", ["--dropout", 1.5], "dropout must be in [0, 1)")]:
+        one_line_error(*run(capsys, "train", method, "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5,
+                            *option)[::2], message)
+        assert not (tmp_path / "r").exists()
 
 
 def test_eval_with_no_episodes_is_refused(capsys):

@@ -103,6 +103,12 @@ class Policy(nn.Module):
     config_class = PolicyConfig
 
     def __init__(self, config: PolicyConfig):
+        if config.n_obs_steps < 1 or config.horizon < 1:
+            raise MimeticError(f"n_obs_steps and horizon must be >= 1, got {config.n_obs_steps} and {config.horizon}")
+        if not 0.0 <= getattr(config, "dropout", 0.0) < 1.0:
+            raise MimeticError(f"dropout must be in [0, 1), got {config.dropout}")
+        if any(h < 1 for h in getattr(config, "hidden", [])):
+            raise MimeticError(f"hidden layer sizes must be >= 1, got {config.hidden}")
         super().__init__()
         self.config = config
         self.obs_norm = Normalizer(config.obs_dim, config.norm_obs)

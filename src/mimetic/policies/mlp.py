@@ -51,9 +51,9 @@ class MLPPolicy(Policy):
     def __init__(self, config: MLPConfig):
         if config.head not in HEADS:
             raise MimeticError(f"unknown MLP head {config.head!r}: use one of {', '.join(HEADS)}")
-        if config.n_obs_steps < 1 or config.horizon < 1:
-            raise MimeticError(f"n_obs_steps and horizon must be >= 1, got {config.n_obs_steps} and {config.horizon}")
-        super().__init__(config)
+        if config.head == "gmm" and config.components < 1:
+            raise MimeticError(f"--components must be >= 1, got {config.components}")
+        super().__init__(config)  # checks n_obs_steps, horizon, hidden, dropout
         self.K = 1 if config.head == "gaussian" else config.components
         self.out = config.horizon * config.act_dim
         n_out = {"deterministic": self.out, "gaussian": 2 * self.out, "gmm": self.K * (1 + 2 * self.out)}[config.head]
