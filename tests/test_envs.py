@@ -24,6 +24,39 @@ def test_random_actions_rarely_reach():
     assert res.ci95[1] < 0.5  # a random policy does not solve the task: the success check can fail
 
 
+def test_actor_with_old_reset_signature_runs():
+    """A user-written actor whose reset takes only num_envs (no seeds) still rolls out and evaluates."""
+    from mimetic.actors import reset_actor
+    from mimetic.rollout import rollout
+
+    expert = make_expert("reach")
+
+    class OldActor:
+        def __init__(self):
+            self.resets = []
+
+        def reset(self, num_envs):
+            self.resets.append(num_envs)
+            expert.reset(num_envs)
+
+        def act(self, obs):
+            return expert.act(obs)
+
+    old = OldActor()
+    res = evaluate(old, "reach", 5, num_envs=2)
+    assert res.episodes == 5 and res.success_rate == 1.0 and old.resets == [2, 2, 1]
+    episodes = rollout("reach", OldActor(), [0, 1, 2])
+    assert len(episodes) == 3
+
+    class KwargsActor(OldActor):
+        def reset(self, num_envs, **kwargs):
+            self.resets.append((num_envs, kwargs))
+
+    k = KwargsActor()
+    reset_actor(k, 2, [7, 8])
+    reset_actor(k, 1, None)
+    assert k.resets == [(2, {"seeds": [7, 8]}), (1, {})]
+
 def test_metaworld_tasks_and_expert():
     names = [n for n in list_envs() if n.startswith("metaworld/")]
     assert len(names) == 50

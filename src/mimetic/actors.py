@@ -11,6 +11,7 @@ runs in and whatever ran before.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Protocol, Sequence
 
 import numpy as np
@@ -20,6 +21,23 @@ class Actor(Protocol):
     def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None: ...
 
     def act(self, obs: np.ndarray) -> np.ndarray: ...
+
+
+def _takes_seeds(actor) -> bool:
+    try:
+        params = inspect.signature(actor.reset).parameters
+    except (TypeError, ValueError):
+        return False
+    return "seeds" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def reset_actor(actor, num_envs: int, seeds: Sequence[int] | None = None) -> None:
+    """`actor.reset(num_envs, seeds=seeds)`, or `actor.reset(num_envs)` for an actor whose reset takes no seeds
+    (the older `reset(self, num_envs)` signature of user-written actors)."""
+    if seeds is not None and _takes_seeds(actor):
+        actor.reset(num_envs, seeds=seeds)
+    else:
+        actor.reset(num_envs)
 
 
 class FunctionActor:

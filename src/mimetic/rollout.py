@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import gymnasium as gym
 import numpy as np
 
-from mimetic.actors import Actor
+from mimetic.actors import Actor, reset_actor
 from mimetic.data.episode import Episode
 from mimetic.envs.spaces import sizes_of
 from mimetic.errors import MimeticError
@@ -69,7 +69,7 @@ def rollout(
             batch_seeds = seeds[b : b + num_envs]
             n = len(batch_seeds)
             obs = [e.reset(seed=s)[0] for e, s in zip(envs[:n], batch_seeds)]
-            actor.reset(n, seeds=batch_seeds)  # per-episode sampling randomness follows the episode's seed
+            reset_actor(actor, n, batch_seeds)  # per-episode sampling randomness follows the episode's seed
             rec = [dict(obs=[], act=[], rew=[], succ=[], extras={}) for _ in range(n)]
             done = np.zeros(n, bool)
             finished: list[Episode | None] = [None] * n

@@ -52,7 +52,6 @@ interrupted training from its checkpoint, and never duplicates or loses episodes
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import time
 from dataclasses import dataclass, field
@@ -61,6 +60,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimetic.actors import reset_actor
 from mimetic.data.dataset import Dataset
 from mimetic.data.episode import Episode
 from mimetic.data.io import read_json
@@ -135,21 +135,6 @@ def beta_at(cfg: DaggerConfig, iteration: int) -> float:
 
 
 # ------------------------------------------------------------------------------ actors and gates
-def _takes_seeds(actor) -> bool:
-    try:
-        return "seeds" in inspect.signature(actor.reset).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def reset_actor(actor, num_envs: int, seeds=None) -> None:
-    """`actor.reset(num_envs, seeds=seeds)`, or `actor.reset(num_envs)` for an actor without per-episode seeds."""
-    if seeds is not None and _takes_seeds(actor):
-        actor.reset(num_envs, seeds=seeds)
-    else:
-        actor.reset(num_envs)
-
-
 class CheckedExpert:
     """Wraps an expert so that an exception, NaN or a wrong-sized action becomes a MimeticError."""
 
