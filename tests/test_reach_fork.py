@@ -75,13 +75,23 @@ def test_fork_env_options():
 
 
 def test_mlp_regression_fails_on_fork(fork_demos, tmp_path):
-    policy = bc.train(bc.Config(hidden=[256, 256], steps=1000, log_every=1000), Dataset.load(fork_demos), tmp_path / "bc",
-                      progress=False)
-    res = evaluate(PolicyActor(policy), ENV, 100, seed=VAL_SEED)
-    assert res.ci95[1] <= 0.5, res  # the two swerves average to "straight on": it runs into the obstacle
+    # The start is fixed and a deterministic policy acts the same in every episode: its episodes are one
+    # trial, not independent ones. So the test checks one trajectory per training seed (and that the
+    # episodes are indeed identical), for two training seeds. It is not a claim about every budget: an
+    # under-trained regressor (400 steps on 20 demos) can break the tie towards one side and succeed
+    # (found in review, issue 10's note).
+    for seed in (0, 1):
+        policy = bc.train(bc.Config(hidden=[256, 256], steps=1000, log_every=1000, seed=seed), Dataset.load(fork_demos),
+                          tmp_path / f"bc{seed}", progress=False)
+        eps = rollout(ENV, PolicyActor(policy), range(VAL_SEED, VAL_SEED + 3))
+        assert all(e.observations.shape == eps[0].observations.shape and np.allclose(e.observations, eps[0].observations, atol=1e-4)
+                   for e in eps)  # one trajectory, repeated (up to batched float arithmetic)
+        assert not eps[0].success, seed  # the average of the two swerves comes too late: it hits the obstacle
 
 
-# Measured at the defaults on these 100 validation seeds (benchmarks/results/expressive.md, same demos, seed 0):
+# Measured at the defaults on these 100 validation seeds (benchmarks/results/expressive.md, same demos, seed 0).
+# Caveat (issue 10's review): ACT is deterministic at test time and the start is fixed, so its 100 episodes are
+# one trial repeated and the Wilson bound below means something only for diffusion and flow (per-episode noise):
 # ACT 1.00 [0.96, 1.00], diffusion (epsilon prediction, the default) 0.90 [0.83, 0.94], flow 0.96 [0.90, 0.98];
 # deterministic BC 0.00 [0.00, 0.04] at 3000 and at 30000 steps. Required: Wilson lower bound >= 0.75 over 100
 # episodes (>= 83 successes), which leaves room for another initial draw and is far above MLP regression.

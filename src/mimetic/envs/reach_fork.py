@@ -1,4 +1,4 @@
-"""`reach-fork`: a multimodal task that regression of the expert's actions cannot solve.
+"""`reach-fork`: a multimodal task on which regression of the expert's actions, trained to fit, crashes.
 
 A 2-D point mass (the dynamics of `reach`) starts at (0, -`start`) and must reach a goal at
 (0, `start`) (both fixed by default; `jitter` > 0 draws them within +-jitter per coordinate); a
@@ -14,8 +14,11 @@ said. Until then both modes pass through exactly the same states, so the demonst
 opposite actions in the same state at the split: their average keeps going straight into the
 obstacle. The swerve is late (3 steps later the expert itself hits the obstacle, `late_swerve`), so
 a policy that hesitates at the split or drifts off the axis slowly fails. A policy must commit to
-one side at once: chunked or generative policies can, a deterministic regressor of the action given
-the state cannot, whatever its budget. Parameters chosen on validation seeds:
+one side at once: chunked or generative policies can; a deterministic regressor trained to fit the
+two modes averages them and crashes (at 1000, 3000 and 30000 steps), although an under-trained one
+(400 steps on 20 demos) can break the tie towards one side and succeed. With the fixed start a
+deterministic policy plays the same trajectory in every episode: its evaluation episodes are one
+trial per training seed, not independent trials. Parameters chosen on validation seeds:
 benchmarks/reach_fork_design.py, benchmarks/results/expressive.md.
 """
 
