@@ -149,6 +149,20 @@ def test_resume_refuses_options_that_would_be_ignored(tmp_path, capsys):
     assert steps[-1] == 8
 
 
+def test_resume_on_another_dataset_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    """`train bc --out RUN --resume --data OTHER` used to resume silently on OTHER; the run's own dataset,
+    given by any path that resolves to it, is fine."""
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "other")[0] == 0
+    assert run(capsys, "train", "bc", "--data", tmp_path / "d", "--out", tmp_path / "r", "--steps", 5)[0] == 0
+    code, _, err = run(capsys, "train", "bc", "--out", tmp_path / "r", "--resume", "--data", tmp_path / "other",
+                       "--steps", 8)
+    assert code == 2
+    one_line_error(code, err, str((tmp_path / "d").resolve()), str((tmp_path / "other").resolve()))
+    assert [json.loads(l)["step"] for l in (tmp_path / "r/metrics.jsonl").read_text().splitlines()][-1] == 5
+    monkeypatch.chdir(tmp_path)
+    assert run(capsys, "train", "bc", "--out", "r", "--resume", "--data", "./d/", "--steps", 8)[0] == 0
+
 def test_nan_in_demonstrations(tmp_path, capsys):
     assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
     f = tmp_path / "d/data/chunk-000/file-000.parquet"

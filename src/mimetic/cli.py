@@ -103,6 +103,9 @@ def cmd_train(args) -> None:
         if args.steps_given:
             cfg.steps = args.steps
         data = args.data or saved.get("dataset")
+        if args.data and saved.get("dataset") and Path(args.data).resolve() != Path(saved["dataset"]).resolve():
+            raise MimeticError(f"train --resume continues {run} on the dataset it was trained on, {saved['dataset']}, "
+                               f"not --data {Path(args.data).resolve()}: leave --data out, or choose another --out")
         env = args.env or saved.get("env")
         env_options = env_options if env_options is not None else saved.get("env_options")
     else:
