@@ -124,6 +124,29 @@ def test_compare_refuses_a_dataset_of_another_task_before_training(tmp_path, cap
     assert not (tmp_path / "c").exists()  # nothing was trained
 
 
+def test_compare_evaluates_again_under_other_env_options(tmp_path, capsys):
+    """A re-run of compare with other --env-option values used to reuse eval.json made under the old ones."""
+    assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0
+    argv = ["compare", "reach", "--methods", "bc", "--data", tmp_path / "d", "--seeds", 0, "--episodes", 4,
+            "--steps", 5, "--out", tmp_path / "c"]
+    ev = tmp_path / "c/runs/bc-seed0/eval.json"
+
+    def evaluated(*extra) -> bool:
+        before = ev.stat().st_mtime_ns if ev.exists() else None
+        assert run(capsys, *argv, *extra)[0] == 0
+        return ev.stat().st_mtime_ns != before
+
+    assert evaluated()
+    assert not evaluated()  # the same command reuses it
+    assert evaluated("--env-option", "tolerance=0.5")
+    assert json.loads(ev.read_text())["env_options"] == {"tolerance": 0.5}
+    assert not evaluated("--env-option", "tolerance=0.5")
+    assert evaluated()  # back to the dataset's options
+    saved = json.loads(ev.read_text())
+    del saved["env_options"]  # an eval.json written before env options were recorded
+    ev.write_text(json.dumps(saved))
+    assert evaluated()
+
 def test_resume_with_another_method_is_a_one_line_error(tmp_path, capsys):
     """`train act --out BC_RUN --resume` used to load the bc checkpoint into ACT (a state_dict traceback)."""
     assert run(capsys, "collect", "reach", "--episodes", 3, "--out", tmp_path / "d")[0] == 0

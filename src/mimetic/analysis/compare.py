@@ -88,7 +88,10 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
         saved = read_json(eval_path, "evaluation")
+        # reused only if evaluated the same way: episodes, seeds, env and env options (an eval.json without
+        # env_options predates recording them, so it is evaluated again)
         if (saved.get("episodes") == episodes and saved.get("seed") == EVAL_SEED and saved.get("env") == env
+                and "env_options" in saved and saved["env_options"] == json.loads(json.dumps(env_options or {}))
                 and "return_comparable" in saved and len(saved.get("successes", [])) == episodes):
             return saved
     resume = (run_dir / "checkpoint" / "state.json").exists()
@@ -102,7 +105,7 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
     else:
         raise MimeticError(f"method {method!r} left no policy checkpoint in {run_dir}; compare needs one to evaluate")
     res = evaluate(actor, env, episodes, EVAL_SEED, env_options=env_options, progress=progress).to_json()
-    res.update(policy=str(run_dir), method=method, train_seed=seed)
+    res.update(policy=str(run_dir), method=method, train_seed=seed, env_options=dict(env_options or {}))
     atomic_write_json(eval_path, res)
     return res
 
