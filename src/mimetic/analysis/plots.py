@@ -122,7 +122,8 @@ def curves(path: str | Path, runs: dict[str, list[list[dict]]], keys: Sequence[s
         ax.set_title(key, fontsize=9)
         if "loss" in key and all(r[key] > 0 for seeds in runs.values() for rows in seeds for r in rows if key in r):
             ax.set_yscale("log")
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:  # a metric no run logged has nothing to label
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     return _save(fig, path)
 
