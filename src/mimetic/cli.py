@@ -78,6 +78,17 @@ def cmd_collect(args) -> None:
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, expert success {succ:.2f}")
 
 
+def _refuse_changes_on_resume(verb: str, run, args, cfg, flags: dict[str, str], extra: list[str], note: str = "") -> None:
+    """--resume continues a run with its saved configuration: a field given on the command line (`flags`:
+    field -> option, its --no- form counts too) with another value is refused in one line, not ignored."""
+    changed = [f"{flag} {getattr(args, k)} (the run has {getattr(cfg, k)})" for k, flag in flags.items()
+               if {flag, flag.replace("--", "--no-", 1)} & args.given_flags and getattr(args, k) != getattr(cfg, k)]
+    changed += extra
+    if changed:
+        raise MimeticError(f"{verb} --resume continues {run} with the configuration it was started with; "
+                           f"{', '.join(changed)} cannot change{note}: choose another --out")
+
+
 def cmd_train(args) -> None:
     from mimetic.algos import method_module
     from mimetic.data.dataset import Dataset
@@ -94,12 +105,8 @@ def cmd_train(args) -> None:
                                f"`mimetic train {saved['method']} --out {run} --resume`")
         names = {f.name for f in dataclasses.fields(module.Config)}
         cfg = module.Config(**{k: v for k, v in saved.get("config", {}).items() if k in names})
-        changed = [n for n in sorted(names - {"steps"}) if hasattr(args, n) and getattr(args, n) != getattr(cfg, n)
-                   and {"--" + n.replace("_", "-"), "--no-" + n.replace("_", "-")} & args.given_flags]
-        if changed:  # they used to be ignored without a word
-            raise MimeticError(f"train --resume continues {run} with the configuration it was started with; "
-                               + ", ".join(f"--{n.replace('_', '-')} {getattr(args, n)} (the run has {getattr(cfg, n)})"
-                                           for n in changed) + " cannot change (only --steps can): choose another --out")
+        flags = {n: "--" + n.replace("_", "-") for n in sorted(names - {"steps"}) if hasattr(args, n)}
+        _refuse_changes_on_resume("train", run, args, cfg, flags, extra=[], note=" (only --steps can)")
         if args.steps_given:
             cfg.steps = args.steps
         data = args.data or saved.get("dataset")
@@ -205,13 +212,8 @@ def cmd_dagger(args) -> None:
     if args.resume:
         cfg = load_config(args.out)  # run_dagger reads it again; here it says which expert to build
         flags = {k: "--data" if k == "initial_data" else "--" + k.replace("_", "-") for k in _DAGGER_ARGS}
-        changed = [f"{flags[k]} {getattr(args, k)} (the run has {getattr(cfg, k)})" for k in _DAGGER_ARGS
-                   if flags[k] in args.given_flags and getattr(args, k) != getattr(cfg, k)]
-        if args.from_scratch and cfg.warm_start:
-            changed.append("--from-scratch (the run warm-starts)")
-        if changed:  # they used to be ignored without a word
-            raise MimeticError(f"dagger --resume continues {args.out} with the configuration it was started with; "
-                               f"{', '.join(changed)} cannot change: choose another --out")
+        extra = ["--from-scratch (the run warm-starts)"] if args.from_scratch and cfg.warm_start else []
+        _refuse_changes_on_resume("dagger", args.out, args, cfg, flags, extra=extra)
     else:
         if not args.env:
             raise MimeticError("dagger: ENV is required (or --resume)")
