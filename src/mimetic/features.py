@@ -1,0 +1,205 @@
+"""Typed observation features: what every layer calls an observation.
+
+An observation is a dict of named features, named as LeRobot names them:
+
+- `observation.state`              float32 (d,)      the robot's own state (or the whole state vector)
+- `observation.environment_state`  float32 (d,)      object / scene state, where a source records it
+- `observation.images.<camera>`    uint8 (H, W, 3)   one camera frame, channels last
+- `action`                         float32 (a,)
+
+`Feature` describes one key as LeRobot's `features` dict does (dtype, shape, names) plus its kind.
+Tasks with plain vector observations (a gymnasium Box) keep passing one float array: it is the
+`observation.state` feature, and `as_obs_dict` makes the dict form of it, so an actor written for
+arrays keeps working on state-only tasks while everything in mimetic reads the dict form.
+
+`privileged.state` is the one key that is never recorded: a task whose recorded state is reduced
+(Meta-World `state=proprio`) passes its full state there for scripted experts, which need to know
+where the object is even when a policy must find it in the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import numpy as np
+
+from mimetic.errors import MimeticError
+
+STATE = "observation.state"
+ENV_STATE = "observation.environment_state"
+IMAGE_PREFIX = "observation.images."
+ACTION = "action"
+PRIVILEGED_STATE = "privileged.state"
+
+KINDS = ("state", "environment_state", "image", "action")
+
+Observation = Mapping[str, np.ndarray]  # key -> array; batched arrays carry a leading batch axis
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature: kind (state | environment_state | image | action), dtype, shape, per-dimension names."""
+
+    kind: str
+    dtype: str
+    shape: tuple[int, ...]
+    names: tuple[str, ...] | None = None
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise MimeticError(f"feature kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        if self.names is not None:
+            object.__setattr__(self, "names", tuple(str(n) for n in self.names))
+
+    @property
+    def is_image(self) -> bool:
+        return self.kind == "image"
+
+    def to_json(self) -> dict:
+        """LeRobot's entry for this feature in meta/info.json (dtype, shape, names)."""
+        names = list(self.names) if self.names is not None else (["height", "width", "channels"] if self.is_image else None)
+        return {"dtype": self.dtype, "shape": list(self.shape), "names": names}
+
+
+def kind_of(key: str) -> str | None:
+    """The kind a key has by LeRobot's naming, or None for keys that are not observations or actions."""
+    if key == ACTION:
+        return "action"
+    if key.startswith(IMAGE_PREFIX):
+        return "image"
+    if key == ENV_STATE:
+        return "environment_state"
+    if key == STATE or (key.startswith("observation.") and not key.startswith("observation.images")):
+        return "state"
+    return None
+
+
+def is_image_key(key: str) -> bool:
+    return key.startswith(IMAGE_PREFIX)
+
+
+def camera_of(key: str) -> str:
+    """`observation.images.top` -> `top`."""
+    return key[len(IMAGE_PREFIX):] if is_image_key(key) else key
+
+
+def image_key(camera: str) -> str:
+    return IMAGE_PREFIX + camera
+
+
+def state_feature(dim: int, names=None, kind: str = "state") -> Feature:
+    return Feature(kind, "float32", (int(dim),), tuple(names) if names is not None else None)
+
+
+def image_feature(height: int, width: int, channels: int = 3) -> Feature:
+    return Feature("image", "uint8", (int(height), int(width), int(channels)))
+
+
+def observation_keys(features: Mapping[str, Feature]) -> list[str]:
+    """The observation keys of a feature dict: state first, then environment state, then cameras (sorted)."""
+    order = {"state": 0, "environment_state": 1, "image": 2}
+    keys = [k for k, f in features.items() if f.kind in order]
+    return sorted(keys, key=lambda k: (order[features[k].kind], k))
+
+
+def image_keys(features: Mapping[str, Feature]) -> list[str]:
+    return [k for k in observation_keys(features) if features[k].is_image]
+
+
+def vector_keys(features: Mapping[str, Feature]) -> list[str]:
+    return [k for k in observation_keys(features) if not features[k].is_image]
+
+
+def as_obs_dict(obs) -> dict[str, np.ndarray]:
+    """The dict form of an observation (or a batch of them): a bare array is the `observation.state` feature."""
+    if isinstance(obs, Mapping):
+        return dict(obs)
+    return {STATE: np.asarray(obs, dtype=np.float32)}
+
+
+def state_of(obs, who: str = "this actor") -> np.ndarray:
+    """The state vector(s) of an observation: the array itself, or its `observation.state` key."""
+    if not isinstance(obs, Mapping):
+        return np.asarray(obs, dtype=np.float32)
+    if STATE not in obs:
+        raise MimeticError(f"{who} needs the observation's state ({STATE!r}), but the observation has only {sorted(obs)}")
+    return np.asarray(obs[STATE], dtype=np.float32)
+
+
+def expert_state(obs, who: str = "the scripted expert") -> np.ndarray:
+    """What a scripted expert reads: the full state (`privileged.state`) where the recorded state is reduced."""
+    if isinstance(obs, Mapping) and PRIVILEGED_STATE in obs:
+        return np.asarray(obs[PRIVILEGED_STATE], dtype=np.float32)
+    return state_of(obs, who)
+
+
+def recorded(obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The keys of an observation dict that are stored in datasets (everything but privileged keys)."""
+    return {k: v for k, v in obs.items() if not k.startswith("privileged.")}
+
+
+def features_of_space(space, names: Mapping[str, list[str]] | None = None) -> dict[str, Feature]:
+    """Observation features of a gymnasium observation space: a Box is `observation.state`; a Dict maps its
+    keys (which must be LeRobot-named) to features; `privileged.*` keys are left out."""
+    import gymnasium as gym
+
+    names = dict(names or {})
+    if isinstance(space, gym.spaces.Dict):
+        out = {}
+        for key, sub in space.spaces.items():
+            if key.startswith("privileged."):
+                continue
+            kind = kind_of(key)
+            if kind is None or kind == "action" or not isinstance(sub, gym.spaces.Box):
+                raise MimeticError(f"observation key {key!r}: expected LeRobot-named Box features "
+                                   f"(observation.state, observation.images.<camera>, ...)")
+            if kind == "image":
+                if len(sub.shape) != 3 or sub.shape[2] != 3 or sub.dtype != np.uint8:
+                    raise MimeticError(f"observation key {key!r}: images must be uint8 (H, W, 3), got {sub.dtype} {sub.shape}")
+                out[key] = image_feature(*sub.shape)
+            else:
+                out[key] = state_feature(int(np.prod(sub.shape)), names.get(key), kind)
+        return out
+    dim = int(np.prod(space.shape)) if space.shape else 1
+    return {STATE: state_feature(dim, names.get(STATE))}
+
+
+def features_from_json(feats: Mapping[str, dict], where: str) -> dict[str, Feature]:
+    """Observation and action features of a LeRobot info.json `features` dict (index columns are left out)."""
+    out = {}
+    for key, ft in feats.items():
+        kind = kind_of(key)
+        if kind is None:
+            continue
+        if not isinstance(ft, dict) or not isinstance(ft.get("shape"), list):
+            raise MimeticError(f"{where}: feature {key!r} has no shape")
+        dtype = ft.get("dtype")
+        shape = tuple(int(s) for s in ft["shape"])
+        if kind == "image" or dtype in ("image", "video"):
+            if len(shape) != 3:
+                raise MimeticError(f"{where}: image feature {key!r} has shape {list(shape)}, expected [height, width, channels]")
+            if shape[0] in (1, 3) and shape[2] not in (1, 3):  # channels-first in some writers
+                shape = (shape[1], shape[2], shape[0])
+            out[key] = Feature("image", "uint8", shape)
+            continue
+        names = ft.get("names")
+        if isinstance(names, dict):  # LeRobot's {"motors": [...]} form
+            names = next(iter(names.values()), None)
+        if not (isinstance(names, list) and len(names) == int(np.prod(shape)) and all(isinstance(n, str) for n in names)):
+            names = None
+        out[key] = Feature(kind, "float32", (int(np.prod(shape)),), names)
+    return out
+
+
+def check_batch(obs: Mapping[str, np.ndarray], features: Mapping[str, Feature], n: int, where: str) -> None:
+    """Raise a one-line error if a batch of observations does not carry `features` with their shapes."""
+    for key, f in features.items():
+        if f.kind == "action":
+            continue
+        if key not in obs:
+            raise MimeticError(f"{where}: observation has no {key!r} (it has {sorted(obs)})")
+        shape = tuple(np.shape(obs[key]))
+        if shape != (n, *f.shape):
+            raise MimeticError(f"{where}: {key!r} has shape {shape[1:]} per step, expected {f.shape}")
