@@ -433,7 +433,7 @@ def _initial_episodes(cfg: DaggerConfig, obs_dim: int, act_dim: int, expert) -> 
     if (src.obs_dim, src.act_dim) != (obs_dim, act_dim):
         raise MimeticError(f"--data {cfg.initial_data} has observations of size {src.obs_dim} and actions of size "
                            f"{src.act_dim}, but environment {cfg.env!r} has {obs_dim} and {act_dim}")
-    eps = [dataclasses.replace(ep, extras={}) for ep in src.episodes()]  # its own extra columns are dropped
+    eps = [ep.replace(extras={}) for ep in src.episodes()]  # its own extra columns are dropped
     return _expert_episodes(eps, 0), int(src.info.get("mimetic", {}).get("next_seed", src.num_episodes))
 
 
