@@ -1,0 +1,328 @@
+"""Camera frames on disk: MP4 videos as LeRobot v3 stores them, and PNG images.
+
+Videos are written with PyAV (FFmpeg): one MP4 holds a run of uint8 RGB frames, frame ``i`` at
+timestamp exactly ``i / fps`` (pts ``i`` in a ``1/fps`` time base, rescaled by the MP4 muxer), which
+is how LeRobot finds a frame: ``from_timestamp + frame_index / fps``. The defaults are LeRobot's:
+AV1 (libsvtav1), yuv420p, a keyframe every 2 frames (``g=2``), ``crf=30``. AV1 files are decoded with
+libdav1d, H.264 and HEVC with FFmpeg's own decoders, all with threads (``thread_type="AUTO"``).
+
+Limits of the encoders bundled with PyAV 18.1 (SVT-AV1 4.1.0, x264, x265 4.2), found by trying them:
+libsvtav1 takes frames from 4x4 up and at most 240 fps; libx265 needs at least 16x16; libx264 takes
+2x2. yuv420p needs an even width and height with every codec. Frames smaller than a codec takes are
+refused with a MimeticError that suggests ``codec="h264"`` or PNG storage (`encode_png`), which is
+lossless and takes any size.
+
+Every problem a user can cause (missing, truncated or corrupt file, wrong frame count, bad frames,
+unknown codec or one this FFmpeg lacks) raises `MimeticError` with one line naming the file.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from mimetic.data.io import atomic_write_bytes
+from mimetic.errors import MimeticError
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its settings to stderr at every encode otherwise; errors only
+_ENCODERS = {"av1": "libsvtav1", "h264": "libx264", "hevc": "libx265"}  # user-facing name -> encoder
+
+
+def _has_encoder(name: str) -> bool:
+    try:
+        av.Codec(name, "w")
+    except (av.FFmpegError, ValueError):
+        return False
+    return True
+
+
+CODECS = {name: enc for name, enc in _ENCODERS.items() if _has_encoder(enc)}
+DEFAULT_CODEC = "av1"
+DEFAULT_PIX_FMT = "yuv420p"
+DEFAULT_G = 2
+DEFAULT_CRF = 30
+# Smallest side and largest frame rate each encoder accepts (measured, see the module docstring).
+MIN_SIDE = {"libsvtav1": 4, "libx265": 16, "libx264": 2}
+MAX_FPS = {"libsvtav1": 240}
+_ENCODER_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}  # x265 prints its settings otherwise
+_SEEK_GAP = 16  # decode forward instead of seeking when the next wanted frame is at most this far ahead
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())
+
+
+def _check_frames(path: Path, frames) -> np.ndarray:
+    if not isinstance(frames, np.ndarray):
+        raise MimeticError(f"video {path}: frames must be a numpy array, got {type(frames).__name__}")
+    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise MimeticError(
+            f"video {path}: frames must be uint8 (T, H, W, 3) with T >= 1, got {frames.dtype} {tuple(frames.shape)}"
+        )
+    return np.ascontiguousarray(frames)
+
+
+def _check_settings(path: Path, codec: str, pix_fmt: str, fps, height: int, width: int) -> str:
+    """The encoder name, after checking that it exists and accepts these settings."""
+    if codec not in _ENCODERS:
+        raise MimeticError(f"video {path}: unknown codec {codec!r}; choose one of {sorted(CODECS)}")
+    encoder = _ENCODERS[codec]
+    if codec not in CODECS:
+        raise MimeticError(
+            f"video {path}: codec {codec!r} needs the encoder {encoder}, which this FFmpeg (PyAV {av.__version__}) "
+            f"lacks; choose one of {sorted(CODECS)}"
+        )
+    if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps <= 0:
+        raise MimeticError(f"video {path}: fps must be a positive integer, got {fps!r}")
+    if fps > MAX_FPS.get(encoder, fps):
+        raise MimeticError(f"video {path}: {encoder} takes at most {MAX_FPS[encoder]} fps, got {fps}; use codec='h264'")
+    formats = [f.name for f in av.Codec(encoder, "w").video_formats or ()]
+    if pix_fmt not in formats:
+        raise MimeticError(f"video {path}: {encoder} cannot write pix_fmt {pix_fmt!r}; it takes {formats}")
+    if ("420" in pix_fmt and (height % 2 or width % 2)) or ("422" in pix_fmt and width % 2):
+        raise MimeticError(
+            f"video {path}: {pix_fmt} needs an even width and height, got {width}x{height}; "
+            f"crop or pad the frames, or use pix_fmt='yuv444p' with codec='h264'"
+        )
+    if min(height, width) < MIN_SIDE.get(encoder, 1):
+        raise MimeticError(
+            f"video {path}: {encoder} takes frames of at least {MIN_SIDE[encoder]}x{MIN_SIDE[encoder]}, "
+            f"got {width}x{height}; use codec='h264' or store the frames as PNG images (encode_png)"
+        )
+    return encoder
+
+
+def encode_video(
+    path,
+    frames: np.ndarray,
+    fps: int,
+    *,
+    codec: str = DEFAULT_CODEC,
+    pix_fmt: str = DEFAULT_PIX_FMT,
+    g: int = DEFAULT_G,
+    crf: int = DEFAULT_CRF,
+) -> dict:
+    """Write uint8 frames (T, H, W, 3) to an MP4 at `path`, atomically; return LeRobot's video info block.
+
+    The file is encoded in memory (it is far smaller than `frames`) and then written to a temporary name
+    in the same folder, fsynced and renamed, so `path` holds either its old content or the whole new video.
+    Frame ``i`` gets timestamp ``i / fps`` exactly.
+    """
+    path = Path(path)
+    frames = _check_frames(path, frames)
+    n, height, width, _ = frames.shape
+    encoder = _check_settings(path, codec, pix_fmt, fps, height, width)
+    fps = int(fps)
+    buf = io.BytesIO()
+    try:
+        with av.open(buf, "w", format="mp4") as container:
+            stream = container.add_stream(encoder, rate=fps)
+            stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+            stream.codec_context.time_base = Fraction(1, fps)
+            stream.options = {"g": str(int(g)), "crf": str(crf), **_ENCODER_OPTIONS.get(encoder, {})}
+            for i in range(n):
+                frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
+                frame.pts = i
+                container.mux(stream.encode(frame))
+            container.mux(stream.encode(None))
+    except (av.FFmpegError, ValueError) as e:
+        raise MimeticError(
+            f"video {path}: {encoder} failed on {n} frames of {width}x{height} at {fps} fps "
+            f"(g={g}, crf={crf}, {pix_fmt}): {_one_line(e)}"
+        ) from None
+    atomic_write_bytes(path, buf.getvalue())
+    return {
+        "video.height": int(height),
+        "video.width": int(width),
+        "video.codec": codec,
+        "video.pix_fmt": pix_fmt,
+        "video.is_depth_map": False,
+        "video.fps": fps,
+        "video.channels": 3,
+        "has_audio": False,
+    }
+
+
+class _Reader:
+    """An open MP4 with its video stream, frame count, and frame index <-> pts conversion."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise MimeticError(f"video {self.path} not found")
+        try:
+            self.container = av.open(str(self.path), "r")
+        except (av.FFmpegError, OSError, ValueError) as e:
+            raise MimeticError(f"video {self.path} is not a readable video file: {_one_line(e)}") from None
+        try:
+            if not self.container.streams.video:
+                raise MimeticError(f"video {self.path} has no video stream")
+            self.stream = self.container.streams.video[0]
+            self.stream.codec_context.thread_type = "AUTO"
+            rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+            if not rate or self.stream.time_base is None:
+                raise MimeticError(f"video {self.path} has no frame rate")
+            self.fps = Fraction(rate)
+            self.time_base = Fraction(self.stream.time_base)
+            self.start = self.stream.start_time or 0
+            self.frames = int(self.stream.frames or 0)  # the MP4 sample count; 0 if the container lacks it
+            if "mp4" in self.container.format.name:
+                self._check_index()
+        except BaseException:
+            self.container.close()
+            raise
+
+    def _check_index(self) -> None:
+        """An MP4 indexes every frame: a cut index or frames past the end of the file mean damage."""
+        entries = self.stream.index_entries
+        if len(entries) != self.frames:
+            raise MimeticError(f"video {self.path} is corrupt: its index locates {len(entries)} of its {self.frames} frames")
+        if entries:
+            last, size = entries[len(entries) - 1], self.path.stat().st_size
+            if last.pos + last.size > size:
+                raise MimeticError(f"video {self.path} is truncated: its frames end at byte {last.pos + last.size}, the file has {size}")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.container.close()
+
+    def index(self, frame) -> int:
+        if frame.pts is None:
+            raise MimeticError(f"video {self.path} has a frame without a timestamp")
+        return round((frame.pts - self.start) * self.time_base * self.fps)
+
+    def pts(self, index: int) -> int:
+        return self.start + round(Fraction(index) / self.fps / self.time_base)
+
+    def decode(self):
+        """Decoded frames from the current position; any FFmpeg failure becomes a MimeticError."""
+        try:
+            yield from self.container.decode(self.stream)
+        except av.FFmpegError as e:
+            raise MimeticError(f"video {self.path} is corrupt: {_one_line(e)}") from None
+
+    def rgb(self, frame) -> np.ndarray:
+        return frame.to_ndarray(format="rgb24")
+
+
+def decode_video(path, expected_frames: int | None = None) -> np.ndarray:
+    """All frames of the video at `path`, uint8 (T, H, W, 3), in presentation order."""
+    with _Reader(path) as r:
+        out = [r.rgb(frame) for frame in r.decode()]
+        if r.frames and len(out) != r.frames:
+            raise MimeticError(f"video {r.path} is truncated or corrupt: decoded {len(out)} of its {r.frames} frames")
+    if expected_frames is not None and len(out) != expected_frames:
+        raise MimeticError(f"video {r.path} has {len(out)} frames, expected {expected_frames}")
+    if not out:
+        raise MimeticError(f"video {r.path} has no frames")
+    return np.stack(out)
+
+
+def decode_frames(path, indices) -> np.ndarray:
+    """The frames at `indices` (any order, repeats allowed), uint8 (len(indices), H, W, 3).
+
+    A frame's index is its timestamp times fps. For each wanted frame the reader seeks to the keyframe
+    at or before it and decodes forward (or keeps decoding when the frame is a few frames ahead).
+    """
+    idx = np.asarray(indices)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
+        raise MimeticError(f"video {path}: frame indices must be a 1-d sequence of integers, got {idx.dtype} {idx.shape}")
+    idx = idx.astype(np.int64)
+    with _Reader(path) as r:
+        if idx.size and (idx.min() < 0 or (r.frames and idx.max() >= r.frames)):
+            raise MimeticError(f"video {r.path} has {r.frames} frames; frame indices must be in [0, {r.frames}), got {idx.min()}..{idx.max()}")
+        if not idx.size:
+            return np.zeros((0, r.stream.height, r.stream.width, 3), np.uint8)
+        got: dict[int, np.ndarray] = {}
+        frames, last = None, None
+        for t in np.unique(idx).tolist():
+            if frames is None or t <= last or t - last > _SEEK_GAP:
+                frames, frame = _seek(r, t)
+            else:
+                frame = _advance(r, frames, t)
+            got[t], last = r.rgb(frame), t
+    return np.stack([got[t] for t in idx.tolist()])
+
+
+def _advance(r: _Reader, frames, target: int):
+    """Decode from `frames` up to frame `target` and return it."""
+    for frame in frames:
+        k = r.index(frame)
+        if k == target:
+            return frame
+        if k > target:
+            raise _Overshot(k)
+    raise MimeticError(f"video {r.path} ends before frame {target} (truncated or corrupt)")
+
+
+class _Overshot(Exception):
+    """Decoding after a seek began past the wanted frame (the keyframe found was after it)."""
+
+
+def _seek(r: _Reader, target: int):
+    """Seek to the keyframe at or before `target` and decode to it; return the frame iterator and the frame.
+
+    MP4 seeking goes by decode timestamps, which can precede presentation timestamps (H.264 B-frames):
+    if the first frame decoded lies past `target`, seek again from further back.
+    """
+    back = 0
+    while True:
+        start = max(target - back, 0)
+        try:
+            r.container.seek(r.pts(start), stream=r.stream, backward=True, any_frame=False)
+        except av.FFmpegError as e:
+            raise MimeticError(f"video {r.path}: cannot seek to frame {target}: {_one_line(e)}") from None
+        frames = r.decode()
+        try:
+            return frames, _advance(r, frames, target)
+        except _Overshot as e:
+            if start == 0:
+                raise MimeticError(f"video {r.path} has no frame {target} (next frame is {e.args[0]})") from None
+            back = max(2 * back, 1)
+
+
+def video_info(path) -> dict:
+    """What the container says: frames, fps, height, width, codec, pix_fmt."""
+    with _Reader(path) as r:
+        s = r.stream
+        ctx = s.codec_context
+        return {
+            "frames": r.frames,
+            "fps": int(r.fps) if r.fps.denominator == 1 else float(r.fps),
+            "height": int(ctx.height),
+            "width": int(ctx.width),
+            "codec": ctx.codec.canonical_name,
+            "pix_fmt": ctx.pix_fmt,
+        }
+
+
+def encode_png(frame: np.ndarray) -> bytes:
+    """Lossless PNG bytes of one uint8 (H, W, 3) frame."""
+    from PIL import Image
+
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8 or frame.ndim != 3 or frame.shape[-1] != 3:
+        what = f"{frame.dtype} {tuple(frame.shape)}" if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise MimeticError(f"PNG image: the frame must be uint8 (H, W, 3), got {what}")
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame), "RGB").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """The uint8 (H, W, 3) frame in PNG bytes."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.format != "PNG":
+                raise MimeticError(f"PNG image: the {len(data)} bytes are a {img.format} image, not PNG")
+            return np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
+        raise MimeticError(f"PNG image: the {len(data)} bytes are not a readable PNG: {_one_line(e)}") from None
