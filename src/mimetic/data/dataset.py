@@ -1,17 +1,30 @@
 """Demonstration datasets on disk, in the LeRobot v3.0 layout.
 
 ```
-meta/info.json                         features, totals, fps; "mimetic": the env it was collected in
-meta/stats.json                        per-feature mean/std/min/max/count/quantiles
-meta/tasks.parquet                     task strings (pandas index "task") -> task_index
-meta/episodes/chunk-000/file-000.parquet   one row per episode (ranges, lengths, per-episode stats)
-data/chunk-000/file-000.parquet        one row per frame
+meta/info.json                               features (typed: state, environment state, cameras, action),
+                                             totals, fps; "mimetic": the env it was collected in
+meta/stats.json                              per-feature mean/std/min/max/count (+ quantiles)
+meta/tasks.parquet                           task strings (pandas index "task") -> task_index
+meta/episodes/chunk-000/file-000.parquet     one row per episode (ranges, lengths, per-episode stats,
+                                             video file and timestamps per camera)
+data/chunk-000/file-000.parquet              one row per frame (vectors; PNG images if stored as images)
+videos/<key>/chunk-000/file-000.mp4          camera frames, several episodes per file (video storage)
 ```
+
+Cameras are stored as LeRobot v3 stores them: by default as video, one MP4 per camera and file
+(AV1, yuv420p, g=2, crf=30: LeRobot's defaults; `video_codec="h264"` also works), an episode being
+the frames from `from_timestamp` to `to_timestamp` of its file; or, with `image_storage="png"`,
+as lossless PNG bytes in the data files (LeRobot's `image` dtype). Frames are held in memory as
+uint8 and decoded exactly by frame index.
+
+Appending costs O(new episodes): each append writes new files (data, episodes metadata and one
+video per camera, all under the next file index) and updates stats.json by combining the stored
+statistics with the new episodes' ones; nothing already written is rewritten.
 
 Crash safety: every file is written to a temporary name and renamed, and `meta/info.json`, written
 last, is the commit point: readers use only the first `total_episodes` episodes and the first
-`total_frames` frames it names. A process killed during an append therefore leaves the previous
-dataset readable, and the next append rewrites the files from the committed rows only.
+`total_frames` frames it names, so a process killed during an append leaves the previous dataset
+readable (files of the unfinished append are ignored, and the next append overwrites them).
 
 Nothing outside `mimetic.data` reads these files: everyone else uses `Dataset`.
 """
@@ -21,9 +34,8 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
@@ -32,15 +44,25 @@ import pyarrow.compute as pc
 from mimetic.data.episode import Episode
 from mimetic.data.io import atomic_write_json, atomic_write_parquet, read_json, read_parquet
 from mimetic.errors import MimeticError
+from mimetic.features import (ACTION, STATE, Feature, features_from_json, image_keys, is_image_key, observation_keys,
+                              vector_keys)
 
 CODEBASE_VERSION = "v3.0"
 CHUNKS_SIZE = 1000
 DATA_FILES_SIZE_MB = 100
+VIDEO_FILES_SIZE_MB = 200
 DATA_PATH = "data/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
-EPISODES_PATH = "meta/episodes/chunk-000/file-000.parquet"
+EPISODES_PATH = "meta/episodes/chunk-{chunk_index:03d}/file-{file_index:03d}.parquet"
+VIDEO_PATH = "videos/{video_key}/chunk-{chunk_index:03d}/file-{file_index:03d}.mp4"
+IMAGE_STORAGES = ("video", "png")
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
-STANDARD = ("observation.state", "action", "next.reward", "next.done", "next.success")
+STANDARD = ("action", "next.reward", "next.done", "next.success")
 INDEX = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+IMAGE_STATS_FRAMES = 100  # frames per episode sampled for image statistics (LeRobot samples too)
+
+
+def _path(template: str, k: int, **kw) -> str:
+    return template.format(chunk_index=k // CHUNKS_SIZE, file_index=k % CHUNKS_SIZE, **kw)
 
 
 def _feature(dtype: str, shape: list[int]) -> dict:
@@ -62,7 +84,7 @@ def _extra_dtype(arr: np.ndarray) -> tuple[str, list[int]]:
 
 
 def feature_stats(x: np.ndarray) -> dict:
-    """LeRobot-style statistics of one feature (frames along axis 0)."""
+    """LeRobot-style statistics of one vector feature (frames along axis 0)."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 1:
         x = x[:, None]
@@ -78,50 +100,141 @@ def feature_stats(x: np.ndarray) -> dict:
     return out
 
 
-@dataclass
-class _Frames:
-    """All committed frames, column by column."""
+def image_stats(frames: np.ndarray) -> dict:
+    """Per-channel statistics of uint8 frames (T, H, W, 3) scaled to [0, 1], shaped (3, 1, 1) as LeRobot's;
+    computed on at most IMAGE_STATS_FRAMES evenly spaced frames, `count` being the frames sampled."""
+    step = max(1, len(frames) // IMAGE_STATS_FRAMES)
+    x = frames[::step].astype(np.float32) / 255.0
+    flat = x.reshape(-1, x.shape[-1]).astype(np.float64)
+    shape = lambda v: np.asarray(v).reshape(-1, 1, 1).tolist()  # noqa: E731
+    out = {"mean": shape(flat.mean(0)), "std": shape(flat.std(0)), "min": shape(flat.min(0)), "max": shape(flat.max(0)),
+           "count": [int(len(x))]}
+    return out
 
-    observations: np.ndarray
-    actions: np.ndarray
-    rewards: np.ndarray
-    dones: np.ndarray
-    successes: np.ndarray
-    episode_index: np.ndarray
-    frame_index: np.ndarray
-    task_index: np.ndarray
-    extras: dict[str, np.ndarray]
+
+def combine_stats(a: dict | None, b: dict) -> dict:
+    """Statistics of the union of two sets of frames from each set's statistics (exact for mean, std,
+    min, max and count; quantiles are count-weighted means, as LeRobot aggregates them)."""
+    if not a:
+        return b
+    na, nb = float(a["count"][0]), float(b["count"][0])
+    n = na + nb
+    out = {"count": [int(n)]}
+    ma, mb = np.asarray(a["mean"], np.float64), np.asarray(b["mean"], np.float64)
+    sa, sb = np.asarray(a["std"], np.float64), np.asarray(b["std"], np.float64)
+    mean = (na * ma + nb * mb) / n
+    var = (na * (sa ** 2 + ma ** 2) + nb * (sb ** 2 + mb ** 2)) / n - mean ** 2
+    out["mean"], out["std"] = mean.tolist(), np.sqrt(np.maximum(var, 0.0)).tolist()
+    out["min"] = np.minimum(np.asarray(a["min"]), np.asarray(b["min"])).tolist()
+    out["max"] = np.maximum(np.asarray(a["max"]), np.asarray(b["max"])).tolist()
+    for k in a:
+        if k.startswith("q") and k in b:
+            out[k] = ((na * np.asarray(a[k], np.float64) + nb * np.asarray(b[k], np.float64)) / n).tolist()
+    return out
+
+
+class _Columns:
+    """Per-frame columns, kept as the parts each append added; a column is joined into one array when read,
+    so appending never copies the frames already held (collecting N episodes stays O(N))."""
+
+    def __init__(self, part: Mapping[str, np.ndarray] | None = None):
+        self.cols: dict[str, list[np.ndarray]] = {}
+        if part:
+            self.add(part)
+
+    def add(self, part: Mapping[str, np.ndarray]) -> None:
+        for k, v in part.items():
+            self.cols.setdefault(k, []).append(v)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.cols
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        parts = self.cols[key]
+        if len(parts) > 1:
+            parts[:] = [np.concatenate(parts)]
+        return parts[0]
+
+    def __len__(self) -> int:
+        return sum(len(p) for p in self.cols.get(ACTION, []))
+
+
+def _image_json(storage: str, shape) -> dict:
+    return {"dtype": "video" if storage == "video" else "image", "shape": [int(s) for s in shape],
+            "names": ["height", "width", "channels"]}
 
 
 class Dataset:
-    """A demonstration dataset. `Dataset.load(dir)`, `Dataset.create(dir, ...)`, `ds.append(episodes)`."""
+    """A demonstration dataset. `Dataset.load(dir)`, `Dataset.create(dir, ...)`, `ds.append(episodes)`.
 
-    def __init__(self, root: Path, info: dict, frames: _Frames, tasks: list[str], ep_meta: dict[str, np.ndarray]):
+    Observations are typed features (`features`): `frames(key)` gives every frame of one key (float32
+    (N, d) vectors, uint8 (N, H, W, 3) images); `observations` is the `observation.state` feature."""
+
+    def __init__(self, root: Path, info: dict, columns: _Columns, tasks: list[str], ep_meta: dict[str, np.ndarray]):
         self.root = Path(root)
         self.info = info
-        self._f = frames
+        self._c = columns
         self.tasks = tasks
         self.episode_starts = ep_meta["dataset_from_index"].astype(np.int64)
         self.episode_ends = ep_meta["dataset_to_index"].astype(np.int64)
         self._ep_file = ep_meta["data/file_index"].astype(np.int64)
         self.episode_terminated = ep_meta.get("mimetic/terminated", np.zeros(len(self.episode_starts), bool)).astype(bool)
+        self._stats: dict | None = None  # aggregated statistics of the committed frames (read lazily)
 
-    # ------------------------------------------------------------------ properties
+    # ------------------------------------------------------------------ features
+    @property
+    def features(self) -> dict[str, Feature]:
+        """Observation features and the action, by key."""
+        return features_from_json(self.info["features"], str(self.root / "meta/info.json"))
+
+    @property
+    def observation_keys(self) -> list[str]:
+        return observation_keys(self.features)
+
+    @property
+    def vector_keys(self) -> list[str]:
+        return vector_keys(self.features)
+
+    @property
+    def image_keys(self) -> list[str]:
+        return image_keys(self.features)
+
+    @property
+    def image_storage(self) -> str | None:
+        """How cameras are stored: "video", "png", or None when the dataset has none."""
+        dtypes = {self.info["features"][k]["dtype"] for k in self.image_keys}
+        return None if not dtypes else ("video" if "video" in dtypes else "png")
+
+    def frames(self, key: str) -> np.ndarray:
+        """Every frame of observation feature `key` (or "action"), in dataset order."""
+        if key not in self._c or (key != ACTION and key not in self.observation_keys):
+            raise MimeticError(f"dataset {self.root} has no feature {key!r} (it has {self.observation_keys + [ACTION]})")
+        return self._c[key]
+
+    @property
+    def observations(self) -> np.ndarray:
+        """The `observation.state` feature, (N, d) float32."""
+        if STATE not in self.observation_keys:
+            raise MimeticError(f"dataset {self.root} has no {STATE!r} (it has only {self.observation_keys}): "
+                               f"this method reads the state")
+        return self._c[STATE]
+
     @property
     def obs_dim(self) -> int:
-        return int(self.info["features"]["observation.state"]["shape"][0])
+        return int(self.observations.shape[1])
 
     @property
     def act_dim(self) -> int:
-        return int(self.info["features"]["action"]["shape"][0])
+        return int(self.info["features"][ACTION]["shape"][0])
 
+    # ------------------------------------------------------------------ properties
     @property
     def num_episodes(self) -> int:
         return len(self.episode_starts)
 
     @property
     def num_frames(self) -> int:
-        return len(self._f.actions)
+        return len(self._c)
 
     @property
     def fps(self) -> int:
@@ -137,57 +250,54 @@ class Dataset:
 
     @property
     def extra_keys(self) -> list[str]:
-        return sorted(self._f.extras)
-
-    @property
-    def observations(self) -> np.ndarray:
-        return self._f.observations
+        return sorted(_extra_keys(self.info["features"]))
 
     @property
     def actions(self) -> np.ndarray:
-        return self._f.actions
+        return self._c[ACTION]
 
     @property
     def rewards(self) -> np.ndarray:
-        return self._f.rewards
+        return self._c["next.reward"]
 
     @property
     def dones(self) -> np.ndarray:
-        return self._f.dones
+        return self._c["next.done"]
 
     @property
     def successes(self) -> np.ndarray:
-        return self._f.successes
+        return self._c["next.success"]
 
     @property
     def episode_index(self) -> np.ndarray:
-        return self._f.episode_index
+        return self._c["episode_index"]
 
     @property
     def frame_index(self) -> np.ndarray:
-        return self._f.frame_index
+        return self._c["frame_index"]
 
     def extra(self, key: str) -> np.ndarray:
-        return self._f.extras[key]
+        return self._c[key]
 
     def episode_lengths(self) -> np.ndarray:
         return self.episode_ends - self.episode_starts
 
     def episode_success(self) -> np.ndarray:
         """Per episode: success at any step."""
-        return np.array([self._f.successes[s:e].any() for s, e in zip(self.episode_starts, self.episode_ends)], dtype=bool)
+        succ = self.successes
+        return np.array([succ[s:e].any() for s, e in zip(self.episode_starts, self.episode_ends)], dtype=bool)
 
     def episode(self, i: int) -> Episode:
         s, e = int(self.episode_starts[i]), int(self.episode_ends[i])
-        f = self._f
+        task_index = self._c["task_index"]
         return Episode(
-            observations=f.observations[s:e],
-            actions=f.actions[s:e],
-            rewards=f.rewards[s:e],
-            successes=f.successes[s:e],
+            observations={k: self._c[k][s:e] for k in self.observation_keys},
+            actions=self.actions[s:e],
+            rewards=self.rewards[s:e],
+            successes=self.successes[s:e],
             terminated=bool(self.episode_terminated[i]),
-            task=self.tasks[int(f.task_index[s])] if self.tasks else "",
-            extras={k: v[s:e] for k, v in f.extras.items()},
+            task=self.tasks[int(task_index[s])] if self.tasks else "",
+            extras={k: self._c[k][s:e] for k in self.extra_keys},
         )
 
     def episodes(self) -> Iterator[Episode]:
@@ -198,7 +308,9 @@ class Dataset:
         return read_json(self.root / "meta/stats.json", "dataset stats")
 
     def __repr__(self) -> str:
-        return f"Dataset({str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, env={self.env_name!r})"
+        cams = f", cameras={[k.split('.')[-1] for k in self.image_keys]}" if self.image_keys else ""
+        return (f"Dataset({str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames}, "
+                f"env={self.env_name!r}{cams})")
 
     # ------------------------------------------------------------------ creation
     @classmethod
@@ -212,15 +324,53 @@ class Dataset:
         fps: int = 10,
         robot_type: str | None = None,
         meta: dict | None = None,
+        feature_names: Mapping[str, list[str]] | None = None,
+        image_storage: str = "video",
+        video_codec: str = "av1",
     ) -> "Dataset":
-        """Write a new dataset at `root` (which must not exist or be empty), atomically."""
+        """Write a new dataset at `root` (which must not exist or be empty), atomically.
+
+        Cameras (`observation.images.*`) are stored as `image_storage` "video" (MP4, `video_codec` "av1"
+        or "h264") or "png" (lossless, in the data files). `feature_names` gives per-dimension names of
+        vector features (e.g. the env's `feature_names`)."""
         root = Path(root)
         episodes = list(episodes)
         if root.exists() and (not root.is_dir() or any(root.iterdir())):
             raise MimeticError(f"cannot create dataset at {root}: it exists and is not empty")
         if not episodes:
             raise MimeticError(f"cannot create dataset at {root}: no episodes to write")
+        if image_storage not in IMAGE_STORAGES:
+            raise MimeticError(f"image storage must be one of {', '.join(IMAGE_STORAGES)}, got {image_storage!r}")
         first = episodes[0]
+        first.validate(f"episode 0 to write to {root}")
+        names = dict(feature_names or {})
+        features: dict[str, dict] = {}
+        for key in observation_keys(_features_of_episode(first)):
+            arr = first.obs[key]
+            if is_image_key(key):
+                features[key] = _image_json(image_storage, arr.shape[1:])
+                if image_storage == "video":
+                    from mimetic.data.video import CODECS
+
+                    if video_codec not in CODECS:
+                        raise MimeticError(f"dataset {root}: video codec {video_codec!r} is not available here "
+                                           f"(use one of {', '.join(CODECS)}, or image storage 'png')")
+            else:
+                n = names.get(key)
+                features[key] = {"dtype": "float32", "shape": [arr.shape[1]],
+                                 "names": list(n) if n is not None and len(n) == arr.shape[1] else None}
+        features[ACTION] = _feature("float32", [first.actions.shape[1]])
+        for key in ("next.reward",):
+            features[key] = _feature("float32", [1])
+        for key in ("next.done", "next.success"):
+            features[key] = _feature("bool", [1])
+        features.update({"timestamp": _feature("float32", [1]), "frame_index": _feature("int64", [1]),
+                         "episode_index": _feature("int64", [1]), "index": _feature("int64", [1]),
+                         "task_index": _feature("int64", [1])})
+        for k, v in sorted(first.extras.items()):
+            dtype, shape = _extra_dtype(v)
+            features[k] = _feature(dtype, shape)
+        has_video = any(f.get("dtype") == "video" for f in features.values())
         info = {
             "codebase_version": CODEBASE_VERSION,
             "robot_type": robot_type,
@@ -229,44 +379,20 @@ class Dataset:
             "total_tasks": 0,
             "chunks_size": CHUNKS_SIZE,
             "data_files_size_in_mb": DATA_FILES_SIZE_MB,
-            "video_files_size_in_mb": 200,
+            "video_files_size_in_mb": VIDEO_FILES_SIZE_MB,
             "fps": int(fps),
             "splits": {},
             "data_path": DATA_PATH,
-            "video_path": None,
-            "features": {
-                "observation.state": _feature("float32", [first.observations.shape[1]]),
-                "action": _feature("float32", [first.actions.shape[1]]),
-                "next.reward": _feature("float32", [1]),
-                "next.done": _feature("bool", [1]),
-                "next.success": _feature("bool", [1]),
-                "timestamp": _feature("float32", [1]),
-                "frame_index": _feature("int64", [1]),
-                "episode_index": _feature("int64", [1]),
-                "index": _feature("int64", [1]),
-                "task_index": _feature("int64", [1]),
-            },
-            "mimetic": {"env": env, "env_options": env_options or {}},
+            "video_path": VIDEO_PATH if has_video else None,
+            "features": features,
+            "mimetic": {"env": env, "env_options": env_options or {}, "video_codec": video_codec if has_video else None},
         }
-        for k, v in sorted(first.extras.items()):
-            dtype, shape = _extra_dtype(v)
-            info["features"][k] = _feature(dtype, shape)
-        empty = _Frames(
-            observations=np.zeros((0, first.observations.shape[1]), np.float32),
-            actions=np.zeros((0, first.actions.shape[1]), np.float32),
-            rewards=np.zeros(0, np.float32),
-            dones=np.zeros(0, bool),
-            successes=np.zeros(0, bool),
-            episode_index=np.zeros(0, np.int64),
-            frame_index=np.zeros(0, np.int64),
-            task_index=np.zeros(0, np.int64),
-            extras={k: np.zeros((0,) + v.shape[1:], v.dtype) for k, v in first.extras.items()},
-        )
         empty_meta = {k: np.zeros(0, np.int64) for k in ("dataset_from_index", "dataset_to_index", "data/file_index")}
         root.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", suffix=".tmp", dir=root.parent))
         try:
-            ds = cls(tmp, info, empty, [], empty_meta)
+            ds = cls(tmp, info, _Columns(), [], empty_meta)
+            ds._stats = {}
             ds.append(episodes, meta=meta)
             if root.exists():
                 root.rmdir()  # empty, checked above
@@ -289,15 +415,56 @@ class Dataset:
     # ------------------------------------------------------------------ appending
     def _check_episode(self, ep: Episode, where: str) -> None:
         ep.validate(where)
-        if ep.observations.shape[1] != self.obs_dim:
-            raise MimeticError(f"{where}: observations have {ep.observations.shape[1]} dims but dataset {self.root} has {self.obs_dim}")
+        feats = self.info["features"]
+        keys = self.observation_keys
+        if sorted(ep.obs) != sorted(keys):
+            raise MimeticError(f"{where}: observation features {sorted(ep.obs)} differ from the dataset's {sorted(keys)} ({self.root})")
+        for key in keys:
+            want = tuple(feats[key]["shape"])
+            got = ep.obs[key].shape[1:]
+            if got != want:
+                what = "frames" if is_image_key(key) else "values"
+                raise MimeticError(f"{where}: {key} has {what} of shape {list(got)} but dataset {self.root} has {list(want)}")
         if ep.actions.shape[1] != self.act_dim:
             raise MimeticError(f"{where}: actions have {ep.actions.shape[1]} dims but dataset {self.root} has {self.act_dim}")
-        if set(ep.extras) != set(self._f.extras):
-            raise MimeticError(f"{where}: extra columns {sorted(ep.extras)} differ from the dataset's {sorted(self._f.extras)}")
+        if set(ep.extras) != set(self.extra_keys):
+            raise MimeticError(f"{where}: extra columns {sorted(ep.extras)} differ from the dataset's {self.extra_keys}")
+
+    def _committed_stats(self) -> dict:
+        """Statistics of the committed frames: stats.json if it counts exactly them, else computed from the frames
+        (after a crash between writing stats.json and committing, or for a dataset written by another tool)."""
+        if self._stats is not None:
+            return self._stats
+        stats = None
+        try:
+            stats = self.stats()
+        except MimeticError:
+            pass
+        keys = self.observation_keys + [ACTION, "next.reward"]
+        if not (isinstance(stats, dict) and all(isinstance(stats.get(k), dict) and "count" in stats[k] for k in keys)
+                and int(stats[ACTION]["count"][0]) == self.num_frames):
+            stats = self._frames_stats({k: self._c[k] for k in keys}, self.episode_lengths())
+        self._stats = stats
+        return stats
+
+    @staticmethod
+    def _frames_stats(part: Mapping[str, np.ndarray], lengths: np.ndarray) -> dict:
+        out = {}
+        for key, arr in part.items():
+            if is_image_key(key):
+                ends = np.cumsum(lengths)
+                per = [image_stats(arr[e - n:e]) for n, e in zip(lengths, ends)]
+                agg = None
+                for s in per:
+                    agg = combine_stats(agg, s)
+                out[key] = agg
+            else:
+                out[key] = feature_stats(arr)
+        return out
 
     def append(self, episodes: Iterable[Episode], meta: dict | None = None) -> None:
-        """Add episodes. All are validated before anything is written; the commit is atomic.
+        """Add episodes. All are validated before anything is written; the commit is atomic; the cost is
+        that of the new episodes (new files under the next file index; nothing written before is rewritten).
 
         `meta` updates the "mimetic" section of info.json in the same commit (e.g. the next seed).
         """
@@ -306,80 +473,95 @@ class Dataset:
             return
         for i, ep in enumerate(episodes):
             self._check_episode(ep, f"episode {i} to append to {self.root}")
-        f = self._f
+        stats_before = self._committed_stats()
         n0, e0 = self.num_frames, self.num_episodes
+        k = int(self._ep_file.max()) + 1 if e0 else 0  # the file index of everything this append writes
         tasks = list(self.tasks)
-        new_task_idx = []
+        task_idx = []
         for ep in episodes:
             if ep.task not in tasks:
                 tasks.append(ep.task)
-            new_task_idx.append(tasks.index(ep.task))
+            task_idx.append(tasks.index(ep.task))
         lengths = np.array([len(ep) for ep in episodes], np.int64)
-
-        def cat(old, new):
-            return np.concatenate([old] + new) if new else old
-
-        frames = _Frames(
-            observations=cat(f.observations, [ep.observations for ep in episodes]),
-            actions=cat(f.actions, [ep.actions for ep in episodes]),
-            rewards=cat(f.rewards, [ep.rewards for ep in episodes]),
-            dones=cat(f.dones, [np.arange(len(ep)) == len(ep) - 1 for ep in episodes]),
-            successes=cat(f.successes, [ep.successes for ep in episodes]),
-            episode_index=cat(f.episode_index, [np.full(len(ep), e0 + i, np.int64) for i, ep in enumerate(episodes)]),
-            frame_index=cat(f.frame_index, [np.arange(len(ep), dtype=np.int64) for ep in episodes]),
-            task_index=cat(f.task_index, [np.full(len(ep), t, np.int64) for ep, t in zip(episodes, new_task_idx)]),
-            extras={k: cat(v, [ep.extras[k].astype(v.dtype) if v.dtype.kind not in "USO" else ep.extras[k] for ep in episodes]) for k, v in f.extras.items()},
-        )
-        # Which data file the new episodes go into: the last one unless it is full.
-        last_file = int(self._ep_file[-1]) if e0 else 0
-        if e0:
-            last_rows = (self._ep_file == last_file)
-            bytes_est = int(self.episode_lengths()[last_rows].sum()) * 4 * (self.obs_dim + self.act_dim + 4)
-            if bytes_est > DATA_FILES_SIZE_MB * 1024 * 1024:
-                last_file += 1
-        starts = np.concatenate([self.episode_starts, n0 + np.concatenate([[0], np.cumsum(lengths)[:-1]])])
-        ends = np.concatenate([self.episode_ends, n0 + np.cumsum(lengths)])
-        ep_file = np.concatenate([self._ep_file, np.full(len(episodes), last_file, np.int64)])
-        terminated = np.concatenate([self.episode_terminated, [ep.terminated for ep in episodes]]).astype(bool)
-
-        # 1. data file holding the new episodes (rewritten from committed rows + new rows)
-        rows = np.flatnonzero(np.repeat(ep_file == last_file, ends - starts))
-        atomic_write_parquet(self.root / DATA_PATH.format(chunk_index=last_file // CHUNKS_SIZE, file_index=last_file % CHUNKS_SIZE), self._frames_table(frames, rows))
-        # 2. tasks, episodes metadata, stats
-        atomic_write_parquet(self.root / "meta/tasks.parquet", _tasks_table(tasks))
-        atomic_write_parquet(self.root / EPISODES_PATH, self._episodes_table(frames, starts, ends, ep_file, terminated, tasks))
-        stats = {"observation.state": feature_stats(frames.observations), "action": feature_stats(frames.actions),
-                 "next.reward": feature_stats(frames.rewards)}
-        atomic_write_json(self.root / "meta/stats.json", stats)
-        # 3. commit
+        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        part: dict[str, np.ndarray] = {key: np.concatenate([ep.obs[key] for ep in episodes]) for key in self.observation_keys}
+        part[ACTION] = np.concatenate([ep.actions for ep in episodes])
+        part["next.reward"] = np.concatenate([ep.rewards for ep in episodes])
+        part["next.done"] = np.concatenate([np.arange(len(ep)) == len(ep) - 1 for ep in episodes])
+        part["next.success"] = np.concatenate([ep.successes for ep in episodes])
+        part["episode_index"] = np.concatenate([np.full(len(ep), e0 + i, np.int64) for i, ep in enumerate(episodes)])
+        part["frame_index"] = np.concatenate([np.arange(len(ep), dtype=np.int64) for ep in episodes])
+        part["task_index"] = np.concatenate([np.full(len(ep), t, np.int64) for ep, t in zip(episodes, task_idx)])
+        for key in self.extra_keys:
+            old = self._c.cols.get(key)
+            vals = [ep.extras[key] for ep in episodes]
+            dtype = old[0].dtype if old else None
+            part[key] = np.concatenate([v.astype(dtype) if dtype is not None and dtype.kind not in "USO" else v for v in vals])
+        starts = n0 + offsets
+        ends = starts + lengths
         info = json.loads(json.dumps(self.info))
-        info["total_episodes"] = int(len(starts))
-        info["total_frames"] = int(len(frames.actions))
+
+        # 1. videos: one file per camera holding the new episodes, frame i at time i / fps
+        video_ts = {}
+        for key in self.image_keys:
+            if info["features"][key]["dtype"] != "video":
+                continue
+            from mimetic.data.video import encode_video
+
+            block = encode_video(self.root / _path(VIDEO_PATH, k, video_key=key), part[key], self.fps,
+                                 codec=info["mimetic"].get("video_codec") or "av1")
+            info["features"][key]["info"] = block
+            video_ts[key] = (offsets / self.fps, (offsets + lengths) / self.fps)
+        # 2. the new frames, 3. their episodes, 4. tasks, 5. stats
+        index = n0 + np.arange(int(lengths.sum()), dtype=np.int64)
+        atomic_write_parquet(self.root / _path(DATA_PATH, k), self._frames_table(part, index))
+        new_stats = [self._frames_stats({key: part[key][o:o + n] for key in self.observation_keys + [ACTION, "next.reward"]},
+                                        np.array([n])) for o, n in zip(offsets, lengths)]
+        atomic_write_parquet(self.root / _path(EPISODES_PATH, k),
+                             self._episodes_table(e0, starts, ends, k, episodes, task_idx, tasks, new_stats, video_ts))
+        if tasks != self.tasks or not (self.root / "meta/tasks.parquet").exists():
+            atomic_write_parquet(self.root / "meta/tasks.parquet", _tasks_table(tasks))
+        stats = dict(stats_before)
+        for s in new_stats:
+            stats = {key: combine_stats(stats.get(key), s[key]) for key in s}
+        atomic_write_json(self.root / "meta/stats.json", stats)
+        # 6. commit
+        info["total_episodes"] = e0 + len(episodes)
+        info["total_frames"] = n0 + int(lengths.sum())
         info["total_tasks"] = len(tasks)
-        info["splits"] = {"train": f"0:{len(starts)}"}
+        info["splits"] = {"train": f"0:{info['total_episodes']}"}
         info.setdefault("mimetic", {}).update(meta or {})
         atomic_write_json(self.root / "meta/info.json", info)
         # only now does this object change
-        self.info, self._f, self.tasks = info, frames, tasks
-        self.episode_starts, self.episode_ends, self._ep_file = starts, ends, ep_file
-        self.episode_terminated = terminated
+        self.info, self.tasks, self._stats = info, tasks, stats
+        self._c.add(part)
+        self.episode_starts = np.concatenate([self.episode_starts, starts])
+        self.episode_ends = np.concatenate([self.episode_ends, ends])
+        self._ep_file = np.concatenate([self._ep_file, np.full(len(episodes), k, np.int64)])
+        self.episode_terminated = np.concatenate([self.episode_terminated, [ep.terminated for ep in episodes]]).astype(bool)
 
-    def _frames_table(self, f: _Frames, rows: np.ndarray) -> pa.Table:
-        d, a = f.observations.shape[1], f.actions.shape[1]
-        cols = {
-            "observation.state": pa.FixedSizeListArray.from_arrays(pa.array(f.observations[rows].reshape(-1)), d),
-            "action": pa.FixedSizeListArray.from_arrays(pa.array(f.actions[rows].reshape(-1)), a),
-            "next.reward": pa.array(f.rewards[rows]),
-            "next.done": pa.array(f.dones[rows]),
-            "next.success": pa.array(f.successes[rows]),
-            "timestamp": pa.array((f.frame_index[rows] / self.fps).astype(np.float32)),
-            "frame_index": pa.array(f.frame_index[rows]),
-            "episode_index": pa.array(f.episode_index[rows]),
-            "index": pa.array(rows.astype(np.int64)),
-            "task_index": pa.array(f.task_index[rows]),
-        }
-        for k, v in f.extras.items():
-            v = v[rows]
+    def _frames_table(self, part: Mapping[str, np.ndarray], index: np.ndarray) -> pa.Table:
+        cols: dict[str, pa.Array] = {}
+        for key in self.observation_keys + [ACTION]:
+            v = part[key]
+            if is_image_key(key):
+                if self.info["features"][key]["dtype"] == "image":
+                    from mimetic.data.video import encode_png
+
+                    cols[key] = pa.array([{"bytes": encode_png(f), "path": None} for f in v],
+                                         pa.struct([("bytes", pa.binary()), ("path", pa.string())]))
+                continue
+            cols[key] = pa.FixedSizeListArray.from_arrays(pa.array(v.reshape(-1)), v.shape[1])
+        cols["next.reward"] = pa.array(part["next.reward"])
+        cols["next.done"] = pa.array(part["next.done"])
+        cols["next.success"] = pa.array(part["next.success"])
+        cols["timestamp"] = pa.array((part["frame_index"] / self.fps).astype(np.float32))
+        cols["frame_index"] = pa.array(part["frame_index"])
+        cols["episode_index"] = pa.array(part["episode_index"])
+        cols["index"] = pa.array(index)
+        cols["task_index"] = pa.array(part["task_index"])
+        for k in self.extra_keys:
+            v = part[k]
             if v.dtype.kind in "USO":
                 cols[k] = pa.array(v.astype(str).tolist(), pa.string())
             elif v.ndim > 1:
@@ -388,27 +570,28 @@ class Dataset:
                 cols[k] = pa.array(v)
         return pa.table(cols)
 
-    def _episodes_table(self, f: _Frames, starts, ends, ep_file, terminated, tasks) -> pa.Table:
+    def _episodes_table(self, e0: int, starts, ends, k: int, episodes, task_idx, tasks, stats, video_ts) -> pa.Table:
         n = len(starts)
         cols: dict[str, list] = {
-            "episode_index": list(range(n)),
-            "tasks": [[tasks[int(f.task_index[s])]] for s in starts],
+            "episode_index": list(range(e0, e0 + n)),
+            "tasks": [[tasks[t]] for t in task_idx],
             "length": (ends - starts).tolist(),
-            "data/chunk_index": (ep_file // CHUNKS_SIZE).tolist(),
-            "data/file_index": (ep_file % CHUNKS_SIZE).tolist(),
+            "data/chunk_index": [k // CHUNKS_SIZE] * n,
+            "data/file_index": [k % CHUNKS_SIZE] * n,
             "dataset_from_index": starts.tolist(),
             "dataset_to_index": ends.tolist(),
-            "meta/episodes/chunk_index": [0] * n,
-            "meta/episodes/file_index": [0] * n,
-            "mimetic/terminated": terminated.tolist(),
         }
-        for key, arr in (("observation.state", f.observations), ("action", f.actions), ("next.reward", f.rewards[:, None])):
-            per = [arr[s:e].astype(np.float64) for s, e in zip(starts, ends)]
-            cols[f"stats/{key}/mean"] = [x.mean(0).tolist() for x in per]
-            cols[f"stats/{key}/std"] = [x.std(0).tolist() for x in per]
-            cols[f"stats/{key}/min"] = [x.min(0).tolist() for x in per]
-            cols[f"stats/{key}/max"] = [x.max(0).tolist() for x in per]
-            cols[f"stats/{key}/count"] = [[len(x)] for x in per]
+        for key, (t0, t1) in video_ts.items():
+            cols[f"videos/{key}/chunk_index"] = [k // CHUNKS_SIZE] * n
+            cols[f"videos/{key}/file_index"] = [k % CHUNKS_SIZE] * n
+            cols[f"videos/{key}/from_timestamp"] = [float(x) for x in t0]
+            cols[f"videos/{key}/to_timestamp"] = [float(x) for x in t1]
+        cols["meta/episodes/chunk_index"] = [k // CHUNKS_SIZE] * n
+        cols["meta/episodes/file_index"] = [k % CHUNKS_SIZE] * n
+        cols["mimetic/terminated"] = [ep.terminated for ep in episodes]
+        for key in stats[0]:
+            for stat in ("mean", "std", "min", "max", "count"):
+                cols[f"stats/{key}/{stat}"] = [s[key][stat] for s in stats]
         return pa.table(cols)
 
     # ------------------------------------------------------------------ loading
@@ -430,16 +613,20 @@ class Dataset:
         feats = info.get("features")
         if not isinstance(feats, dict):
             raise MimeticError(f"{where}: 'features' is missing")
-        for key in STANDARD[:2]:
-            if key not in feats or not isinstance(feats[key].get("shape"), list) or len(feats[key]["shape"]) != 1:
-                raise MimeticError(f"{where}: feature {key!r} is missing or not a 1-d vector")
+        if ACTION not in feats or not isinstance(feats[ACTION].get("shape"), list) or len(feats[ACTION]["shape"]) != 1:
+            raise MimeticError(f"{where}: feature 'action' is missing or not a 1-d vector")
+        typed = features_from_json(feats, str(where))
+        obs_keys = observation_keys(typed)
+        if not obs_keys:
+            raise MimeticError(f"{where}: no observation feature (observation.state, observation.images.<camera>, ...)")
+        for key in obs_keys:
+            if not is_image_key(key) and len(feats[key]["shape"]) != 1:
+                raise MimeticError(f"{where}: feature {key!r} is not a 1-d vector")
         for key in ("total_episodes", "total_frames", "fps"):
             if not isinstance(info.get(key), int) or info[key] < 0:
                 raise MimeticError(f"{where}: {key!r} must be a non-negative integer")
         info.setdefault("mimetic", {"env": None, "env_options": {}})
-        n_ep, n_fr = info["total_episodes"], info["total_frames"]
-        d, a = feats["observation.state"]["shape"][0], feats["action"]["shape"][0]
-        extra_keys = [k for k in feats if k not in STANDARD and k not in INDEX and feats[k].get("dtype") not in ("image", "video")]
+        n_ep, n_fr, fps = info["total_episodes"], info["total_frames"], info["fps"]
 
         tasks: list[str] = []
         if (root / "meta/tasks.parquet").exists():
@@ -449,46 +636,23 @@ class Dataset:
                 names = t.column("task").to_pylist()
                 tasks = [names[i] for i in order]
 
-        ep_files = sorted((root / "meta/episodes").glob("chunk-*/file-*.parquet"))
-        if n_ep and not ep_files:
-            raise MimeticError(f"{root}: meta/episodes/ holds no episode files but info.json counts {n_ep} episodes")
-        ep_tables = [read_parquet(p) for p in ep_files]
-        need = ("episode_index", "dataset_from_index", "dataset_to_index", "data/chunk_index", "data/file_index")
-        meta: dict[str, np.ndarray] = {}
-        for k in need:
-            parts = []
-            for p, t in zip(ep_files, ep_tables):
-                if k not in t.column_names:
-                    raise MimeticError(f"{p}: column {k!r} is missing")
-                parts.append(t.column(k).to_numpy())
-            meta[k] = np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
-        term = [t.column("mimetic/terminated").to_numpy(zero_copy_only=False) if "mimetic/terminated" in t.column_names
-                else np.zeros(t.num_rows, bool) for t in ep_tables]
-        meta["mimetic/terminated"] = np.concatenate(term).astype(bool) if term else np.zeros(0, bool)
-        order = np.argsort(meta["episode_index"], kind="stable")
-        meta = {k: v[order] for k, v in meta.items()}
-        keep = meta["episode_index"] < n_ep
-        meta = {k: v[keep] for k, v in meta.items()}
-        if len(meta["episode_index"]) != n_ep or not np.array_equal(meta["episode_index"], np.arange(n_ep)):
-            raise MimeticError(f"{root}/meta/episodes: expected episodes 0..{n_ep - 1}, found {len(meta['episode_index'])}")
-        meta["data/file_index"] = meta["data/chunk_index"] * CHUNKS_SIZE + meta["data/file_index"]
+        meta, ep_cols = _read_episodes(root, n_ep, [k for k in obs_keys if feats[k].get("dtype") == "video"])
 
         # frames
         data_files = sorted(set(meta["data/file_index"].tolist()))
         tables = []
         for fi in data_files:
-            p = root / info.get("data_path", DATA_PATH).format(chunk_index=fi // CHUNKS_SIZE, file_index=fi % CHUNKS_SIZE)
+            p = root / _path(info.get("data_path", DATA_PATH), fi)
             t = read_parquet(p)
-            for k in STANDARD[:2] + ("index", "episode_index", "frame_index"):
+            for k in (ACTION, "index", "episode_index", "frame_index"):
                 if k not in t.column_names:
                     raise MimeticError(f"{p}: column {k!r} is missing")
-            t = t.filter(pc.less(t.column("index"), n_fr))
-            tables.append((p, t))
+            tables.append(t.filter(pc.less(t.column("index"), n_fr)))
         if not tables:
             frames_tbl = None
         else:
             try:
-                frames_tbl = pa.concat_tables([t for _, t in tables], promote_options="default")
+                frames_tbl = pa.concat_tables(tables, promote_options="default")
             except pa.ArrowInvalid as e:
                 raise MimeticError(f"{root}/data: data files disagree in their columns: {e}") from None
             frames_tbl = frames_tbl.sort_by("index")
@@ -517,42 +681,135 @@ class Dataset:
                 return np.full(nrows, default, dtype)
             return vec(key, 1, dtype)[:, 0]
 
-        obs = vec("observation.state", d, np.float32)
-        act = vec("action", a, np.float32)
-        for key, arr in (("observation.state", obs), ("action", act)):
-            bad = ~np.isfinite(arr)
-            if bad.any():
-                r = int(np.argwhere(bad)[0][0])
-                raise MimeticError(f"{root}: {key} contains NaN or inf (frame {r}, episode {int(scalar('episode_index', np.int64, 0)[r])})")
-        extras = {}
-        for k in extra_keys:
+        columns: dict[str, np.ndarray] = {}
+        for key in obs_keys + [ACTION]:
+            if not is_image_key(key):
+                arr = vec(key, int(feats[key]["shape"][0]), np.float32)
+                bad = ~np.isfinite(arr)
+                if bad.any():
+                    r = int(np.argwhere(bad)[0][0])
+                    raise MimeticError(f"{root}: {key} contains NaN or inf (frame {r}, episode {int(scalar('episode_index', np.int64, 0)[r])})")
+                columns[key] = arr
+            elif feats[key].get("dtype") == "video":
+                columns[key] = _read_video_frames(root, info, key, typed[key].shape, meta, ep_cols)
+            else:
+                columns[key] = _read_png_frames(root, key, typed[key].shape, frames_tbl)
+        columns["next.reward"] = scalar("next.reward", np.float32, 0.0)
+        columns["next.done"] = scalar("next.done", bool, False)
+        columns["next.success"] = scalar("next.success", bool, False)
+        columns["episode_index"] = scalar("episode_index", np.int64, 0)
+        columns["frame_index"] = scalar("frame_index", np.int64, 0)
+        columns["task_index"] = scalar("task_index", np.int64, 0)
+        for k in _extra_keys(feats):
             if frames_tbl is None or k not in frames_tbl.column_names:
                 raise MimeticError(f"{root}/data: column {k!r} (named in info.json features) is missing")
             dtype = feats[k].get("dtype")
             if dtype == "string":
-                extras[k] = np.asarray(frames_tbl.column(k).to_pylist(), dtype=object)
+                columns[k] = np.asarray(frames_tbl.column(k).to_pylist(), dtype=object)
             else:
                 shape = feats[k].get("shape", [1])
                 arr = vec(k, int(np.prod(shape)), {"bool": bool, "int64": np.int64}.get(dtype, np.float32))
-                extras[k] = arr[:, 0] if shape == [1] else arr.reshape((nrows, *shape))
-        frames = _Frames(
-            observations=obs,
-            actions=act,
-            rewards=scalar("next.reward", np.float32, 0.0),
-            dones=scalar("next.done", bool, False),
-            successes=scalar("next.success", bool, False),
-            episode_index=scalar("episode_index", np.int64, 0),
-            frame_index=scalar("frame_index", np.int64, 0),
-            task_index=scalar("task_index", np.int64, 0),
-            extras=extras,
-        )
+                columns[k] = arr[:, 0] if shape == [1] else arr.reshape((nrows, *shape))
         starts, ends = meta["dataset_from_index"], meta["dataset_to_index"]
         if n_ep and (starts[0] != 0 or ends[-1] != n_fr or np.any(starts[1:] != ends[:-1]) or np.any(ends <= starts)):
             raise MimeticError(f"{root}/meta/episodes: episode frame ranges do not tile frames 0..{n_fr}")
         expect_ep = np.repeat(np.arange(n_ep), ends - starts)
-        if not np.array_equal(frames.episode_index, expect_ep):
+        if not np.array_equal(columns["episode_index"], expect_ep):
             raise MimeticError(f"{root}/data: episode_index column disagrees with meta/episodes ranges")
-        return cls(root, info, frames, tasks, meta)
+        return cls(root, info, _Columns(columns), tasks, meta)
+
+
+def _extra_keys(feats: Mapping[str, dict]) -> list[str]:
+    from mimetic.features import kind_of
+
+    return [k for k in feats if kind_of(k) is None and k not in STANDARD and k not in INDEX
+            and feats[k].get("dtype") not in ("image", "video")]
+
+
+def _features_of_episode(ep: Episode) -> dict[str, Feature]:
+    from mimetic.features import image_feature, kind_of, state_feature
+
+    return {k: image_feature(*v.shape[1:]) if is_image_key(k) else state_feature(v.shape[1], kind=kind_of(k) or "state")
+            for k, v in ep.obs.items()}
+
+
+def _read_episodes(root: Path, n_ep: int, video_keys: list[str]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The committed episodes' ranges and files from meta/episodes (files of an unfinished append are ignored)."""
+    ep_files = sorted((root / "meta/episodes").glob("chunk-*/file-*.parquet"))
+    if n_ep and not ep_files:
+        raise MimeticError(f"{root}: meta/episodes/ holds no episode files but info.json counts {n_ep} episodes")
+    ep_tables = [read_parquet(p) for p in ep_files]
+    need = ["episode_index", "dataset_from_index", "dataset_to_index", "data/chunk_index", "data/file_index"]
+    video_cols = [f"videos/{key}/{c}" for key in video_keys for c in ("chunk_index", "file_index", "from_timestamp", "to_timestamp")]
+    meta: dict[str, np.ndarray] = {}
+    for k in need + video_cols:
+        parts = []
+        for p, t in zip(ep_files, ep_tables):
+            if k not in t.column_names:
+                raise MimeticError(f"{p}: column {k!r} is missing")
+            parts.append(t.column(k).to_numpy())
+        meta[k] = np.concatenate(parts) if parts else np.zeros(0)
+    term = [t.column("mimetic/terminated").to_numpy(zero_copy_only=False) if "mimetic/terminated" in t.column_names
+            else np.zeros(t.num_rows, bool) for t in ep_tables]
+    meta["mimetic/terminated"] = np.concatenate(term).astype(bool) if term else np.zeros(0, bool)
+    for k in need:
+        meta[k] = meta[k].astype(np.int64)
+    order = np.argsort(meta["episode_index"], kind="stable")
+    meta = {k: v[order] for k, v in meta.items()}
+    keep = meta["episode_index"] < n_ep
+    meta = {k: v[keep] for k, v in meta.items()}
+    if len(meta["episode_index"]) != n_ep or not np.array_equal(meta["episode_index"], np.arange(n_ep)):
+        raise MimeticError(f"{root}/meta/episodes: expected episodes 0..{n_ep - 1}, found {len(meta['episode_index'])}")
+    meta["data/file_index"] = meta["data/chunk_index"] * CHUNKS_SIZE + meta["data/file_index"]
+    ep_cols = {k: meta.pop(k) for k in video_cols}
+    return meta, ep_cols
+
+
+def _read_video_frames(root: Path, info: dict, key: str, shape, meta, ep_cols) -> np.ndarray:
+    """Every committed frame of camera `key`, decoded from its MP4 files (each file decoded once)."""
+    from mimetic.data.video import decode_video
+
+    fps = info["fps"]
+    starts, ends = meta["dataset_from_index"], meta["dataset_to_index"]
+    out = np.zeros((int(ends[-1]) if len(ends) else 0, *shape), np.uint8)
+    files = ep_cols[f"videos/{key}/chunk_index"].astype(np.int64) * CHUNKS_SIZE + ep_cols[f"videos/{key}/file_index"].astype(np.int64)
+    t0 = ep_cols[f"videos/{key}/from_timestamp"].astype(np.float64)
+    t1 = ep_cols[f"videos/{key}/to_timestamp"].astype(np.float64)
+    template = info.get("video_path") or VIDEO_PATH
+    for fi in sorted(set(files.tolist())):
+        path = root / _path(template, fi, video_key=key)
+        frames = decode_video(path)
+        if frames.shape[1:] != tuple(shape):
+            raise MimeticError(f"{path}: frames are {list(frames.shape[1:])} but info.json says {key} is {list(shape)}")
+        for e in np.flatnonzero(files == fi):
+            lo = int(round(t0[e] * fps))
+            n = int(ends[e] - starts[e])
+            if abs((t1[e] - t0[e]) * fps - n) > 0.5 or lo + n > len(frames):
+                raise MimeticError(f"{path}: episode {e} has {n} rows in data/ but the video holds frames "
+                                   f"{lo}..{min(lo + n, len(frames)) - 1} of {len(frames)} for it "
+                                   f"(timestamps {t0[e]:.3f}..{t1[e]:.3f} s at {fps} fps)")
+            out[starts[e]:ends[e]] = frames[lo:lo + n]
+    return out
+
+
+def _read_png_frames(root: Path, key: str, shape, frames_tbl) -> np.ndarray:
+    """Every committed frame of camera `key` stored as PNG bytes in the data files (LeRobot's image dtype)."""
+    from mimetic.data.video import decode_png
+
+    if frames_tbl is None:
+        return np.zeros((0, *shape), np.uint8)
+    if key not in frames_tbl.column_names:
+        raise MimeticError(f"{root}/data: column {key!r} is missing")
+    out = np.zeros((frames_tbl.num_rows, *shape), np.uint8)
+    for i, cell in enumerate(frames_tbl.column(key).to_pylist()):
+        data = cell.get("bytes") if isinstance(cell, dict) else cell
+        if not data:
+            raise MimeticError(f"{root}/data: {key} has no image bytes at frame {i}")
+        img = decode_png(data)
+        if img.shape != tuple(shape):
+            raise MimeticError(f"{root}/data: {key} frame {i} is {list(img.shape)} but info.json says {list(shape)}")
+        out[i] = img
+    return out
 
 
 def _tasks_table(tasks: list[str]) -> pa.Table:
