@@ -1,26 +1,46 @@
 """Actors: anything that maps observations to actions.
 
 Experts, trained policies, the DAgger mixture and a human at a keyboard are all actors, and rollout
-code knows only this interface. Actors are batched: `act` takes observations of shape
-(num_envs, obs_dim) and returns actions of shape (num_envs, act_dim). `reset(num_envs, seeds)` starts
-new episodes in every environment (it clears histories and queued action chunks); `seeds` are the
-episodes' seeds (rollout passes them; None when unknown), so an actor that samples can draw episode
-i's randomness from a generator seeded by seeds[i], and an episode acts the same whatever batch it
-runs in and whatever ran before.
+code knows only this interface. Actors are batched: `act(obs)` returns actions of shape
+(num_envs, act_dim), and `obs` is what the environments observe, batched:
+
+- a float32 array (num_envs, obs_dim) when the environment's observation is a plain vector (a gymnasium
+  Box), so an actor written for arrays keeps working on state-only tasks;
+- a dict key -> batched array (num_envs, ...) when the observation is a gymnasium Dict (keys as in
+  `mimetic.features`: `observation.state` float32 (num_envs, d), `observation.images.<camera>` uint8
+  (num_envs, H, W, 3), and `privileged.state`, the full state a scripted expert reads where the
+  recorded state is reduced; it is never recorded).
+
+`mimetic.features.state_of(obs)` / `expert_state(obs)` read the state from either form and
+`batch_size(obs)` counts the environments of either form.
+
+`reset(num_envs, seeds)` starts new episodes in every environment (it clears histories and queued
+action chunks); `seeds` are the episodes' seeds (rollout passes them; None when unknown), so an
+actor that samples can draw episode i's randomness from a generator seeded by seeds[i], and an
+episode acts the same whatever batch it runs in and whatever ran before.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
+
+from mimetic.features import Observation, expert_state
 
 
 class Actor(Protocol):
     def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None: ...
 
-    def act(self, obs: np.ndarray) -> np.ndarray: ...
+    def act(self, obs: np.ndarray | Observation) -> np.ndarray: ...
+
+
+def batch_size(obs: np.ndarray | Observation) -> int:
+    """How many environments a batch of observations (an array or a dict of batched arrays) covers."""
+    if isinstance(obs, Mapping):
+        return len(next(iter(obs.values()))) if obs else 0
+    return len(obs)
 
 
 def _takes_seeds(actor) -> bool:
@@ -41,7 +61,10 @@ def reset_actor(actor, num_envs: int, seeds: Sequence[int] | None = None) -> Non
 
 
 class FunctionActor:
-    """A stateless actor from a function of one observation (e.g. a scripted expert)."""
+    """A stateless actor from a function of one state vector (e.g. a scripted expert).
+
+    The function gets `expert_state(obs)` row by row: the full state (`privileged.state`) where the
+    environment passes one, else `observation.state` (or the plain observation vector)."""
 
     def __init__(self, fn: Callable[[np.ndarray], np.ndarray], act_dim: int):
         self.fn = fn
@@ -50,15 +73,16 @@ class FunctionActor:
     def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None:
         pass
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs)
-        return np.stack([np.asarray(self.fn(o), dtype=np.float32).reshape(self.act_dim) for o in obs])
+    def act(self, obs: np.ndarray | Observation) -> np.ndarray:
+        states = expert_state(obs, getattr(self, "name", "the scripted expert"))
+        return np.stack([np.asarray(self.fn(o), dtype=np.float32).reshape(self.act_dim) for o in states])
 
 
 class RandomActor:
     """Uniformly random actions from a gymnasium Box action space (the 'random policy' baseline).
 
-    Episode i draws from a generator seeded by (`seed`, its episode seed), default seeds 0..n-1."""
+    Episode i draws from a generator seeded by (`seed`, its episode seed), default seeds 0..n-1.
+    It ignores the observations (an array or a dict)."""
 
     def __init__(self, action_space, seed: int = 0):
         self.low = np.asarray(action_space.low, dtype=np.float32)
@@ -70,7 +94,8 @@ class RandomActor:
         seeds = range(num_envs) if seeds is None else seeds
         self.rngs = [np.random.default_rng([self.seed, int(s)]) for s in seeds]
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        if len(obs) != len(self.rngs):
-            self.reset(len(obs))
+    def act(self, obs: np.ndarray | Observation) -> np.ndarray:
+        n = batch_size(obs)
+        if n != len(self.rngs):
+            self.reset(n)
         return np.stack([g.uniform(self.low, self.high) for g in self.rngs]).astype(np.float32)

@@ -3,6 +3,9 @@
 Episodes are appended in batches as they finish, each batch committed atomically, so an
 interrupted collection leaves a dataset holding only complete episodes. The seeds used are
 recorded (info.json "mimetic.next_seed") so appending later continues with fresh seeds.
+The dataset's fps is the environment's control rate. The environments may run in worker processes
+(`workers`, see `mimetic.rollout.rollout`; started once for the whole collection); the episodes do
+not depend on it.
 """
 
 from __future__ import annotations
@@ -12,14 +15,19 @@ from pathlib import Path
 from mimetic.data.dataset import Dataset
 from mimetic.errors import MimeticError
 from mimetic.progress import progress_bar
-from mimetic.rollout import rollout
+from mimetic.rollout import run_episodes
+from mimetic.workers import open_envs
 
 
 def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None, only_success: bool = False,
             env_options: dict | None = None, num_envs: int = 8, progress: bool = True, expert=None,
-            max_attempts_factor: int = 10) -> Dataset:
-    """Run the expert of `env` and write `episodes` episodes to the dataset `out` (created or appended to)."""
-    from mimetic.envs import make_env, make_expert
+            max_attempts_factor: int = 10, workers: int | None = None, image_storage: str | None = None,
+            video_codec: str | None = None) -> Dataset:
+    """Run the expert of `env` and write `episodes` episodes to the dataset `out` (created or appended to).
+
+    `image_storage` ("video" | "png") and `video_codec` ("av1" | "h264") choose how a new dataset stores camera
+    frames (None: the Dataset's default); an existing dataset keeps its own."""
+    from mimetic.envs import make_expert
 
     if episodes <= 0:
         raise MimeticError(f"--episodes must be positive, got {episodes}")
@@ -34,23 +42,25 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
                                    f"not {env!r} {env_options}: collect into another --out")
         elif out.is_file() or any(out.iterdir()):
             raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
-    probe = make_env(env, **env_options)  # fail early on an unknown env or bad options
-    fps = int(probe.metadata.get("render_fps") or 10)
-    probe.close()
-    expert = expert if expert is not None else make_expert(env, **env_options)
-    if seed is None:
-        seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
-    ds = existing
-    kept, next_seed, attempts = 0, seed, 0
-    bar = progress_bar(progress, total=episodes, desc=f"collect {env}", unit="ep")
+    storage = {k: v for k, v in (("image_storage", image_storage), ("video_codec", video_codec)) if v is not None}
+    # built first, so an unknown env or bad options fail before the expert is asked for
+    envs = open_envs(env, num_envs if only_success else min(num_envs, episodes), env_options=env_options, workers=workers)
+    bar = None
     try:
+        fps = envs.info.sizes.fps
+        expert = expert if expert is not None else make_expert(env, **env_options)
+        if seed is None:
+            seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
+        ds = existing
+        kept, next_seed, attempts = 0, seed, 0
+        bar = progress_bar(progress, total=episodes, desc=f"collect {env}", unit="ep")
         while kept < episodes:
             if attempts >= max_attempts_factor * episodes:
                 raise MimeticError(f"the expert of {env} succeeded in only {kept} of {attempts} episodes; "
                                    f"stopped before reaching {episodes} (drop --only-success?)")
             n = min(num_envs, episodes - kept) if not only_success else num_envs
             seeds = list(range(next_seed, next_seed + n))
-            eps = rollout(env, expert, seeds, env_options=env_options, num_envs=n, task=env)
+            eps = run_episodes(envs, expert, seeds, task=env)
             attempts += n
             next_seed += n
             if only_success:
@@ -58,11 +68,13 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
             meta = {"next_seed": next_seed}
             if eps:
                 if ds is None:
-                    ds = Dataset.create(out, eps, env=env, env_options=env_options, fps=fps, meta=meta)
+                    ds = Dataset.create(out, eps, env=env, env_options=env_options, fps=fps, meta=meta, **storage)
                 else:
                     ds.append(eps, meta=meta)
             kept += len(eps)
             bar.update(len(eps))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
+        envs.close()
     return ds

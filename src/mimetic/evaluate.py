@@ -18,7 +18,8 @@ import numpy as np
 
 from mimetic.actors import Actor
 from mimetic.errors import MimeticError
-from mimetic.rollout import rollout
+from mimetic.rollout import run_episodes
+from mimetic.workers import open_envs
 
 EVAL_SEED = 1_000_000
 VAL_SEED = 2_000_000  # for periodic rollouts during training (checkpoint selection), disjoint from both
@@ -94,20 +95,13 @@ def evaluate(
     env_options: dict | None = None,
     num_envs: int = 16,
     progress: bool = False,
+    workers: int | None = None,
 ) -> EvalResult:
-    """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them."""
-    from mimetic.envs import make_env
-    from mimetic.envs.spaces import return_meaning
+    """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them.
 
+    `workers`: processes the environments run in (see `mimetic.rollout.rollout`); the result does not depend on it."""
     if episodes < 1:
         raise MimeticError(f"--episodes must be at least 1, got {episodes}")
-
-    built = []
-
-    def factory():  # keeps the environments, to ask the first what its return means
-        built.append(make_env(env, **(env_options or {})))
-        return built[-1]
-
-    eps = rollout(factory, actor, range(seed, seed + episodes), num_envs=num_envs, progress=progress,
-                  desc=f"eval {env}")
-    return summarize(eps, seed=seed, env=env, return_meaning=return_meaning(built[0]) if built else (True, ""))
+    with open_envs(env, max(1, min(num_envs, episodes)), env_options=env_options, workers=workers) as envs:
+        eps = run_episodes(envs, actor, range(seed, seed + episodes), progress=progress, desc=f"eval {env}")
+        return summarize(eps, seed=seed, env=env, return_meaning=envs.info.return_meaning)
