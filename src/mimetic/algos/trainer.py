@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import sys
 import time
 import typing
 from dataclasses import dataclass
@@ -34,8 +35,9 @@ from mimetic.data.augment import augment_batch
 from mimetic.data.dataset import Dataset
 from mimetic.data.windows import WindowSampler, window_index
 from mimetic.errors import MimeticError
+from mimetic.features import Feature
 from mimetic.progress import progress_bar
-from mimetic.policies.base import Policy, PolicyActor, save_policy
+from mimetic.policies.base import Policy, PolicyActor, check_compatible, feature_entry, save_policy
 
 
 @dataclass
@@ -56,6 +58,7 @@ class TrainConfig:
     seed: int = 0
     obs_noise: float = 0.0  # augmentation: Gaussian observation noise, std in normalized units (0 = off)
     random_crop: int = 0  # augmentation: random crops of batch["image"] to this size (0 = off; image policies)
+    obs_keys: str = ""  # observation features to train on, comma-separated (default: every one the policy can read)
 
 
 def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -125,10 +128,12 @@ def train_policy(
         train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
     else:
         train_eps, val_eps = (np.sort(np.asarray(e, np.int64)) for e in split)
+    check_compatible(policy, dataset.features, dataset.act_dim, f"dataset {dataset.root}")
     index = window_index(dataset.episode_starts, dataset.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
     train_frames = episode_frames(dataset, train_eps)
-    train = WindowSampler(dataset.observations, dataset.actions, index, train_frames)
-    val = WindowSampler(dataset.observations, dataset.actions, index, episode_frames(dataset, val_eps)) if len(val_eps) else None
+    frames = {k: dataset.frames(k) for k in c.input_features}  # images stay uint8, shared, never copied to float
+    train = WindowSampler(frames, dataset.actions, index, train_frames)
+    val = WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps)) if len(val_eps) else None
 
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(policy).eval() if cfg.ema_decay > 0 else None
@@ -148,7 +153,7 @@ def train_policy(
     else:
         if init_state is not None:
             policy.load_state_dict(init_state)
-        policy.fit_normalization(dataset.observations[train_frames], dataset.actions[train_frames])
+        policy.fit_normalization(train.obs.numpy()[train_frames], dataset.actions[train_frames])
         if ema is not None:
             ema.load_state_dict(policy.state_dict())
     info = {"policy": policy.type_name, "dataset": str(Path(dataset.root).resolve()), "train": dataclasses.asdict(cfg),
@@ -234,7 +239,7 @@ def rollout_success(policy: Policy, episodes: int) -> float:
 
 
 # Policy config fields a method does not expose: they come from the dataset and the environment.
-_DERIVED = ("obs_dim", "act_dim", "env", "env_options")
+_DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features")
 
 
 def method_config(policy_config_class, name: str = "Config", **defaults) -> type:
@@ -266,11 +271,39 @@ def method_config(policy_config_class, name: str = "Config", **defaults) -> type
 
 
 def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str | None = None,
-                  env_options: dict | None = None):
-    """Build a policy config from the matching fields of a method config plus the observation / action sizes."""
+                  env_options: dict | None = None, input_features: dict[str, Feature] | None = None):
+    """Build a policy config from the matching fields of a method config plus the observation / action sizes
+    (`input_features`: the observation features it reads, default the state alone)."""
     names = {f.name for f in dataclasses.fields(policy_config_class)}
-    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
-    return policy_config_class(**fields, obs_dim=obs_dim, act_dim=act_dim, env=env, env_options=dict(env_options or {}))
+    fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names and k not in _DERIVED}
+    inputs = {k: feature_entry(f) for k, f in (input_features or {}).items()}
+    return policy_config_class(**fields, obs_dim=obs_dim, act_dim=act_dim, env=env, env_options=dict(env_options or {}),
+                               input_features=inputs)
+
+
+def select_input_features(dataset: Dataset, obs_keys: str = "") -> tuple[dict[str, Feature], list[str]]:
+    """(the observation features a policy trained on `dataset` reads, the camera features it leaves out).
+
+    `obs_keys` (comma-separated) chooses among the dataset's observation features; default all of them.
+    Policies read vector features only until observation encoders exist: cameras are left out (said in one
+    line), and a choice with cameras only is refused in one line.
+    """
+    feats, available = dataset.features, list(dataset.observation_keys)
+    chosen = available
+    if obs_keys.strip():
+        wanted = [k.strip() for k in obs_keys.split(",") if k.strip()]
+        unknown = [k for k in wanted if k not in available]
+        if unknown:
+            raise MimeticError(f"--obs-keys: dataset {dataset.root} has no observation feature {unknown[0]!r}; "
+                               f"it has {', '.join(available)}")
+        chosen = [k for k in available if k in wanted]
+    cameras = [k for k in chosen if feats[k].is_image]
+    vectors = {k: feats[k] for k in chosen if not feats[k].is_image}
+    if not vectors:
+        what = f"dataset {dataset.root} has" if chosen == available else "--obs-keys chooses"
+        raise MimeticError(f"{what} only camera features ({', '.join(cameras)}); learning from images needs an "
+                           f"observation encoder (not yet available): train on a dataset with observation.state")
+    return vectors, cameras
 
 
 def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Dataset, run_dir: str | Path, *,
@@ -280,9 +313,15 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     (`split`, `init_state`: see `train_policy`)."""
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
-    pcfg = policy_config(policy_class.config_class, cfg, dataset.obs_dim, dataset.act_dim, env, env_options)
+    inputs, unused = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
+    if unused:
+        print(f"train {method}: camera features {', '.join(unused)} are not used yet (learning from images needs an "
+              f"observation encoder): training on {', '.join(inputs)}", file=sys.stderr)
+    obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values())
+    pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs)
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     policy = policy_class(pcfg)
     train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
     return train_policy(policy, dataset, train_cfg, run_dir, resume=resume, progress=progress, split=split,
-                        init_state=init_state, extra_info={"method": method, "config": dataclasses.asdict(cfg), "env": env, "env_options": env_options})
+                        init_state=init_state, extra_info={"method": method, "config": dataclasses.asdict(cfg), "env": env,
+                                                          "env_options": env_options, "unused_observation_keys": unused})

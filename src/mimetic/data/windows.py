@@ -7,14 +7,24 @@ For every frame t of episode [s, e):
 
 All index arrays are built once with numpy; a batch is then one fancy-indexing operation on
 tensors, so data loading never bounds training speed.
+
+Frames are given per observation feature (key -> array). A batch holds the vector features
+concatenated in the order given as `obs` (B, To, d) float32 (what policies read), and each camera
+feature under its own key as (B, To, H, W, 3) uint8: frames stay uint8 and are never copied to float
+(the tensors share the dataset's memory); an encoder scales them (`policies.base.normalize_images`).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import torch
+
+from mimetic.errors import MimeticError
+from mimetic.features import STATE, is_image_key
 
 
 @dataclass
@@ -39,13 +49,43 @@ def window_index(episode_starts: np.ndarray, episode_ends: np.ndarray, n_obs_ste
     return WindowIndex(obs_idx.astype(np.int64), act_idx.astype(np.int64), act_pad)
 
 
-class WindowSampler:
-    """Random batches of windows from in-memory arrays of frames."""
+def vector_input(frames: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The vector features of `frames` (key -> (N, ...)), flattened and concatenated in order: (N, d) float32."""
+    vec = [np.asarray(a, dtype=np.float32).reshape(len(a), -1) for k, a in frames.items() if not is_image_key(k)]
+    if not vec:
+        n = len(next(iter(frames.values()))) if frames else 0
+        return np.zeros((n, 0), np.float32)
+    return vec[0] if len(vec) == 1 else np.concatenate(vec, axis=1)
 
-    def __init__(self, observations: np.ndarray, actions: np.ndarray, index: WindowIndex, frames: np.ndarray | None = None):
-        self.obs = torch.as_tensor(observations, dtype=torch.float32)
+
+def _shared_tensor(arr: np.ndarray) -> torch.Tensor:
+    """A tensor on the same memory (read-only arrays too: batches only ever read from it)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(arr)
+
+
+class WindowSampler:
+    """Random batches of windows from in-memory frames.
+
+    `frames`: key -> (N, ...) array per observation feature (vector features float, camera features uint8
+    (N, H, W, 3)), in the order the policy reads them; a bare (N, d) array is `observation.state`.
+    `rows`: the frames whose windows are sampled (default all).
+    """
+
+    def __init__(self, frames, actions: np.ndarray, index: WindowIndex, rows: np.ndarray | None = None):
+        frames = dict(frames) if isinstance(frames, Mapping) else {STATE: frames}
+        n = len(actions)
+        for key, arr in frames.items():
+            if len(arr) != n:
+                raise MimeticError(f"windows: {key!r} has {len(arr)} frames but there are {n} actions")
+            if is_image_key(key) and (np.asarray(arr).dtype != np.uint8 or np.ndim(arr) != 4):
+                raise MimeticError(f"windows: {key!r} must be uint8 frames (N, H, W, 3), got {np.asarray(arr).dtype} "
+                                   f"{np.shape(arr)}")
+        self.obs = _shared_tensor(vector_input(frames))
+        self.images = {k: _shared_tensor(np.asarray(a)) for k, a in frames.items() if is_image_key(k)}
         self.act = torch.as_tensor(actions, dtype=torch.float32)
-        rows = np.arange(len(index.obs_idx)) if frames is None else frames
+        rows = np.arange(len(index.obs_idx)) if rows is None else rows
         self.obs_idx = torch.as_tensor(index.obs_idx[rows])
         self.act_idx = torch.as_tensor(index.act_idx[rows])
         self.act_pad = torch.as_tensor(index.act_pad[rows])
@@ -54,11 +94,12 @@ class WindowSampler:
         return len(self.obs_idx)
 
     def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {
-            "obs": self.obs[self.obs_idx[rows]],
-            "action": self.act[self.act_idx[rows]],
-            "action_pad": self.act_pad[rows],
-        }
+        obs_idx = self.obs_idx[rows]
+        out = {"obs": self.obs[obs_idx]}
+        out.update({k: frames[obs_idx] for k, frames in self.images.items()})
+        out["action"] = self.act[self.act_idx[rows]]
+        out["action_pad"] = self.act_pad[rows]
+        return out
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         rows = torch.randint(len(self), (batch_size,), generator=generator)

@@ -19,6 +19,7 @@ import importlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
@@ -26,6 +27,7 @@ from torch import nn
 
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.errors import MimeticError
+from mimetic.features import STATE, Feature, as_obs_dict, is_image_key
 
 # policy type -> "module:Class"; modules are imported only when a policy of that type is built
 POLICY_TYPES: dict[str, str] = {
@@ -51,6 +53,63 @@ class PolicyConfig:
     norm_action: str = "gaussian"
     env: str | None = None  # the environment the training data came from
     env_options: dict = field(default_factory=dict)
+    # observation features the policy reads, in order: key -> {"kind", "shape", "names"} (JSON, saved in
+    # config.json). Its vector features, concatenated in this order, are the obs_dim-wide vector input.
+    # Empty (a config of a release without it) means the state alone: {"observation.state": (obs_dim,)}.
+    input_features: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not self.input_features:
+            self.input_features = {STATE: feature_entry(Feature("state", "float32", (self.obs_dim,)))}
+        self.input_features = {k: _checked_entry(k, v) for k, v in self.input_features.items()}
+        width = sum(int(np.prod(v["shape"])) for k, v in self.input_features.items() if v["kind"] != "image")
+        if width != self.obs_dim:
+            raise MimeticError(f"policy config: obs_dim is {self.obs_dim} but the vector input features "
+                               f"{vector_input_keys(self)} have {width} dimensions together")
+
+
+def feature_entry(f: Feature) -> dict:
+    """The JSON entry of an input feature in `PolicyConfig.input_features`."""
+    return {"kind": f.kind, "shape": list(f.shape), "names": list(f.names) if f.names is not None else None}
+
+
+def _checked_entry(key: str, v) -> dict:
+    try:
+        return feature_entry(Feature(v["kind"], "uint8" if v["kind"] == "image" else "float32", v["shape"], v.get("names")))
+    except (TypeError, KeyError, ValueError) as e:
+        raise MimeticError(f"policy config: input feature {key!r} must be {{kind, shape, names}}, got {v!r} ({e})") from None
+
+
+def input_features(config: PolicyConfig) -> dict[str, Feature]:
+    """The policy's input features as `Feature`s, in input order."""
+    return {k: Feature(v["kind"], "uint8" if v["kind"] == "image" else "float32", v["shape"], v["names"])
+            for k, v in config.input_features.items()}
+
+
+def vector_input_keys(config: PolicyConfig) -> list[str]:
+    """The vector features the policy reads, in the order they are concatenated into its obs_dim-wide input."""
+    return [k for k, v in config.input_features.items() if v["kind"] != "image"]
+
+
+def image_input_keys(config: PolicyConfig) -> list[str]:
+    return [k for k, v in config.input_features.items() if v["kind"] == "image"]
+
+
+# Camera frames are never normalized with statistics: uint8 -> [0, 1] -> (x - mean) / std, fixed.
+IMAGE_MEAN = 0.5
+IMAGE_STD = 0.5
+
+
+def normalize_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 frames (..., H, W, C), channels last as stored -> float32 (..., C, H, W) in [-1, 1] (fixed scaling).
+
+    What an observation encoder reads; the same at training and inference, and nothing fitted on data."""
+    if images.dtype != torch.uint8:
+        raise MimeticError(f"normalize_images expects uint8 frames, got {images.dtype}")
+    if images.ndim < 3:
+        raise MimeticError(f"normalize_images expects frames shaped (..., H, W, C), got shape {tuple(images.shape)}")
+    x = images.to(torch.float32).div_(255.0).movedim(-1, -3)
+    return (x - IMAGE_MEAN) / IMAGE_STD
 
 
 class Normalizer(nn.Module):
@@ -222,7 +281,11 @@ def load_policy(directory: str | Path) -> Policy:
 class PolicyActor:
     """Runs a policy in a batch of environments.
 
-    Keeps an observation history per environment (the first observation repeats at the start),
+    Observations come in either form rollout gives: a dict of features (key -> (n, ...) arrays; keys the
+    policy does not read, such as cameras or `privileged.state`, are ignored) or, for a state-only task, one
+    (n, d) array (the `observation.state` feature). The policy's vector input is its vector features
+    concatenated in `input_features` order.
+    Keeps an observation history per environment and per feature (the first observation repeats at the start),
     and executes action chunks: either `n_action_steps` actions of each chunk before predicting
     again (receding horizon), or, with `temporal_ensemble=m` (ACT), a new chunk every step and the
     exp(-m*i)-weighted average of all predictions for the current step (i = 0 is the oldest).
@@ -238,6 +301,8 @@ class PolicyActor:
         self.Ta = max(1, min(n_action_steps or c.n_action_steps, c.horizon - self.first))
         self.ensemble = temporal_ensemble
         self.name = f"policy:{policy.type_name}"
+        self.features = input_features(c)
+        self.vector_keys = vector_input_keys(c)
         self.reset(1)
 
     def reset(self, num_envs: int = 1, seeds=None) -> None:
@@ -247,28 +312,53 @@ class PolicyActor:
         self.n = num_envs
         self.seeds = list(range(num_envs)) if seeds is None else [int(s) for s in seeds]
         self.gens: list[torch.Generator] | None = None  # made at the first prediction
-        self.hist: deque[np.ndarray] = deque(maxlen=self.To)
+        self.hist: dict[str, deque[np.ndarray]] = {k: deque(maxlen=self.To) for k in self.features}
         self.queue: list[np.ndarray] = []  # pending actions, each (n, a)
         self.t = 0
         self.preds: list[tuple[int, np.ndarray]] = []  # (step predicted at, chunk (n, H', a)) for ensembling
 
+    def inputs(self, obs) -> dict[str, np.ndarray]:
+        """The policy's input features of a batch of observations (either form), checked: key -> (n, *shape)."""
+        obs = as_obs_dict(obs)
+        out = {}
+        for key, f in self.features.items():
+            if key not in obs:
+                raise MimeticError(f"policy reads observation feature {key!r} {f.shape}, but the observation has only "
+                                   f"{sorted(obs)}")
+            x = np.asarray(obs[key])
+            if f.is_image:
+                ok = x.ndim == 4 and x.shape[1:] == f.shape and x.dtype == np.uint8
+            else:
+                x = np.asarray(x, dtype=np.float32)
+                x = x.reshape(len(x), -1) if x.ndim >= 2 else x.reshape(len(x), 1)
+                ok = x.shape[1] == int(np.prod(f.shape))
+            if not ok and f.is_image:
+                raise MimeticError(f"policy expects {key!r} as uint8 frames of shape {f.shape}, the environment gives "
+                                   f"{x.dtype} {x.shape[1:]}")
+            if not ok:
+                raise MimeticError(f"policy expects {key!r} observations of size {int(np.prod(f.shape))}, the environment "
+                                   f"gives {x.shape[1]}")
+            if out and len(x) != len(next(iter(out.values()))):
+                raise MimeticError(f"observation features of different batch sizes: {key!r} has {len(x)}, "
+                                   f"{next(iter(out))!r} has {len(next(iter(out.values())))}")
+            out[key] = x
+        return out
+
     def _predict(self) -> np.ndarray:
         if self.gens is None:
             self.gens = self.policy.generators(self.seeds)
-        obs = torch.as_tensor(np.stack(list(self.hist), axis=1), dtype=torch.float32)
+        vec = np.concatenate([np.stack(list(self.hist[k]), axis=1) for k in self.vector_keys], axis=-1)
+        obs = torch.as_tensor(vec, dtype=torch.float32)
         return self.policy.predict(obs, generators=self.gens).numpy()[:, self.first:, :]
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float32)
-        if len(obs) != self.n:
-            self.reset(len(obs))
-        if obs.shape[1] != self.policy.config.obs_dim:
-            raise MimeticError(f"policy expects observations of size {self.policy.config.obs_dim}, the environment gives {obs.shape[1]}")
-        if not self.hist:
-            for _ in range(self.To):
-                self.hist.append(obs)
-        else:
-            self.hist.append(obs)
+    def act(self, obs) -> np.ndarray:
+        x = self.inputs(obs)
+        n = len(next(iter(x.values())))
+        if n != self.n:
+            self.reset(n)
+        for key, v in x.items():
+            h = self.hist[key]
+            h.extend([v] * self.To if not h else [v])  # the first observation repeats
         if self.ensemble is not None:
             self.preds.append((self.t, self._predict()))
             self.preds = [(t0, ch) for t0, ch in self.preds if self.t - t0 < ch.shape[1]]
@@ -284,10 +374,28 @@ class PolicyActor:
         return action.astype(np.float32)
 
 
-def check_compatible(policy: Policy, obs_dim: int, act_dim: int, where: str) -> None:
+def check_compatible(policy: Policy, obs, act_dim: int | None, where: str) -> None:
+    """Raise a one-line error unless the policy can act on this data or environment.
+
+    `obs` is either the observation size (the old form: the state vector's size) or a features dict
+    (key -> `Feature`, as `Dataset.features`; an "action" entry gives the action size when `act_dim` is None).
+    """
     c = policy.config
-    if c.obs_dim != obs_dim or c.act_dim != act_dim:
-        raise MimeticError(
-            f"{where}: policy was trained for observations of size {c.obs_dim} and actions of size {c.act_dim}, "
-            f"but the environment has {obs_dim} and {act_dim}"
-        )
+    if not isinstance(obs, Mapping):
+        if c.obs_dim != obs or c.act_dim != act_dim:
+            raise MimeticError(
+                f"{where}: policy was trained for observations of size {c.obs_dim} and actions of size {c.act_dim}, "
+                f"but the environment has {obs} and {act_dim}"
+            )
+        return
+    if act_dim is None and "action" in obs:
+        act_dim = int(np.prod(obs["action"].shape))
+    for key, f in input_features(c).items():
+        if key not in obs:
+            raise MimeticError(f"{where}: policy reads observation feature {key!r} {f.shape}, which is missing "
+                               f"(there are {sorted(k for k in obs if k != 'action')})")
+        if tuple(obs[key].shape) != f.shape:
+            raise MimeticError(f"{where}: policy was trained on {key!r} of shape {f.shape}, but it has shape "
+                               f"{tuple(obs[key].shape)} here")
+    if act_dim is not None and c.act_dim != act_dim:
+        raise MimeticError(f"{where}: policy was trained for actions of size {c.act_dim}, but there are {act_dim}")

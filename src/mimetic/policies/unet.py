@@ -119,6 +119,7 @@ class ChunkGenerativeConfig(PolicyConfig):
     sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
 
     def __post_init__(self):
+        super().__post_init__()
         if self.action_start is None:  # a config is complete once made: objects built from it never write into it
             self.action_start = -(self.n_obs_steps - 1)
 
