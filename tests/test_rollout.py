@@ -183,6 +183,7 @@ def test_evaluate_and_sizes_with_workers():
         sizes.check_features({IMG: (64, 64, 3)}, "policy RUN", "cam")
     with pytest.raises(MimeticError, match="observation.images.wrist.*does not give it"):
         sizes.check_features(["observation.images.wrist"], "dataset D", "cam")
-    with pytest.raises(MimeticError, match="observation.state 6-d but environment 'reach' gives 5-d|"
-                                           "observation.state 5-d but environment 'reach' gives 6-d"):
+    with pytest.raises(MimeticError, match="^dataset D was made for observation.state of size 5 but environment 'reach' gives size 6$"):
         env_sizes("reach").check_features({STATE: (5,)}, "dataset D", "reach")
+    with pytest.raises(MimeticError, match="action of size 3 but environment 'reach' gives size 2"):
+        env_sizes("reach").check_features({STATE: {"shape": [6]}, "action": {"shape": [3]}}, "dataset D", "reach")

@@ -130,7 +130,7 @@ def cmd_train(args) -> None:
 def _check_env_matches(env: str, env_options: dict, dataset) -> None:
     from mimetic.envs.spaces import env_sizes
 
-    env_sizes(env, env_options).check_data(dataset.obs_dim, dataset.act_dim, f"dataset {dataset.root}", env)
+    env_sizes(env, env_options).check_features(dataset.features, f"dataset {dataset.root}", env)
 
 
 def _is_irl_run(run) -> bool:
@@ -156,7 +156,8 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
             raise MimeticError(f"eval: {run} is a maxent-irl run (a tabular policy); --temporal-ensemble and --sampling-steps do not apply")
         return policy_actor(run, env, env_options)
     policy = load_policy(run)
-    env_sizes(env, env_options).check_data(policy.config.obs_dim, policy.config.act_dim, f"policy {run}", env)
+    inputs = getattr(policy.config, "input_features", None) or {"observation.state": (policy.config.obs_dim,)}
+    env_sizes(env, env_options).check_features({**inputs, "action": (policy.config.act_dim,)}, f"policy {run}", env)
     if sampling_steps is not None:
         if not hasattr(policy, "set_sampling_steps"):
             raise MimeticError(f"--sampling-steps: {run} holds a {policy.type_name} policy; only diffusion and flow sample in steps")

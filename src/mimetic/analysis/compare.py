@@ -183,7 +183,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     dataset = Dataset.load(data)
     env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
     # a dataset from another task fails here, before any training
-    env_sizes(env, env_options).check_data(dataset.obs_dim, dataset.act_dim, f"dataset {data}", env)
+    env_sizes(env, env_options).check_features(dataset.features, f"dataset {data}", env)
     out = Path(out)
     rows, curves, evals = [], {}, {}
     for m in methods:

@@ -20,9 +20,9 @@ from mimetic.errors import MimeticError
 from mimetic.features import ACTION, STATE, Feature, features_of_space
 
 
-def _shape_text(shape) -> str:
-    """64x64x3 for an image, 6-d for a vector."""
-    return "x".join(str(int(s)) for s in shape) if len(shape) != 1 else f"{int(shape[0])}-d"
+def _shape_text(shape, of: str = "") -> str:
+    """64x64x3 for an image, "size 6" for a vector (`of`: "of " to read 'observation.state of size 6')."""
+    return "x".join(str(int(s)) for s in shape) if len(shape) != 1 else f"{of}size {int(shape[0])}"
 
 
 def _shape_of(spec: Any) -> tuple[int, ...] | None:
@@ -84,11 +84,11 @@ class EnvSizes:
                 have = _shape_of(self.features[key])
             else:
                 gives = ", ".join(self.features) or "nothing"
-                shown = f" {_shape_text(want)}" if want else ""
+                shown = f" {_shape_text(want, 'of ')}" if want else ""
                 raise MimeticError(f"{what} was made for {key}{shown} but environment {env_name!r} does not give it "
                                    f"(it gives {gives})")
             if want is not None and have != want:
-                raise MimeticError(f"{what} was made for {key} {_shape_text(want)} but environment {env_name!r} "
+                raise MimeticError(f"{what} was made for {key} {_shape_text(want, 'of ')} but environment {env_name!r} "
                                    f"gives {_shape_text(have)}")
 
 
