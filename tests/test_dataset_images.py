@@ -120,3 +120,27 @@ def test_image_only_dataset_reads_without_state(tmp_path):
     with pytest.raises(MimeticError, match="has no 'observation.state'"):
         back.observations
     assert ds.num_frames == 6
+
+
+def test_state_methods_say_what_they_read(tmp_path, capsys):
+    """GAIL/AIRL, MaxEnt IRL and shift read observation.state: one line when cameras go unused, one-line error without state."""
+    from mimetic.features import state_only_note
+
+    assert state_only_note(["observation.state"], "gail", "dataset d") is None
+    note = state_only_note(["observation.state", CAM], "gail", "dataset d")
+    assert CAM in note and "\n" not in note
+    with pytest.raises(MimeticError, match=r"gail learns from 'observation.state', but dataset d has only \['observation.images.top'\]"):
+        state_only_note([CAM], "gail", "dataset d")
+
+
+@pytest.mark.parametrize("method", ["gail", "airl"])
+def test_adversarial_on_image_only_data_is_a_one_line_error(tmp_path, capsys, method):
+    from mimetic.cli import main
+
+    ep = image_episode(6, 0)
+    ep.obs.pop("observation.state")
+    Dataset.create(tmp_path / "ds", [ep], env="reach", image_storage="png")
+    code = main(["-q", "train", method, "--data", str(tmp_path / "ds"), "--out", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and f"{method} learns from 'observation.state'" in err
+    assert not (tmp_path / "run").exists()

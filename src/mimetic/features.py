@@ -203,3 +203,16 @@ def check_batch(obs: Mapping[str, np.ndarray], features: Mapping[str, Feature], 
         shape = tuple(np.shape(obs[key]))
         if shape != (n, *f.shape):
             raise MimeticError(f"{where}: {key!r} has shape {shape[1:]} per step, expected {f.shape}")
+
+
+def state_only_note(keys, who: str, where: str) -> str | None:
+    """For a method that reads `observation.state` alone: a one-line MimeticError when `keys` (the data's
+    observation keys) have no state, else a one-line note naming the cameras it leaves unused (None if none)."""
+    keys = list(keys)
+    cams = [k for k in keys if is_image_key(k)]
+    if STATE not in keys:
+        raise MimeticError(f"{who} learns from {STATE!r}, but {where} has only {keys}"
+                           f"{' (camera features)' if cams else ''}")
+    if cams:
+        return f"{who}: reads {STATE!r} only; the camera features {cams} of {where} are not used"
+    return None

@@ -29,6 +29,7 @@ import numpy as np
 
 from mimetic.data.io import atomic_write_json, read_json
 from mimetic.errors import MimeticError
+from mimetic.features import state_only_note
 
 K = 5  # neighbours for the k-NN radius
 GRID = 20  # cells per axis of the PCA occupancy grid
@@ -159,6 +160,9 @@ def shift(run: str | Path, data: str | Path, env: str | None = None, *, episodes
         raise MimeticError("shift: --env ENV is required (neither the run nor the dataset names its environment)")
     if env_options is None:
         env_options = dict(policy.config.env_options) if env == policy.config.env else ds.env_options if env == ds.env_name else {}
+    note = state_only_note(ds.observation_keys, "shift", f"dataset {ds.root}")
+    if note:
+        print(f"{note} (drift is measured on the state and the actions; camera frames are not compared)")
     check_compatible(policy, ds.obs_dim, ds.act_dim, str(run))
     seeds = range(seed, seed + episodes)
     learner = rollout(env, PolicyActor(policy), seeds, env_options=env_options, progress=progress, desc="shift: learner")
@@ -169,7 +173,8 @@ def shift(run: str | Path, data: str | Path, env: str | None = None, *, episodes
     res = summarize(learner, seed=seed, env=env)
     result = {
         "run": str(run.resolve()), "dataset": str(Path(data).resolve()), "env": env, "env_options": env_options,
-        "episodes": episodes, "seed": seed,
+        "episodes": episodes, "seed": seed, "features_compared": ["observation.state", "action"],
+        "cameras_not_compared": ds.image_keys,
         "learner": {"success_rate": res.success_rate, "ci95": list(res.ci95), "mean_return": res.mean_return,
                     "mean_length": res.mean_length},
         "state": shift_measures(ds.observations, l_obs),

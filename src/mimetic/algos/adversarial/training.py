@@ -35,6 +35,7 @@ from mimetic.algos.rl import PPO, SAC, TRAIN_SEED, PPOConfig, ReplayBuffer, SACC
 from mimetic.algos.run_dir import RunDir
 from mimetic.envs.spaces import EnvSizes, sizes_of
 from mimetic.errors import MimeticError
+from mimetic.features import state_only_note
 from mimetic.policies.base import PolicyActor, save_policy
 from mimetic.policies.gaussian import TanhGaussianConfig, TanhGaussianPolicy
 from mimetic.progress import progress_bar
@@ -100,7 +101,9 @@ def check_spaces(dataset, env: gym.Env, env_name: str) -> EnvSizes:
     if sizes.discrete:
         raise MimeticError(f"environment {env_name!r} has a discrete action space {env.action_space}; gail/airl here need continuous (Box) actions")
     if not isinstance(env.observation_space, gym.spaces.Box):
-        raise MimeticError(f"environment {env_name!r} has a non-Box observation space {env.observation_space}; gail/airl need vector observations")
+        raise MimeticError(f"environment {env_name!r} gives {type(env.observation_space).__name__} observations "
+                           f"({sorted(getattr(env.observation_space, 'spaces', {}))}); gail/airl learn from one state vector: "
+                           f"use the environment without cameras and with its full state")
     sizes.check_data(dataset.obs_dim, dataset.act_dim, f"dataset {dataset.root}", env_name)
     if not (np.all(np.isfinite(dataset.observations)) and np.all(np.isfinite(dataset.actions))):
         raise MimeticError(f"dataset {dataset.root} holds NaN or inf observations or actions")
@@ -146,7 +149,11 @@ def train_adversarial(kind: str, cfg: AdversarialConfig, dataset, run_dir, *, en
     env_name = env if env is not None else dataset.env_name
     if env_name is None:
         raise MimeticError(f"dataset {dataset.root} does not name its environment: pass --env ENV")
+    note = state_only_note(dataset.observation_keys, kind, f"dataset {dataset.root}")
+    if note:
+        print(note)
     env_options = dict(dataset.env_options if env_options is None else env_options)
+    env_options.pop("cameras", None)  # learns from the state: the environment need not render
     probe = make_env(env_name, **env_options)
     try:
         sizes = check_spaces(dataset, probe, env_name)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mimetic.errors import MimeticError
+from mimetic.features import state_only_note
 from mimetic.tabular import check_mdp, policy_at
 
 
@@ -73,6 +74,9 @@ def demonstrations_from_episodes(episodes, world, where: str = "demonstrations")
 
     if isinstance(episodes, Dataset):
         where = f"dataset {episodes.root}"
+        note = state_only_note(episodes.observation_keys, "maxent-irl", where)
+        if note:
+            print(note)
         episodes = episodes.episodes()
     world = getattr(world, "world", world)
     mdp = check_mdp(world.transition_matrix)
