@@ -73,7 +73,8 @@ def cmd_collect(args) -> None:
 
     ds = collect(args.env, args.out, args.episodes, seed=args.seed, only_success=args.only_success,
                  env_options=_parse_options(args.env_option, "--env-option"), num_envs=args.num_envs,
-                 progress=not args.quiet)
+                 progress=not args.quiet, workers=args.workers, image_storage=args.image_storage,
+                 video_codec=args.video_codec)
     succ = ds.episode_success().mean()
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, expert success {succ:.2f}")
 
@@ -183,6 +184,12 @@ def cmd_eval(args) -> None:
     if env is None:
         raise MimeticError("eval: --env ENV is required (the checkpoint does not name its environment)")
     actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps)
+    if args.video is not None:  # before the evaluation: a task that cannot render fails at once
+        from mimetic.videos import render_options
+
+        render_options(env, env_options)
+        if args.video_episodes < 1:
+            raise MimeticError(f"--video-episodes must be at least 1, got {args.video_episodes}")
     res = evaluate(actor, env, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
                    progress=not args.quiet)
     who = "expert" if args.expert else args.run
@@ -193,6 +200,13 @@ def cmd_eval(args) -> None:
     out = res.to_json()
     out["policy"] = who
     _write_json(args.json, out)
+    if args.video is not None:
+        from mimetic.videos import format_videos, record_videos
+
+        seeds = range(res.seed, res.seed + min(args.video_episodes, res.episodes))
+        manifest = record_videos(actor, env, seeds, args.video, env_options=env_options, num_envs=args.num_envs,
+                                 codec=args.video_codec, evaluation=res, progress=not args.quiet)
+        print(format_videos(manifest, args.video))
 
 
 def cmd_convert(args) -> None:
@@ -357,7 +371,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=None, help="first seed (default: continue after the dataset's last)")
     s.add_argument("--only-success", action="store_true", help="keep only successful episodes")
     s.add_argument("--num-envs", type=int, default=8)
-    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE",
+                   help="task option, e.g. cameras=corner4,gripperPOV image_size=84 state=proprio")
+    s.add_argument("--workers", type=int, default=None,
+                   help="environment worker processes (default: 2 when the task renders cameras, else 1)")
+    s.add_argument("--image-storage", choices=["video", "png"], default=None,
+                   help="cameras as MP4 video (default, LeRobot's layout) or lossless PNG in the data files")
+    s.add_argument("--video-codec", choices=["av1", "h264"], default=None, help="video codec (default av1, LeRobot's)")
     s.set_defaults(fn=cmd_collect)
 
     s = sub.add_parser("train", help="train a policy: mimetic train METHOD --data DIR --out RUN")
@@ -388,6 +408,14 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--sampling-steps", type=int, default=None, metavar="N",
                    help="diffusion / flow: sample with N DDIM / Euler steps (default: the checkpoint's num_inference_steps)")
     s.add_argument("--json", default=None, help="write the results as JSON here")
+    s.add_argument("--video", default=None, metavar="DIR",
+                   help="also record the first --video-episodes evaluation seeds as MP4s in DIR "
+                        "(episode-SEED-success.mp4 / -failure.mp4, one per episode with every camera side by side, "
+                        "episode length + 1 frames; DIR/videos.json lists them). Without cameras in --env-option the "
+                        "task's default camera is added for these episodes only; the evaluation is not changed")
+    s.add_argument("--video-episodes", type=int, default=4, metavar="N", help="episodes to record (default 4)")
+    s.add_argument("--video-codec", default="av1", choices=["av1", "h264"],
+                   help="video codec (default av1, which Chromium and Firefox play; h264 for other players)")
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("convert", help="import a dataset (LeRobot v3/v2.1, robomimic, zarr, imitation), or export one")
