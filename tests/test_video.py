@@ -220,6 +220,8 @@ def test_bad_frames_and_settings(tmp_path):
     _raises_naming(path, encode_video, path, good, 0, match="fps")
     _raises_naming(path, encode_video, path, good, 29.97, match="fps")
     _raises_naming(path, encode_video, path, good, 300, match="240 fps")
+    _raises_naming(path, encode_video, path, good, FPS, g=0, match="g (frames between keyframes)")
+    _raises_naming(path, encode_video, path, good, FPS, crf="best", match="libsvtav1 failed")
     _raises_naming(path, encode_video, path, good, FPS, pix_fmt="rgb24", match="pix_fmt")
     _raises_naming(path, encode_video, path, scene(3, 63, 64), FPS, match="even")
     _raises_naming(path, encode_video, path, scene(3, 64, 63), FPS, codec="h264", match="even")

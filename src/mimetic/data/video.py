@@ -67,7 +67,7 @@ def _check_frames(path: Path, frames) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-def _check_settings(path: Path, codec: str, pix_fmt: str, fps, height: int, width: int) -> str:
+def _check_settings(path: Path, codec: str, pix_fmt: str, fps, g, height: int, width: int) -> str:
     """The encoder name, after checking that it exists and accepts these settings."""
     if codec not in _ENCODERS:
         raise MimeticError(f"video {path}: unknown codec {codec!r}; choose one of {sorted(CODECS)}")
@@ -79,6 +79,8 @@ def _check_settings(path: Path, codec: str, pix_fmt: str, fps, height: int, widt
         )
     if isinstance(fps, bool) or not isinstance(fps, (int, np.integer)) or fps <= 0:
         raise MimeticError(f"video {path}: fps must be a positive integer, got {fps!r}")
+    if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
+        raise MimeticError(f"video {path}: g (frames between keyframes) must be a positive integer, got {g!r}")
     if fps > MAX_FPS.get(encoder, fps):
         raise MimeticError(f"video {path}: {encoder} takes at most {MAX_FPS[encoder]} fps, got {fps}; use codec='h264'")
     formats = [f.name for f in av.Codec(encoder, "w").video_formats or ()]
@@ -116,7 +118,7 @@ def encode_video(
     path = Path(path)
     frames = _check_frames(path, frames)
     n, height, width, _ = frames.shape
-    encoder = _check_settings(path, codec, pix_fmt, fps, height, width)
+    encoder = _check_settings(path, codec, pix_fmt, fps, g, height, width)
     fps = int(fps)
     buf = io.BytesIO()
     try:
@@ -124,16 +126,19 @@ def encode_video(
             stream = container.add_stream(encoder, rate=fps)
             stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
             stream.codec_context.time_base = Fraction(1, fps)
-            stream.options = {"g": str(int(g)), "crf": str(crf), **_ENCODER_OPTIONS.get(encoder, {})}
+            stream.options = {"g": str(g), "crf": str(crf), **_ENCODER_OPTIONS.get(encoder, {})}
             for i in range(n):
                 frame = av.VideoFrame.from_ndarray(frames[i], format="rgb24")
                 frame.pts = i
                 container.mux(stream.encode(frame))
             container.mux(stream.encode(None))
     except (av.FFmpegError, ValueError) as e:
+        hint = ""
+        if codec == "av1" and min(height, width) < 64:  # SVT-AV1 before 1.x took nothing under 64x64
+            hint = "; small frames: use codec='h264' or store the frames as PNG images (encode_png)"
         raise MimeticError(
             f"video {path}: {encoder} failed on {n} frames of {width}x{height} at {fps} fps "
-            f"(g={g}, crf={crf}, {pix_fmt}): {_one_line(e)}"
+            f"(g={g}, crf={crf}, {pix_fmt}): {_one_line(e)}{hint}"
         ) from None
     atomic_write_bytes(path, buf.getvalue())
     return {
@@ -215,14 +220,24 @@ class _Reader:
 def decode_video(path, expected_frames: int | None = None) -> np.ndarray:
     """All frames of the video at `path`, uint8 (T, H, W, 3), in presentation order."""
     with _Reader(path) as r:
-        out = [r.rgb(frame) for frame in r.decode()]
-        if r.frames and len(out) != r.frames:
-            raise MimeticError(f"video {r.path} is truncated or corrupt: decoded {len(out)} of its {r.frames} frames")
+        images = (r.rgb(frame) for frame in r.decode())
+        if not r.frames:  # a container that does not count its frames
+            out = list(images)
+            out = np.stack(out) if out else np.zeros((0, r.stream.height, r.stream.width, 3), np.uint8)
+        else:  # fill in place: no second copy of a long video
+            out = np.empty((r.frames, r.stream.height, r.stream.width, 3), np.uint8)
+            n = 0
+            for n, image in enumerate(images, 1):
+                if n > r.frames:
+                    raise MimeticError(f"video {r.path} is corrupt: it decodes to more than its {r.frames} frames")
+                out[n - 1] = image
+            if n != r.frames:
+                raise MimeticError(f"video {r.path} is truncated or corrupt: decoded {n} of its {r.frames} frames")
     if expected_frames is not None and len(out) != expected_frames:
         raise MimeticError(f"video {r.path} has {len(out)} frames, expected {expected_frames}")
-    if not out:
+    if not len(out):
         raise MimeticError(f"video {r.path} has no frames")
-    return np.stack(out)
+    return out
 
 
 def decode_frames(path, indices) -> np.ndarray:
