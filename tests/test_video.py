@@ -9,6 +9,7 @@ import pytest
 from mimetic.data import video
 from mimetic.data.video import (
     CODECS,
+    concat_videos,
     decode_frames,
     decode_png,
     decode_video,
@@ -130,9 +131,54 @@ def test_hevc_when_available(tmp_path):
     if "hevc" not in CODECS:
         pytest.skip("this FFmpeg has no libx265")
     path = tmp_path / "h.mp4"
-    encode_video(path, stamped(10), FPS, codec="hevc")
-    assert [stamp_of(f) for f in decode_frames(path, [9, 2])] == [9, 2]
+    encode_video(path, stamped(30), FPS, codec="hevc", g=5)
+    assert [stamp_of(f) for f in decode_frames(path, [9, 2, 29])] == [9, 2, 29]
+    # x265 makes open GOPs: seeking to the keyframe before a frame can land past it (frames that show
+    # before a keyframe are decoded after it); decode_frames then seeks again from further back
+    assert [stamp_of(decode_frames(path, [i])[0]) for i in range(30)] == list(range(30))
     assert video_info(path)["codec"] == "hevc"
+
+
+@pytest.mark.parametrize("codec", ["av1", "h264"])
+def test_concat_appends_episodes_without_reencoding(tmp_path, codec):
+    frames = stamped(60)
+    bounds = [(0, 7), (7, 8), (8, 31), (31, 60)]  # a 1-frame episode: h264 reorders frames around it
+    parts = []
+    for k, (a, b) in enumerate(bounds):
+        parts.append(tmp_path / f"ep{k}.mp4")
+        encode_video(parts[-1], frames[a:b], FPS, codec=codec)
+    joined = tmp_path / "file-000.mp4"
+    assert concat_videos(parts, joined) == [a for a, _ in bounds]
+    assert [stamp_of(f) for f in decode_video(joined, 60)] == list(range(60))
+    assert [stamp_of(decode_frames(joined, [i])[0]) for i in (59, 31, 30, 8, 7, 6, 0)] == [59, 31, 30, 8, 7, 6, 0]
+    with av.open(str(joined)) as c:
+        s = c.streams.video[0]
+        assert [Fraction(f.pts) * s.time_base for f in c.decode(s)] == [Fraction(i, FPS) for i in range(60)]
+    assert video_info(joined) == {"frames": 60, "fps": FPS, "height": 64, "width": 64, "codec": codec, "pix_fmt": "yuv420p"}
+    # appending one episode at a time to the file itself gives the same packets
+    acc = tmp_path / "acc.mp4"
+    encode_video(acc, frames[:7], FPS, codec=codec)
+    for part in parts[1:]:
+        start = video_info(acc)["frames"]
+        assert concat_videos([acc, part], acc) == [0, start]
+    np.testing.assert_array_equal(decode_video(acc), decode_video(joined))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in parts] + ["file-000.mp4", "acc.mp4"])
+
+
+def test_concat_refuses_mismatched_videos(tmp_path):
+    a, b = tmp_path / "a.mp4", tmp_path / "b.mp4"
+    encode_video(a, stamped(4), FPS, codec="h264")
+    encode_video(b, stamped(4), 15, codec="h264")
+    out = tmp_path / "out.mp4"
+    _raises_naming(b, concat_videos, [a, b], out, match="cannot be joined")
+    encode_video(b, scene(4, 32, 32), FPS, codec="h264")
+    _raises_naming(b, concat_videos, [a, b], out, match="cannot be joined")
+    encode_video(b, stamped(4), FPS, codec="av1")
+    _raises_naming(b, concat_videos, [a, b], out, match="cannot be joined")
+    _raises_naming(out, concat_videos, [], out, match="nothing to join")
+    missing = tmp_path / "missing.mp4"
+    _raises_naming(missing, concat_videos, [a, missing], out, match="not found")
+    assert not out.exists()
 
 
 def _raises_naming(path, fn, *args, match=None, **kwargs):

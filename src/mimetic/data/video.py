@@ -5,6 +5,9 @@ timestamp exactly ``i / fps`` (pts ``i`` in a ``1/fps`` time base, rescaled by t
 is how LeRobot finds a frame: ``from_timestamp + frame_index / fps``. The defaults are LeRobot's:
 AV1 (libsvtav1), yuv420p, a keyframe every 2 frames (``g=2``), ``crf=30``. AV1 files are decoded with
 libdav1d, H.264 and HEVC with FFmpeg's own decoders, all with threads (``thread_type="AUTO"``).
+`decode_frames` returns exact frames by index (the frame whose timestamp is index / fps), seeking to
+the keyframe before each wanted frame. `concat_videos` appends episodes to a file by copying
+compressed packets (no second encode, no extra loss), keeping every timestamp at ``i / fps``.
 
 Limits of the encoders bundled with PyAV 18.1 (SVT-AV1 4.1.0, x264, x265 4.2), found by trying them:
 libsvtav1 takes frames from 4x4 up and at most 240 fps; libx265 needs at least 16x16; libx264 takes
@@ -19,6 +22,7 @@ unknown codec or one this FFmpeg lacks) raises `MimeticError` with one line nami
 from __future__ import annotations
 
 import io
+import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -169,7 +173,9 @@ class _Reader:
                 raise MimeticError(f"video {self.path} has no video stream")
             self.stream = self.container.streams.video[0]
             self.stream.codec_context.thread_type = "AUTO"
-            rate = self.stream.average_rate or self.stream.guessed_rate or self.stream.base_rate
+            # guessed_rate: r_frame_rate, from the timestamps, as LeRobot reads it; average_rate comes from decode
+            # times, which `concat_videos` may leave uneven
+            rate = self.stream.guessed_rate or self.stream.base_rate or self.stream.average_rate
             if not rate or self.stream.time_base is None:
                 raise MimeticError(f"video {self.path} has no frame rate")
             self.fps = Fraction(rate)
@@ -301,6 +307,58 @@ def _seek(r: _Reader, target: int):
             if start == 0:
                 raise MimeticError(f"video {r.path} has no frame {target} (next frame is {e.args[0]})") from None
             back = max(2 * back, 1)
+
+
+def concat_videos(paths, path) -> list[int]:
+    """Join MP4s written by `encode_video` with the same settings into one at `path`, without re-encoding.
+
+    This is how episodes are appended to a LeRobot v3 video file: encode the new episode on its own,
+    then join the file and the episode (copying compressed packets loses nothing, unlike decoding and
+    encoding again). Frame timestamps stay exactly ``i / fps`` over the joined file. Every input must
+    have the same codec, size, pix_fmt, fps and codec header (the same encoder settings). `path` may be
+    one of the inputs; it is replaced atomically. Returns each input's first frame index in the result
+    (its LeRobot ``from_timestamp`` is that index / fps).
+    """
+    paths, path = [Path(p) for p in paths], Path(path)
+    if not paths:
+        raise MimeticError(f"video {path}: nothing to join")
+    buf, starts, offset, last_dts = io.BytesIO(), [], 0, Fraction(-(2**62))
+    with av.open(buf, "w", format="mp4") as out:
+        ostream, ref = None, None
+        for src in paths:
+            with _Reader(src) as r:
+                ctx = r.stream.codec_context
+                sig = (ctx.codec.canonical_name, ctx.width, ctx.height, ctx.pix_fmt, r.fps, bytes(ctx.extradata or b""))
+                if ostream is None:
+                    ostream, ref = out.add_stream_from_template(r.stream, opaque=True), sig
+                elif sig != ref:
+                    raise MimeticError(
+                        f"video {src} cannot be joined to {paths[0]}: {sig[:4]} at {sig[4]} fps vs {ref[:4]} at {ref[4]} fps"
+                        + (", or another encoder header" if sig[:5] == ref[:5] else "")
+                    )
+                if not r.frames:
+                    raise MimeticError(f"video {src} has no frames to join")
+                shift = r.pts(offset) - r.start  # move the input's timestamps `offset` frames on
+                try:
+                    for packet in r.container.demux(r.stream):
+                        if packet.dts is None:  # the demuxer's end-of-stream marker
+                            continue
+                        packet.pts += shift
+                        # Decode times must keep rising across the seam: a file that reorders frames
+                        # (B-frames) starts decoding before its first frame shows, and may overlap the end
+                        # of the previous file. Nudging a decode time changes no frame's timestamp.
+                        dts = max(packet.dts + shift, math.floor(last_dts / r.time_base) + 1)
+                        if dts > packet.pts:
+                            raise MimeticError(f"video {src} cannot be joined to {paths[0]}: its frame order does not fit after the previous file")
+                        packet.dts, last_dts = dts, dts * r.time_base
+                        packet.stream = ostream
+                        out.mux(packet)
+                except av.FFmpegError as e:
+                    raise MimeticError(f"video {src} cannot be joined to {paths[0]}: {_one_line(e)}") from None
+                starts.append(offset)
+                offset += r.frames
+    atomic_write_bytes(path, buf.getvalue())
+    return starts
 
 
 def video_info(path) -> dict:
