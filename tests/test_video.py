@@ -155,6 +155,7 @@ def test_concat_appends_episodes_without_reencoding(tmp_path, codec):
         s = c.streams.video[0]
         assert [Fraction(f.pts) * s.time_base for f in c.decode(s)] == [Fraction(i, FPS) for i in range(60)]
     assert video_info(joined) == {"frames": 60, "fps": FPS, "height": 64, "width": 64, "codec": codec, "pix_fmt": "yuv420p"}
+    _assert_even_rate(joined)
     # appending one episode at a time to the file itself gives the same packets
     acc = tmp_path / "acc.mp4"
     encode_video(acc, frames[:7], FPS, codec=codec)
@@ -162,7 +163,17 @@ def test_concat_appends_episodes_without_reencoding(tmp_path, codec):
         start = video_info(acc)["frames"]
         assert concat_videos([acc, part], acc) == [0, start]
     np.testing.assert_array_equal(decode_video(acc), decode_video(joined))
+    _assert_even_rate(acc)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([p.name for p in parts] + ["file-000.mp4", "acc.mp4"])
+
+
+def _assert_even_rate(path):
+    """LeRobot's torchcodec decoder maps timestamps to frames with the container's average frame rate."""
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        assert s.average_rate == s.guessed_rate == FPS
+        dts = [p.dts for p in c.demux(s) if p.dts is not None]
+        assert len(set(np.diff(dts).tolist())) == 1
 
 
 def test_concat_refuses_mismatched_videos(tmp_path):

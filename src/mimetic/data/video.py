@@ -22,7 +22,6 @@ unknown codec or one this FFmpeg lacks) raises `MimeticError` with one line nami
 from __future__ import annotations
 
 import io
-import math
 import os
 from fractions import Fraction
 from pathlib import Path
@@ -173,8 +172,7 @@ class _Reader:
                 raise MimeticError(f"video {self.path} has no video stream")
             self.stream = self.container.streams.video[0]
             self.stream.codec_context.thread_type = "AUTO"
-            # guessed_rate: r_frame_rate, from the timestamps, as LeRobot reads it; average_rate comes from decode
-            # times, which `concat_videos` may leave uneven
+            # guessed_rate: r_frame_rate, from the timestamps, as ffprobe reports it
             rate = self.stream.guessed_rate or self.stream.base_rate or self.stream.average_rate
             if not rate or self.stream.time_base is None:
                 raise MimeticError(f"video {self.path} has no frame rate")
@@ -314,47 +312,59 @@ def concat_videos(paths, path) -> list[int]:
 
     This is how episodes are appended to a LeRobot v3 video file: encode the new episode on its own,
     then join the file and the episode (copying compressed packets loses nothing, unlike decoding and
-    encoding again). Frame timestamps stay exactly ``i / fps`` over the joined file. Every input must
-    have the same codec, size, pix_fmt, fps and codec header (the same encoder settings). `path` may be
-    one of the inputs; it is replaced atomically. Returns each input's first frame index in the result
-    (its LeRobot ``from_timestamp`` is that index / fps).
+    encoding again). Frame timestamps stay exactly ``i / fps`` over the joined file, and decode times
+    stay evenly spaced, so the container's average frame rate (which LeRobot's torchcodec decoder uses
+    to turn timestamps into frame indices) stays ``fps``. Every input must have the same codec, size,
+    pix_fmt, fps and codec header (the same encoder settings). `path` may be one of the inputs; it is
+    replaced atomically. Returns each input's first frame index in the result (its LeRobot
+    ``from_timestamp`` is that index / fps).
     """
     paths, path = [Path(p) for p in paths], Path(path)
     if not paths:
         raise MimeticError(f"video {path}: nothing to join")
-    buf, starts, offset, last_dts = io.BytesIO(), [], 0, Fraction(-(2**62))
+    # First pass, from the indexes only: check that the inputs fit together; find the largest decode
+    # delay (B-frames make a file start decoding before its first frame shows).
+    ref, delay = None, Fraction(0)
+    for src in paths:
+        with _Reader(src) as r:
+            ctx = r.stream.codec_context
+            sig = (ctx.codec.canonical_name, ctx.width, ctx.height, ctx.pix_fmt, r.fps, bytes(ctx.extradata or b""))
+            ref = ref or sig
+            if sig != ref:
+                raise MimeticError(
+                    f"video {src} cannot be joined to {paths[0]}: {sig[:4]} at {sig[4]} fps vs {ref[:4]} at {ref[4]} fps"
+                    + (", or another encoder header" if sig[:5] == ref[:5] else "")
+                )
+            if "mp4" not in r.container.format.name or not r.frames:
+                raise MimeticError(f"video {src} is not an MP4 with frames; only those can be joined")
+            delay = max(delay, (r.start - r.stream.index_entries[0].timestamp) * r.time_base)
+    frame = 1 / ref[4]
+    buf, starts, offset = io.BytesIO(), [], 0
     with av.open(buf, "w", format="mp4") as out:
-        ostream, ref = None, None
+        ostream = None
         for src in paths:
             with _Reader(src) as r:
-                ctx = r.stream.codec_context
-                sig = (ctx.codec.canonical_name, ctx.width, ctx.height, ctx.pix_fmt, r.fps, bytes(ctx.extradata or b""))
                 if ostream is None:
-                    ostream, ref = out.add_stream_from_template(r.stream, opaque=True), sig
-                elif sig != ref:
-                    raise MimeticError(
-                        f"video {src} cannot be joined to {paths[0]}: {sig[:4]} at {sig[4]} fps vs {ref[:4]} at {ref[4]} fps"
-                        + (", or another encoder header" if sig[:5] == ref[:5] else "")
-                    )
-                if not r.frames:
-                    raise MimeticError(f"video {src} has no frames to join")
+                    ostream = out.add_stream_from_template(r.stream, opaque=True)
                 shift = r.pts(offset) - r.start  # move the input's timestamps `offset` frames on
+                j = 0
                 try:
                     for packet in r.container.demux(r.stream):
                         if packet.dts is None:  # the demuxer's end-of-stream marker
                             continue
                         packet.pts += shift
-                        # Decode times must keep rising across the seam: a file that reorders frames
-                        # (B-frames) starts decoding before its first frame shows, and may overlap the end
-                        # of the previous file. Nudging a decode time changes no frame's timestamp.
-                        dts = max(packet.dts + shift, math.floor(last_dts / r.time_base) + 1)
-                        if dts > packet.pts:
-                            raise MimeticError(f"video {src} cannot be joined to {paths[0]}: its frame order does not fit after the previous file")
-                        packet.dts, last_dts = dts, dts * r.time_base
+                        # decode times: one frame apart over the whole output, all with the largest delay
+                        packet.dts = round(((offset + j) * frame - delay) / r.time_base)
+                        packet.duration = round(frame / r.time_base)
+                        if packet.dts > packet.pts:
+                            raise MimeticError(f"video {src} cannot be joined to {paths[0]}: its decode times are uneven")
                         packet.stream = ostream
                         out.mux(packet)
+                        j += 1
                 except av.FFmpegError as e:
                     raise MimeticError(f"video {src} cannot be joined to {paths[0]}: {_one_line(e)}") from None
+                if j != r.frames:
+                    raise MimeticError(f"video {src} is truncated or corrupt: it has {j} of its {r.frames} frames")
                 starts.append(offset)
                 offset += r.frames
     atomic_write_bytes(path, buf.getvalue())
