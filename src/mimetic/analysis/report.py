@@ -6,7 +6,12 @@ Each PATH may be
   metrics.jsonl, the evaluation in RUN/eval.json if there is one, the shift analysis in
   RUN/shift/shift.json if `mimetic shift` wrote one, and a summary of the dataset it was trained on;
 - a `mimetic compare` folder (holds compare.json): its table, bar chart and learning curves;
-- a dataset (holds meta/info.json): its `inspect` summary and plots.
+- a dataset (holds meta/info.json): its `inspect` summary and plots (with a frame strip per camera);
+- a folder of rollout videos written by `mimetic eval --video DIR` (holds videos.json).
+
+Rollout videos (a run's RUN/video*/ folders holding videos.json, or such folders given as PATH) are
+embedded as `<video>` elements with the MP4 as a data URI (AV1 and H.264 play in Chromium and
+Firefox); a video in another codec is embedded as an animated WebP preview made with Pillow.
 """
 
 from __future__ import annotations
@@ -28,7 +33,12 @@ h1{border-bottom:2px solid #345}h2{margin-top:2em;border-bottom:1px solid #bbb}h
 table{border-collapse:collapse;margin:.6em 0;font-size:14px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}
 th{background:#eef}td.num{text-align:right;font-variant-numeric:tabular-nums}img{max-width:100%;display:block;margin:.5em 0}
 code{background:#f4f4f4;padding:0 3px}.note{color:#666;font-size:13px}
+figure{display:inline-block;margin:.4em .8em .4em 0;vertical-align:top}figcaption{font-size:13px;color:#444}
+video,img.preview{width:256px;max-width:100%;image-rendering:pixelated;display:block;background:#000}
 """
+BROWSER_CODECS = ("av1", "h264")  # codecs Chromium and Firefox play in MP4
+MAX_VIDEO_BYTES = 20 * 2**20  # a larger video file is linked by name, not embedded
+MAX_VIDEOS = 8  # videos embedded per folder
 
 
 def _e(x) -> str:
@@ -78,16 +88,93 @@ def dataset_section(root: str | Path, tmp: Path) -> str:
     parts = [f"<h3>Dataset <code>{_e(s['dataset'])}</code></h3>",
              _table(["env", "episodes", "frames", "obs dim", "action dim", "length min", "length mean", "length max",
                      "success rate", "mean return"],
-                    [(s["env"], s["episodes"], s["frames"], s["obs_dim"], s["act_dim"], L["min"], L["mean"], L["max"],
-                      s["success_rate"], s["mean_return"])], "dataset")]
+                    [(s["env"], s["episodes"], s["frames"], s["obs_dim"] if s["obs_dim"] is not None else "none",
+                      s["act_dim"], L["min"], L["mean"], L["max"], s["success_rate"], s["mean_return"])], "dataset")]
+    if s.get("cameras"):
+        parts.append(_table(["camera", "key", "shape", "storage"],
+                            [(c["camera"], c["key"], "x".join(map(str, c["shape"])), c["storage"]) for c in s["cameras"]],
+                            "cameras"))
     for key in ("observation", "action"):
         st = s[key]
+        if st is None:
+            continue
         parts.append(f"<p>{key} statistics per dimension</p>")
         parts.append(_table(["dim", "mean", "std", "min", "max"],
                             [(j, st["mean"][j], st["std"][j], st["min"][j], st["max"][j]) for j in range(len(st["mean"]))],
                             "stats"))
-    parts += [_img(p, k) for k, p in s["plots"].items()]
+    for k, p in s["plots"].items():
+        if k.startswith("frames_"):
+            from mimetic.analysis.inspect import STRIP_EPISODES, STRIP_FRAMES
+
+            parts.append(f'<p class="note">camera {_e(k[len("frames_"):])}: {STRIP_FRAMES} evenly spaced frames of '
+                         f"each of the first {STRIP_EPISODES} episodes (one row per episode)</p>")
+        parts.append(_img(p, k))
     return "\n".join(parts)
+
+
+def _media(path: Path, codec: str, alt: str) -> str:
+    """The video at `path` embedded: a <video> with the MP4 as a data URI if browsers play its codec, else an
+    animated WebP preview of its frames."""
+    if codec in BROWSER_CODECS:
+        data = base64.b64encode(path.read_bytes()).decode()
+        return (f'<video controls autoplay loop muted playsinline preload="auto" title="{_e(alt)}" '
+                f'src="data:video/mp4;base64,{data}"></video>')
+    return _preview(path, alt)
+
+
+def _preview(path: Path, alt: str, fps: float = 10.0) -> str:
+    """An animated WebP (Pillow) of the video at `path`, as an <img>."""
+    import io
+
+    from PIL import Image
+
+    from mimetic.data.video import decode_video, video_info
+
+    frames = decode_video(path)
+    fps = float(video_info(path)["fps"] or fps)
+    buf = io.BytesIO()
+    images = [Image.fromarray(f) for f in frames]
+    images[0].save(buf, format="WEBP", save_all=True, append_images=images[1:], duration=max(1, round(1000 / fps)),
+                   loop=0, lossless=True)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img class="preview" alt="{_e(alt)}" src="data:image/webp;base64,{data}">'
+
+
+def videos_section(folder: Path, heading: str = "h3") -> str:
+    """The rollout videos `mimetic eval --video` wrote to `folder` (listed in its videos.json)."""
+    from mimetic.videos import MANIFEST
+
+    m = read_json(folder / MANIFEST, "rollout videos")
+    eps = m.get("episodes") or []
+    cams = ", ".join(m.get("cameras") or []) + (" (added for the videos)" if m.get("camera_added") else "")
+    parts = [f"<{heading}>Rollout videos <code>{_e(folder)}</code></{heading}>",
+             f'<p class="note">{_e(m.get("env", ""))}, camera {_e(cams)}, {_e(m.get("fps", ""))} fps; '
+             f"each video shows an episode from its first observation to its final one.</p>"]
+    figures, total = [], 0
+    for e in eps[:MAX_VIDEOS]:
+        path = folder / str(e.get("file", ""))
+        outcome = "success" if e.get("success") else "failure"
+        caption = f"seed {e.get('seed')}: {outcome}, {e.get('length')} steps, return {float(e.get('return', 0.0)):.2f}"
+        if e.get("same_as_evaluation") is False:
+            caption += " (differs from the evaluated episode)"
+        if not path.is_file():
+            media = f'<p class="note">{_e(path.name)}: missing</p>'
+        elif total + path.stat().st_size > MAX_VIDEO_BYTES:
+            media = f'<p class="note">{_e(path.name)}: not embedded (over {MAX_VIDEO_BYTES >> 20} MB of video)</p>'
+        else:
+            total += path.stat().st_size
+            media = _media(path, str(m.get("codec", "")), caption)
+        figures.append(f"<figure>{media}<figcaption>{_e(caption)}</figcaption></figure>")
+    if len(eps) > MAX_VIDEOS:
+        figures.append(f'<p class="note">{len(eps) - MAX_VIDEOS} more videos in {_e(folder)}</p>')
+    return "\n".join(parts + ["<div>" + "".join(figures) + "</div>"])
+
+
+def _video_folders(run: Path) -> list[Path]:
+    """A run's folders of rollout videos: RUN/video*/ holding videos.json."""
+    from mimetic.videos import MANIFEST
+
+    return sorted(d for d in run.glob("video*") if (d / MANIFEST).is_file())
 
 
 def eval_table(res: dict) -> str:
@@ -142,6 +229,8 @@ def run_section(run: Path, tmp: Path, seen_datasets: set) -> str:
         parts.append("<p>last logged step</p>" + _kv(last))
     if (run / "eval.json").exists():
         parts.append("<h3>Evaluation</h3>" + eval_table(read_json(run / "eval.json", "evaluation")))
+    for folder in _video_folders(run):
+        parts.append(videos_section(folder))
     for cand in (run / "shift" / "shift.json", run / "shift.json"):
         if cand.exists():
             parts.append(shift_section(read_json(cand, "shift analysis"), cand.parent))
@@ -177,9 +266,9 @@ def compare_section(folder: Path) -> str:
 
 
 def render_report(paths: Sequence[str | Path], out: str | Path, title: str = "mimetic report") -> Path:
-    """Write the report for `paths` (runs, compare folders, datasets) to the HTML file `out`."""
+    """Write the report for `paths` (runs, compare folders, datasets, video folders) to the HTML file `out`."""
     if not paths:
-        raise MimeticError("report: give at least one run, compare folder or dataset")
+        raise MimeticError("report: give at least one run, compare folder, dataset or folder of rollout videos")
     sections = []
     seen: set = set()
     with tempfile.TemporaryDirectory(prefix="mimetic-report-") as t:
@@ -189,13 +278,15 @@ def render_report(paths: Sequence[str | Path], out: str | Path, title: str = "mi
                 sections.append(compare_section(p))
             elif (p / "train.json").exists() or (p / "config.json").exists():
                 sections.append(run_section(p, tmp, seen))
+            elif (p / "videos.json").exists():
+                sections.append(videos_section(p, "h2"))
             elif (p / "meta/info.json").exists():
                 if str(p.resolve()) not in seen:
                     seen.add(str(p.resolve()))
                     sections.append("<h2>Dataset</h2>" + dataset_section(p, tmp))
             else:
-                raise MimeticError(f"report: {p} is not a training run (train.json), a compare folder (compare.json) "
-                                   "or a dataset (meta/info.json)")
+                raise MimeticError(f"report: {p} is not a training run (train.json), a compare folder (compare.json), "
+                                   "a dataset (meta/info.json) or a folder of rollout videos (videos.json)")
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
                 f"<style>{CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n<p class=\"note\">generated {stamp}</p>\n"
