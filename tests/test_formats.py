@@ -115,18 +115,21 @@ def test_robomimic_order_filter_and_keys(tmp_path):
         read(path, obs_keys=["nope"])
 
 
-def test_robomimic_images_reported_or_skipped(tmp_path):
+def test_robomimic_images_converted_or_skipped(tmp_path):
     rng = _rng(2)
     path = tmp_path / "image.hdf5"
-    write_robomimic(path, {0: robomimic_demo(3, rng, image=True), 1: robomimic_demo(4, rng, image=True)})
-    with pytest.raises(MimeticError, match=r"agentview_image.*not supported.*skip-images"):
-        convert(path, tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-    with pytest.warns(UserWarning, match="agentview_image"):
-        eps, meta = read(path, skip_images=True)
+    demos = {0: robomimic_demo(3, rng, image=True), 1: robomimic_demo(4, rng, image=True)}
+    write_robomimic(path, demos)
+    eps, meta = read(path)
+    assert meta["cameras"] == {"agentview_image": "observation.images.agentview"}
+    np.testing.assert_array_equal(eps[1].obs["observation.images.agentview"], demos[1]["obs"]["agentview_image"])
+    eps, meta = read(path, skip_images=True)
     assert meta["skipped"] == ["agentview_image"] and eps[0].observations.shape[1] == 2 + 4 + 3
-    with pytest.raises(MimeticError, match="image observation"):
-        read(path, obs_keys="agentview_image")
+    assert sorted(eps[0].obs) == ["observation.state"]
+    eps, meta = read(path, obs_keys="agentview_image")  # a camera named: the state stays the default
+    assert meta["obs_keys"] == ["gripper", "object", "robot0_eef_pos"] and eps[0].observations.shape[1] == 9
+    with pytest.raises(MimeticError, match="skip_images drops every camera"):
+        read(path, obs_keys="agentview_image", skip_images=True)
 
 
 @pytest.mark.parametrize("breakage, message", [
@@ -190,10 +193,10 @@ def test_zarr_replay_buffer(tmp_path):
     write_replay(path, arr, ends)
     assert (path / "data/state/.zarray").is_file()  # the zarr-2 on-disk format
     assert detect_format(path) == "zarr"
-    with pytest.raises(MimeticError, match=r"\['img'\] are not supported"):
-        read(path)
-    with pytest.warns(UserWarning):
-        eps, meta = read(path, skip_images=True)
+    eps, meta = read(path)
+    assert meta["cameras"] == {"img": "observation.images.img"}
+    np.testing.assert_array_equal(eps[1].obs["observation.images.img"], arr["img"][3:8])
+    eps, meta = read(path, skip_images=True)
     assert [len(e) for e in eps] == [3, 5, 4] and meta["obs_keys"] == ["state"]
     for ep, s, e in zip(eps, [0, 3, 8], ends):
         np.testing.assert_array_equal(ep.observations, arr["state"][s:e])
@@ -201,8 +204,7 @@ def test_zarr_replay_buffer(tmp_path):
     eps, _ = read(path, obs_keys="keypoint,state")
     np.testing.assert_array_equal(eps[2].observations, np.concatenate([arr["keypoint"][8:].reshape(4, 18), arr["state"][8:]], 1))
 
-    with pytest.warns(UserWarning):
-        ds = convert(path, tmp_path / "out", skip_images=True, fps=10)
+    ds = convert(path, tmp_path / "out", skip_images=True, fps=10)
     assert ds.num_frames == 12 and ds.obs_dim == 5
 
     zpath = tmp_path / "pusht.zarr.zip"
@@ -363,11 +365,10 @@ def test_lerobot_v21(tmp_path, fixed_size):
     src = tmp_path / "v21"
     write_lerobot_v21(src, eps, fixed_size=fixed_size)
     assert detect_format(src) == "lerobot-v2"
-    with pytest.raises(MimeticError, match=r"observation.images.top.*not supported"):
-        convert(src, tmp_path / "out")
+    with pytest.raises(MimeticError, match=r"episode 0: observation.images.top.*episode_000000.mp4 not found"):
+        convert(src, tmp_path / "out")  # the info names a video feature but the MP4s are not there
     assert not (tmp_path / "out").exists()
-    with pytest.warns(UserWarning, match="observation.images.top"):
-        ds = convert(src, tmp_path / "out", skip_images=True)
+    ds = convert(src, tmp_path / "out", skip_images=True)
     assert ds.fps == 30 and ds.info["robot_type"] == "aloha"
     for a, b in zip(eps, Dataset.load(tmp_path / "out").episodes()):
         assert_same(a, b, successes=False, terminated=False)
@@ -418,12 +419,11 @@ def test_lerobot_v3_other_state_names(tmp_path):
     assert detect_format(src) == "lerobot"
     with pytest.raises(MimeticError, match="observation.images.wrist"):
         read(src)
-    got, meta = read(src, obs_keys="observation.environment_state,observation.joints")  # explicit keys: no image error
+    got, meta = read(src, obs_keys="observation.environment_state,observation.joints", skip_images=True)
     assert meta["obs_keys"] == ["observation.environment_state", "observation.joints"]
     for a, b in zip(eps, got):
         assert_same(a, b)
-    with pytest.warns(UserWarning):
-        got, meta = read(src, skip_images=True)
+    got, meta = read(src, skip_images=True)
     assert meta["obs_keys"] == ["observation.environment_state", "observation.joints"] and meta["fps"] == 15
 
 

@@ -6,9 +6,12 @@ meta/info.json        codebase_version "v2.1", features, fps, chunks_size,
 meta/episodes.jsonl   {"episode_index": 0, "tasks": [...], "length": 123} per line
 meta/tasks.jsonl      {"task_index": 0, "task": "..."} per line
 data/chunk-000/episode_000000.parquet
+videos/chunk-000/<video_key>/episode_000000.mp4   (info.json video_path; one MP4 per episode and camera)
 ```
-Columns are chosen as for v3 (see `lerobot_v3`): `observation.state` (or `obs_keys`), `action`,
-`next.reward`, `next.success`, extras; images and videos are not converted yet.
+Columns are chosen as for v3 (see `lerobot_v3`): `observation.state` (or `obs_keys`), other
+observation vectors under their own names, `action`, `next.reward`, `next.success`, extras.
+Cameras: video features are decoded from the episode's own MP4, which must hold exactly as many
+frames as the episode's parquet has rows; image features are decoded from the parquet (PNG/JPEG).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mimetic.data.episode import Episode
-from mimetic.data.formats._common import check_options
+from mimetic.data.formats._common import check_options, video_frames
 from mimetic.data.formats.lerobot_v3 import (
     OPTIONS,
     _read_parquet,
@@ -35,6 +38,7 @@ from mimetic.errors import MimeticError
 
 NAME = "lerobot-v2"
 LEGACY_DATA_PATH = "data/chunk-{episode_chunk:03d}/episode_{episode_index:06d}.parquet"
+LEGACY_VIDEO_PATH = "videos/chunk-{episode_chunk:03d}/{video_key}/episode_{episode_index:06d}.mp4"
 
 
 def detect(path) -> bool:
@@ -68,6 +72,7 @@ def read(path, **options) -> tuple[list[Episode], dict]:
         raise MimeticError(f"{path / 'meta/info.json'}: codebase_version is {version!r}, expected 'v2.0' or 'v2.1' (format 'lerobot-v2')")
     plan = plan_columns(feats, str(path), options)
     data_path = info.get("data_path") or LEGACY_DATA_PATH
+    video_path = info.get("video_path") or LEGACY_VIDEO_PATH
     chunks_size = info.get("chunks_size") or 1000
     if not isinstance(chunks_size, int) or chunks_size <= 0:
         raise MimeticError(f"{path / 'meta/info.json'}: chunks_size must be a positive integer")
@@ -96,11 +101,7 @@ def read(path, **options) -> tuple[list[Episode], dict]:
     episodes = []
     for row in ep_rows:
         e = row["episode_index"]
-        try:
-            rel = data_path.format(episode_chunk=e // chunks_size, episode_index=e)
-        except (KeyError, IndexError, ValueError) as err:
-            raise MimeticError(f"{path / 'meta/info.json'}: data_path {data_path!r} cannot be formatted: {err}") from None
-        p = path / rel
+        p = path / _format(path, "data_path", data_path, episode_chunk=e // chunks_size, episode_index=e)
         if not p.is_file():
             raise MimeticError(f"{p} not found (episode {e} in meta/episodes.jsonl)")
         names = _schema_names(p)
@@ -108,7 +109,7 @@ def read(path, **options) -> tuple[list[Episode], dict]:
             if k not in names:
                 raise MimeticError(f"{p}: column {k!r} is missing")
         tbl = _read_parquet(p, plan.columns)
-        arrays = table_arrays(tbl, feats, plan, str(p))
+        arrays = table_arrays(tbl, feats, plan, str(p), path)
         if "frame_index" in arrays:
             order = np.argsort(arrays["frame_index"].reshape(-1), kind="stable")
             arrays = {k: v[order] for k, v in arrays.items()}
@@ -117,5 +118,17 @@ def read(path, **options) -> tuple[list[Episode], dict]:
         length = row.get("length")
         if isinstance(length, int) and length != tbl.num_rows:
             raise MimeticError(f"{p}: holds {tbl.num_rows} frames but meta/episodes.jsonl says length {length}")
-        episodes.append(make_episode(arrays, slice(None), plan, str(p), tasks))
+        videos = {}
+        for k in plan.videos:
+            mp4 = path / _format(path, "video_path", video_path, episode_chunk=e // chunks_size, episode_index=e, video_key=k)
+            videos[k] = video_frames(mp4, 0, tbl.num_rows, f"{path}: episode {e}: {k} ({tbl.num_rows} rows in {p.name})",
+                                     whole=True)
+        episodes.append(make_episode(arrays, slice(None), plan, str(p), tasks, videos=videos))
     return episodes, meta_dict(NAME, path, info, plan)
+
+
+def _format(path: Path, what: str, template: str, **fields) -> str:
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as err:
+        raise MimeticError(f"{path / 'meta/info.json'}: {what} {template!r} cannot be formatted: {err}") from None

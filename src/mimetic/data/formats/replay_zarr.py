@@ -4,11 +4,18 @@
 data/<key>          first dimension = total steps (state (N, 5), action (N, 2), img (N, 96, 96, 3) ...)
 meta/episode_ends   cumulative exclusive ends: episode i spans [ends[i-1], ends[i])
 ```
-A folder (`x.zarr`) or a zip of one (`x.zarr.zip`). Observations: `data/state`, or the keys
-`obs_keys` names concatenated in that order (each flattened per step, e.g. keypoint (N, 9, 2) ->
-18 numbers); actions `data/action` (or `action_key`); rewards `data/reward` where present.
-Image arrays (uint8 with 2+ dims per step, or anything with 3+ dims per step) are not converted
-yet (see `_common.report_images`). The store has no fps and no success flags.
+A folder (`x.zarr`) or a zip of one (`x.zarr.zip`). observation.state: `data/state`, or the
+vector arrays `obs_keys` names, concatenated in that order (each flattened per step, e.g. keypoint
+(N, 9, 2) -> 18 numbers), with per-dimension names from the keys (`state_0`.., `keypoint_0`..);
+actions `data/action` (or `action_key`); rewards `data/reward` where present.
+
+Cameras: image arrays (uint8 with 2+ dims per step, or (H, W, C) / (C, H, W) with C = 1 or 3 of
+any dtype) become `observation.images.<key>`, the key losing an `_image`/`_img`/`_rgb` suffix
+(`img` -> `observation.images.img`, `camera0_rgb` -> `observation.images.camera0`). Frames are made
+uint8 (H, W, 3) by `_common.to_frames`: channels-first arrays are transposed, floats in [0, 1]
+become round(255 x), grey becomes RGB; anything else is an error naming the array. All cameras
+are converted unless `obs_keys` names some (then those) or `skip_images` is set (then none).
+The store has no fps and no success flags.
 """
 
 from __future__ import annotations
@@ -19,8 +26,19 @@ from pathlib import Path
 import numpy as np
 
 from mimetic.data.episode import Episode
-from mimetic.data.formats._common import as_matrix, as_vector, check_options, concat_obs, is_image, parse_keys, report_images
+from mimetic.data.formats._common import (
+    as_matrix,
+    as_vector,
+    check_options,
+    concat_obs,
+    is_image,
+    parse_keys,
+    select,
+    state_names,
+    to_frames,
+)
 from mimetic.errors import MimeticError
+from mimetic.features import STATE
 
 NAME = "zarr"
 OPTIONS = ("obs_keys", "action_key", "skip_images")
@@ -97,20 +115,16 @@ def read(path, **options) -> tuple[list[Episode], dict]:
     n = int(ends[-1])
 
     images = sorted(k for k, a in arrays.items() if is_image(a.shape[1:], a.dtype))
-    if obs_keys_opt:
-        keys = obs_keys_opt
-        for k in keys:
-            if k not in arrays:
-                raise MimeticError(f"{where}: data/{k} is missing (arrays: {sorted(arrays)})")
-            if k in images:
-                raise MimeticError(f"{where}: data/{k} is an image array {arrays[k].shape}; images are not supported yet")
-    else:
-        keys = ["state"]
-        if "state" not in arrays:
-            raise MimeticError(f"{where}: data/state is missing; name the observation arrays with obs_keys (arrays: {sorted(arrays)})")
+    for k in obs_keys_opt or []:
+        if k not in arrays:
+            raise MimeticError(f"{where}: data/{k} is missing (arrays: {sorted(arrays)})")
+    sel = select([k for k in arrays if k not in images], images, options, where,
+                 default_state=["state"] if "state" in arrays else [])
+    keys = sel.state
+    if not keys:
+        raise MimeticError(f"{where}: data/state is missing; name the observation arrays with obs_keys (arrays: {sorted(arrays)})")
     if action_key not in arrays:
         raise MimeticError(f"{where}: data/{action_key} is missing (arrays: {sorted(arrays)})")
-    skipped = report_images(images, where, obs_keys_given=bool(obs_keys_opt), skip_images=bool(options.get("skip_images")))
 
     def load(k: str) -> np.ndarray:
         a = arrays[k]
@@ -121,11 +135,14 @@ def read(path, **options) -> tuple[list[Episode], dict]:
         except Exception as e:
             raise MimeticError(f"{where}: data/{k} cannot be read: {type(e).__name__}: {e}") from None
 
-    obs = concat_obs(as_matrix(load(k), f"{where}: data/{k}") for k in keys)
+    parts = [as_matrix(load(k), f"{where}: data/{k}") for k in keys]
+    obs = {STATE: concat_obs(parts)}
+    obs.update({dst: to_frames(load(k), f"{where}: data/{k}") for k, dst in sel.cameras.items()})
     act = as_matrix(load(action_key), f"{where}: data/{action_key}")
     rew = as_vector(load("reward"), f"{where}: data/reward").astype(np.float32) if "reward" in arrays else np.zeros(n, np.float32)
     episodes = [
-        Episode(observations=obs[s:e], actions=act[s:e], rewards=rew[s:e], successes=np.zeros(e - s, bool))
+        Episode(observations={k: v[s:e] for k, v in obs.items()}, actions=act[s:e], rewards=rew[s:e],
+                successes=np.zeros(e - s, bool))
         for s, e in zip(starts.tolist(), ends.tolist())
     ]
     meta = {
@@ -134,7 +151,9 @@ def read(path, **options) -> tuple[list[Episode], dict]:
         "fps": None,
         "obs_keys": list(keys),
         "action_key": action_key,
-        "skipped": skipped,
+        "cameras": dict(sel.cameras),
+        "skipped": list(sel.skipped),
+        "feature_names": {STATE: state_names([(k, p.shape[1], None) for k, p in zip(keys, parts)])},
         "env": None,
         "env_options": None,
     }

@@ -2,12 +2,16 @@
 
 - demos are read in numeric order of N (`int(key[5:])`); `filter_key` keeps the demos that
   `mask/<filter_key>` names;
-- observations: the low-dimensional `obs/<key>` arrays concatenated in sorted key order, or in
-  the order `obs_keys` gives; multi-dimensional low-dim keys are flattened per step;
+- observation.state: the low-dimensional `obs/<key>` arrays concatenated in sorted key order, or
+  in the order `obs_keys` gives; multi-dimensional low-dim keys are flattened per step; the state's
+  per-dimension names come from the keys (`robot0_eef_pos_0`..`_2`, `object` for a 1-d key);
 - rewards from `rewards` (zeros if absent); `terminated` is the last `dones` flag; robomimic has
   no success signal, so successes are False;
-- image observations (uint8 (T, H, W[, C]), or any key with 3+ dims per step) are not converted
-  yet (see `_common.report_images`);
+- cameras: image observations (uint8 (T, H, W[, C]), or (T, H, W, C) / (T, C, H, W) arrays with
+  C = 1 or 3) become `observation.images.<key without _image>` (`agentview_image` ->
+  `observation.images.agentview`, `robot0_eye_in_hand_image` -> `observation.images.robot0_eye_in_hand`),
+  converted by `_common.to_frames` (float frames in [0, 1] -> uint8, grey -> RGB, channels last);
+  all of them unless `obs_keys` names some (then those) or `skip_images` is set (then none);
 - fps: `env_args.env_kwargs.control_freq` when the file says it (robosuite), else unknown.
 """
 
@@ -19,8 +23,19 @@ from pathlib import Path
 import numpy as np
 
 from mimetic.data.episode import Episode
-from mimetic.data.formats._common import as_matrix, as_vector, check_options, concat_obs, is_image, parse_keys, report_images
+from mimetic.data.formats._common import (
+    as_matrix,
+    as_vector,
+    check_options,
+    concat_obs,
+    is_image,
+    parse_keys,
+    select,
+    state_names,
+    to_frames,
+)
 from mimetic.errors import MimeticError
+from mimetic.features import STATE
 
 NAME = "robomimic"
 OPTIONS = ("obs_keys", "filter_key", "skip_images")
@@ -114,18 +129,13 @@ def read(path, **options) -> tuple[list[Episode], dict]:
             raise MimeticError(f"{where0}/obs is missing")
         shapes = {k: (v.shape[1:], v.dtype) for k, v in obs_group.items() if isinstance(v, h5py.Dataset)}
         images = sorted(k for k, (s, d) in shapes.items() if is_image(s, d))
-        if obs_keys:
-            for k in obs_keys:
-                if k not in shapes:
-                    raise MimeticError(f"{where0}/obs/{k} is missing (obs keys: {sorted(shapes)})")
-                if k in images:
-                    raise MimeticError(f"{where0}/obs/{k} is an image observation {shapes[k][0]}; images are not supported yet")
-            keys = obs_keys
-        else:
-            keys = sorted(k for k in shapes if k not in images)
-            if not keys:
-                raise MimeticError(f"{where0}/obs holds no low-dimensional observation keys")
-        skipped = report_images(images, str(path), obs_keys_given=bool(obs_keys), skip_images=bool(options.get("skip_images")))
+        for k in obs_keys or []:
+            if k not in shapes:
+                raise MimeticError(f"{where0}/obs/{k} is missing (obs keys: {sorted(shapes)})")
+        sel = select([k for k in shapes if k not in images], images, options, str(path),
+                     default_state=sorted(k for k in shapes if k not in images))
+        keys = sel.state
+        names = state_names([(k, int(np.prod(shapes[k][0])), None) for k in keys]) if keys else None
 
         episodes = []
         for d in demos:
@@ -137,7 +147,9 @@ def read(path, **options) -> tuple[list[Episode], dict]:
             T = len(act)
             if T == 0:
                 raise MimeticError(f"{where}/actions: empty demo (0 steps)")
-            obs = concat_obs(as_matrix(_array(g, f"obs/{k}", where), f"{where}/obs/{k}", T) for k in keys)
+            obs = {STATE: concat_obs(as_matrix(_array(g, f"obs/{k}", where), f"{where}/obs/{k}", T) for k in keys)} if keys else {}
+            for k, dst in sel.cameras.items():
+                obs[dst] = to_frames(_array(g, f"obs/{k}", where), f"{where}/obs/{k}", T)
             rew = as_vector(_array(g, "rewards", where), f"{where}/rewards", T).astype(np.float32) if "rewards" in g else np.zeros(T, np.float32)
             dones = as_vector(_array(g, "dones", where), f"{where}/dones", T) if "dones" in g else None
             n = g.attrs.get("num_samples")
@@ -154,7 +166,9 @@ def read(path, **options) -> tuple[list[Episode], dict]:
         "obs_keys": list(keys),
         "filter_key": filter_key,
         "demos": demos,
-        "skipped": skipped,
+        "cameras": dict(sel.cameras),
+        "skipped": list(sel.skipped),
+        "feature_names": {STATE: names} if keys else {},
         "source_env": env_args.get("env_name"),
         "env": None,
         "env_options": None,
