@@ -6,7 +6,9 @@ LeRobot's defaults (yuv420p, g=2, crf=30) through `mimetic.data.video`, so the f
 what a dataset with video features does. Reported per size and codec:
 
 - encode frames/s (`encode_video`, including the atomic write), decode frames/s (`decode_video`),
-- random access frames/s (`decode_frames` on 200 random indices, in random order),
+- random access frames/s (`decode_frames` on 200 random indices, in random order), and the cost of
+  one `decode_frames(path, [i])` call,
+- ms to append a 100-frame episode to the file (`concat_videos`, packets copied, nothing re-encoded),
 - decode frames/s without decoder threads (PyAV's default thread_type), to show what "AUTO" gives,
 - bytes per 1000 frames, mean absolute error against the source frames (0..255 scale).
 
@@ -30,11 +32,12 @@ from pathlib import Path
 import av
 import numpy as np
 
-from mimetic.data.video import CODECS, decode_frames, decode_png, decode_video, encode_png, encode_video
+from mimetic.data.video import CODECS, concat_videos, decode_frames, decode_png, decode_video, encode_png, encode_video
 
 RESULTS = Path(__file__).parent / "results"
 COMMAND = "python benchmarks/video_io.py"
 FPS = 30
+EPISODE = 100  # frames in the episode appended to the file with concat_videos
 
 
 def render(n: int, size: int, seed: int = 0) -> np.ndarray:
@@ -84,6 +87,7 @@ def bench_video(frames: np.ndarray, codec: str, folder: Path, rng) -> dict:
     n = len(frames)
     path = folder / f"{codec}.mp4"
     t_enc, _ = timed(encode_video, path, frames, FPS, codec=codec, repeat=1)
+    size = path.stat().st_size
     t_dec, out = timed(decode_video, path, n)
     t_plain, _ = timed(decode_unthreaded, path)
     idx = rng.integers(0, n, 200)
@@ -91,13 +95,18 @@ def bench_video(frames: np.ndarray, codec: str, folder: Path, rng) -> dict:
     assert np.array_equal(picked, out[idx]), "decode_frames disagrees with decode_video"
     singles = idx[:50].tolist()
     t_one, _ = timed(lambda: [decode_frames(path, [i]) for i in singles])
+    episode = folder / f"{codec}_episode.mp4"
+    encode_video(episode, frames[:EPISODE], FPS, codec=codec)
+    t_append, _ = timed(concat_videos, [path, episode], path, repeat=1)  # the file grows by one episode
+    assert decode_frames(path, [n + EPISODE - 1]).shape[0] == 1
     return {
         "encode_fps": n / t_enc,
         "decode_fps": n / t_dec,
         "decode_fps_no_threads": n / t_plain,
         "random_access_fps": len(idx) / t_rand,
         "one_frame_call_ms": 1000 * t_one / len(singles),
-        "bytes_per_1000_frames": path.stat().st_size * 1000 / n,
+        "append_episode_ms": 1000 * t_append,
+        "bytes_per_1000_frames": size * 1000 / n,
         **errors(out, frames),
     }
 
@@ -133,14 +142,15 @@ def commit() -> str:
 
 
 def table(results: list[dict]) -> str:
-    head = "| size | storage | encode frames/s | decode frames/s | decode, no threads | random access frames/s | ms / one-frame call | KiB / 1000 frames | bytes / frame | MAE | PSNR dB | max error |"
-    rows = [head, "|" + "---|" * 12]
+    head = "| size | storage | encode frames/s | decode frames/s | decode, no threads | random access frames/s | ms / one-frame call | ms to append an episode | KiB / 1000 frames | bytes / frame | MAE | PSNR dB | max error |"
+    rows = [head, "|" + "---|" * 13]
     for r in results:
         no_threads = f"{r['decode_fps_no_threads']:,.0f}" if "decode_fps_no_threads" in r else "-"
         one = f"{r['one_frame_call_ms']:.2f}" if "one_frame_call_ms" in r else "-"
+        append = f"{r['append_episode_ms']:.0f}" if "append_episode_ms" in r else "-"
         rows.append(
             f"| {r['size']}x{r['size']} | {r['storage']} | {r['encode_fps']:,.0f} | {r['decode_fps']:,.0f} | {no_threads} "
-            f"| {r['random_access_fps']:,.0f} | {one} | {r['bytes_per_1000_frames'] / 1024:,.1f} | {r['bytes_per_1000_frames'] / 1000:,.0f} "
+            f"| {r['random_access_fps']:,.0f} | {one} | {append} | {r['bytes_per_1000_frames'] / 1024:,.1f} | {r['bytes_per_1000_frames'] / 1000:,.0f} "
             f"| {r['mae']:.2f} | {'lossless' if r['psnr_db'] is None else format(r['psnr_db'], '.1f')} | {r['max_abs_error']} |"
         )
     return "\n".join(rows)
@@ -192,6 +202,8 @@ def main() -> None:
         "frames per second, the best of 2 runs for decoding, 1 for encoding. Encoding includes the atomic",
         "write; decoding returns uint8 RGB arrays. Random access: `decode_frames` on 200 random indices in",
         "one call; one-frame call: `decode_frames(path, [i])` alone (open, seek, decode), mean of 50.",
+        f"Append: `concat_videos([file, episode], file)`, a {EPISODE}-frame episode joined to the whole file",
+        "by copying packets (the file is read and rewritten; no frame is encoded again).",
         "\"no threads\": the same decode with PyAV's default thread_type instead of \"AUTO\". MAE: mean",
         "absolute error against the source frames, 0..255 scale (yuv420p alone accounts for part of it);",
         "the max error is at the sharp coloured edges that yuv420p's half-resolution colour blurs.",
