@@ -56,7 +56,8 @@ def test_expert_videos_are_the_evaluated_episodes_and_leave_the_evaluation_uncha
     m = check_videos(video, 1_000_000, 3, with_video)
     assert m["camera_added"] and m["cameras"] == ["top"] and m["codec"] == "av1" and m["env_options"] == {}
     # frame 0 is what the camera sees at the reset of that seed (AV1 is lossy: close, not equal)
-    env = make_env("reach", cameras="top")
+    assert decode_video(video / m["episodes"][0]["file"]).shape[1:] == (128, 128, 3)  # VIDEO_IMAGE_SIZE
+    env = make_env("reach", cameras="top", image_size=128)
     first = env.reset(seed=1_000_000)[0][CAM].astype(float)
     assert np.abs(decode_video(video / m["episodes"][0]["file"])[0].astype(float) - first).mean() < 6
 

@@ -7,7 +7,8 @@ cameras gives one video with the cameras side by side (in `observation_keys` ord
 T + 1 frames for an episode of T steps: the observation before every action, then the final one.
 
 The cameras are the user's (`cameras=...` in the env options) or, for a task the user runs without
-cameras (a state-based policy), the task's `DEFAULT_CAMERA` added for the recorded episodes only: the
+cameras (a state-based policy), the task's `DEFAULT_CAMERA` added (VIDEO_IMAGE_SIZE pixels square) for
+the recorded episodes only: the
 actor still reads only its own keys (`PolicyActor` its input features, experts the state), so it acts
 as it does without the camera. The recorded episodes are extra rollouts of seeds the evaluation
 already ran; the evaluation is not changed by them, and `videos.json` says whether each recorded
@@ -32,11 +33,13 @@ from mimetic.features import camera_of, image_keys, is_image_key
 VIDEO_EPISODES = 4  # episodes recorded by default
 VIDEO_CODECS = ("av1", "h264")  # codecs browsers play (HEVC is not played by Chromium)
 MANIFEST = "videos.json"
+VIDEO_IMAGE_SIZE = 128  # frame size of a camera added for the videos (the task's own size where the user sets one)
 
 
 def render_options(env: str, env_options: Mapping | None) -> tuple[dict, bool]:
     """Env options that render: the user's own (if they name cameras), or with the task's DEFAULT_CAMERA
-    added; and whether the camera was added. A task without cameras is a one-line error."""
+    added (at VIDEO_IMAGE_SIZE unless `image_size` is given: no policy sees it); and whether the camera was added.
+    A task without cameras is a one-line error."""
     options = dict(env_options or {})
     if options.get("cameras"):
         return options, False
@@ -46,6 +49,7 @@ def render_options(env: str, env_options: Mapping | None) -> tuple[dict, bool]:
     if camera is None:
         raise MimeticError(f"--video: environment {env!r} cannot render (it has no camera), so it has no videos")
     options["cameras"] = camera
+    options.setdefault("image_size", VIDEO_IMAGE_SIZE)
     return options, True
 
 
