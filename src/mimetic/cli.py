@@ -473,9 +473,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
     s.set_defaults(fn=cmd_teleop)
 
-    s = sub.add_parser("inspect", help="summarize a dataset: lengths, success, per-dimension statistics, plots")
+    s = sub.add_parser("inspect", help="summarize a dataset: lengths, success, per-dimension statistics, cameras, plots")
     s.add_argument("data", help="dataset directory")
-    s.add_argument("--out", default=None, help="folder for the PNG plots (none without it)")
+    s.add_argument("--out", default=None, help="folder for the PNG plots, and per camera frames_<camera>.png: "
+                   "8 evenly spaced frames of each of the first 3 episodes (none without it)")
     s.add_argument("--json", default=None, help="write the summary as JSON here")
     s.set_defaults(fn=cmd_inspect)
 
@@ -502,8 +503,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--json", default=None, help="also write the results as JSON here")
     s.set_defaults(fn=cmd_shift)
 
-    s = sub.add_parser("report", help="one self-contained HTML page for runs, compare folders and datasets")
-    s.add_argument("paths", nargs="+", metavar="PATH", help="run directories, compare folders, dataset directories")
+    s = sub.add_parser("report", help="one self-contained HTML page for runs, compare folders, datasets and rollout videos")
+    s.add_argument("paths", nargs="+", metavar="PATH", help="run directories (their RUN/video*/ rollout videos included), "
+                   "compare folders, dataset directories, folders written by eval --video")
     s.add_argument("--out", default="report.html", help="HTML file to write (default report.html)")
     s.set_defaults(fn=cmd_report)
 
