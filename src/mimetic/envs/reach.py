@@ -4,6 +4,12 @@ Observation (6): position (2), velocity (2), goal (2). Action (2): a force in [-
 Dynamics: v <- 0.8 v + 0.2 a ; p <- clip(p + 0.1 v, -1, 1). Reward: minus the distance to the goal.
 Success (and termination): within `tolerance` of the goal. Time limit: `max_steps` (truncation).
 The expert is a saturated PD controller.
+
+Camera `top` (`cameras=top`, `image_size=64`): a numpy top-down view of the arena [-1, 1]^2 (x to the
+right, y up), the goal as a green disk, the agent as a red disk drawn over it (reach-bimodal and
+reach-fork: the obstacle as a grey disk). `state=proprio` records only the agent's position and
+velocity (4) as `observation.state`, so the goal is seen only in the image; the full state goes to the
+expert as `privileged.state`.
 """
 
 from __future__ import annotations
@@ -12,6 +18,59 @@ import gymnasium as gym
 import numpy as np
 
 from mimetic.actors import FunctionActor
+from mimetic.envs.render import CameraObs
+from mimetic.errors import MimeticError
+
+CAMERAS: tuple[str, ...] = ("top",)
+DEFAULT_CAMERA = "top"
+IMAGE_SIZE = 64
+PROPRIO_DIMS = 4  # position, velocity
+STATE_NAMES = ["x", "y", "vx", "vy", "goal_x", "goal_y"]
+
+BACKGROUND = (235, 235, 235)
+AGENT_COLOUR = (220, 30, 30)
+GOAL_COLOUR = (30, 170, 30)
+OBSTACLE_COLOUR = (90, 90, 90)
+AGENT_RADIUS = 0.08
+GOAL_RADIUS = 0.1
+
+
+class TopCamera:
+    """A top-down numpy camera over [-1, 1]^2: row 0 is y = 1, column 0 is x = -1 (pixel centres precomputed).
+
+    The still part of a frame (background, obstacle, goal) is drawn once per episode by `set_scene`; each
+    frame copies it and draws the agent inside the agent's bounding box only."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.coords = -1.0 + (np.arange(size) + 0.5) * (2.0 / size)  # x of column j, and -y of row j
+        self.scene = np.empty((size, size, 3), np.uint8)
+        self.scene[:] = BACKGROUND
+        self.episode = -1  # the episode whose still disks `scene` shows
+
+    def pixel(self, x: float, y: float) -> tuple[int, int]:
+        """The (row, column) of the pixel holding point (x, y)."""
+        to = lambda v: int(np.clip(np.floor((v + 1.0) * self.size / 2.0), 0, self.size - 1))  # noqa: E731
+        return to(-y), to(x)
+
+    def disk(self, img: np.ndarray, centre, radius: float, colour) -> None:
+        x, y = float(centre[0]), float(centre[1])
+        lo = np.searchsorted(self.coords, [x - radius, -y - radius])
+        hi = np.searchsorted(self.coords, [x + radius, -y + radius], side="right")
+        cols, rows = self.coords[lo[0]:hi[0]] - x, self.coords[lo[1]:hi[1]] + y
+        inside = rows[:, None] ** 2 + cols[None, :] ** 2 <= radius * radius
+        img[lo[1]:hi[1], lo[0]:hi[0]][inside] = colour
+
+    def set_scene(self, disks) -> None:
+        """Draw the still disks ((centre, radius, colour), in order) on the background."""
+        self.scene[:] = BACKGROUND
+        for centre, radius, colour in disks:
+            self.disk(self.scene, centre, radius, colour)
+
+    def frame(self, agent) -> np.ndarray:
+        img = self.scene.copy()
+        self.disk(img, agent, AGENT_RADIUS, AGENT_COLOUR)
+        return img
 
 
 class ReachEnv(gym.Env):
@@ -19,18 +78,51 @@ class ReachEnv(gym.Env):
     return_comparable = True  # ending at success only stops the costs: a higher return is a faster approach
     return_note = "minus the distance to the goal per step until success"
 
-    def __init__(self, max_steps: int = 100, tolerance: float = 0.05):
+    task = "reach"
+    state_names = STATE_NAMES
+
+    def __init__(self, max_steps: int = 100, tolerance: float = 0.05, cameras=None, image_size=IMAGE_SIZE,
+                 state: str = "full"):
         self.max_steps = int(max_steps)
         self.tolerance = float(tolerance)
-        self.observation_space = gym.spaces.Box(-2.0, 2.0, shape=(6,), dtype=np.float32)
+        self._cam = CameraObs(self.task, cameras, image_size, state, CAMERAS, PROPRIO_DIMS)
+        self._views: dict[int, TopCamera] = {}  # image size -> camera
+        self._episode = 0
+        self._set_spaces(gym.spaces.Box(-2.0, 2.0, shape=(len(self.state_names),), dtype=np.float32))
         self.action_space = gym.spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self._pos = np.zeros(2)
         self._vel = np.zeros(2)
         self._goal = np.zeros(2)
         self._t = 0
 
+    def _set_spaces(self, full_space) -> None:
+        self.observation_space = self._cam.space(full_space)
+        self.feature_names = self._cam.names(self.state_names)
+
     def _obs(self) -> np.ndarray:
         return np.concatenate([self._pos, self._vel, self._goal]).astype(np.float32)
+
+    def _still(self) -> list:
+        """The disks that do not move during an episode: (centre, radius, colour)."""
+        return [(self._goal, GOAL_RADIUS, GOAL_COLOUR)]
+
+    def _observation(self, new_episode: bool = False):
+        """The observation: the state vector, or the dict with the camera frame and/or the reduced state."""
+        self._episode += new_episode  # the cameras redraw their still scene on their next frame
+        return self._cam.observe(self._obs(), self.render_camera)
+
+    def render_camera(self, camera: str = DEFAULT_CAMERA, size: int | None = None) -> np.ndarray:
+        """The top-down frame of the current state (uint8 (size, size, 3); default size: image_size)."""
+        if camera not in CAMERAS:
+            raise MimeticError(f"{self.task}: unknown camera {camera!r}: valid cameras are {', '.join(CAMERAS)}")
+        size = self._cam.size if size is None else int(size)
+        view = self._views.get(size)
+        if view is None:
+            view = self._views[size] = TopCamera(size)
+        if view.episode != self._episode:
+            view.set_scene(self._still())
+            view.episode = self._episode
+        return view.frame(self._pos)
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
@@ -41,7 +133,7 @@ class ReachEnv(gym.Env):
             self._goal = rng.uniform(-0.9, 0.9, size=2)
         self._vel = np.zeros(2)
         self._t = 0
-        return self._obs(), {"success": False}
+        return self._observation(new_episode=True), {"success": False}
 
     def step(self, action):
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
@@ -51,7 +143,7 @@ class ReachEnv(gym.Env):
         dist = float(np.linalg.norm(self._goal - self._pos))
         success = dist < self.tolerance
         truncated = self._t >= self.max_steps and not success
-        return self._obs(), -dist, success, truncated, {"success": success}
+        return self._observation(), -dist, success, truncated, {"success": success}
 
 
 def expert_action(obs: np.ndarray) -> np.ndarray:
@@ -59,8 +151,9 @@ def expert_action(obs: np.ndarray) -> np.ndarray:
     return np.clip(4.0 * (goal - pos) - 1.5 * vel, -1.0, 1.0)
 
 
-def make_env(max_steps: int = 100, tolerance: float = 0.05) -> gym.Env:
-    return ReachEnv(max_steps=max_steps, tolerance=tolerance)
+def make_env(max_steps: int = 100, tolerance: float = 0.05, cameras=None, image_size=IMAGE_SIZE,
+             state: str = "full") -> gym.Env:
+    return ReachEnv(max_steps=max_steps, tolerance=tolerance, cameras=cameras, image_size=image_size, state=state)
 
 
 def make_expert(**_options) -> FunctionActor:

@@ -21,21 +21,29 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from mimetic.envs.reach import ReachEnv, expert_action as reach_action
+from mimetic.envs.reach import (DEFAULT_CAMERA, IMAGE_SIZE, OBSTACLE_COLOUR, STATE_NAMES, ReachEnv,  # noqa: F401
+                                expert_action as reach_action)
+from mimetic.features import expert_state
 
 
 class ReachBimodalEnv(ReachEnv):
     return_comparable = False  # a crash stops the per-step costs: it can earn more than a slow success
     return_note = "a collision ends an episode early, so a quick crash can earn more than a slow success"
 
-    def __init__(self, max_steps: int = 100, tolerance: float = 0.05, radius: float = 0.25):
-        super().__init__(max_steps=max_steps, tolerance=tolerance)
+    task = "reach-bimodal"
+    state_names = STATE_NAMES + ["obstacle_x", "obstacle_y"]
+
+    def __init__(self, max_steps: int = 100, tolerance: float = 0.05, radius: float = 0.25, cameras=None,
+                 image_size=IMAGE_SIZE, state: str = "full"):
+        super().__init__(max_steps=max_steps, tolerance=tolerance, cameras=cameras, image_size=image_size, state=state)
         self.radius = float(radius)
-        self.observation_space = gym.spaces.Box(-2.0, 2.0, shape=(8,), dtype=np.float32)
         self._obstacle = np.zeros(2)
 
     def _obs(self) -> np.ndarray:
         return np.concatenate([self._pos, self._vel, self._goal, self._obstacle]).astype(np.float32)
+
+    def _still(self) -> list:
+        return [(self._obstacle, self.radius, OBSTACLE_COLOUR)] + super()._still()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         gym.Env.reset(self, seed=seed)
@@ -45,7 +53,7 @@ class ReachBimodalEnv(ReachEnv):
         self._obstacle = (self._pos + self._goal) / 2 + rng.uniform(-0.03, 0.03, size=2)
         self._vel = np.zeros(2)
         self._t = 0
-        return self._obs(), {"success": False}
+        return self._observation(new_episode=True), {"success": False}
 
     def step(self, action):
         obs, reward, success, truncated, info = super().step(action)
@@ -67,8 +75,8 @@ class BimodalExpert:
     def reset(self, num_envs: int = 1, seeds=None) -> None:
         self.sides = self.rng.choice([-1.0, 1.0], size=num_envs)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float64)
+    def act(self, obs) -> np.ndarray:
+        obs = np.asarray(expert_state(obs, self.name), dtype=np.float64)
         if len(obs) != len(self.sides):
             self.reset(len(obs))
         out = np.empty((len(obs), 2), np.float32)
@@ -82,8 +90,10 @@ class BimodalExpert:
         return out
 
 
-def make_env(max_steps: int = 100, tolerance: float = 0.05, radius: float = 0.25) -> ReachBimodalEnv:
-    return ReachBimodalEnv(max_steps=max_steps, tolerance=tolerance, radius=radius)
+def make_env(max_steps: int = 100, tolerance: float = 0.05, radius: float = 0.25, cameras=None,
+             image_size=IMAGE_SIZE, state: str = "full") -> ReachBimodalEnv:
+    return ReachBimodalEnv(max_steps=max_steps, tolerance=tolerance, radius=radius, cameras=cameras,
+                           image_size=image_size, state=state)
 
 
 def make_expert(radius: float = 0.25, **_options) -> BimodalExpert:

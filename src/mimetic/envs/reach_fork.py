@@ -27,16 +27,20 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from mimetic.envs.reach import ReachEnv, expert_action as reach_action
+from mimetic.envs.reach import (DEFAULT_CAMERA, IMAGE_SIZE, OBSTACLE_COLOUR, ReachEnv,  # noqa: F401
+                                expert_action as reach_action)
+from mimetic.features import expert_state
 
 
 class ReachForkEnv(ReachEnv):
     return_comparable = False  # a crash stops the per-step costs: it can earn more than a slow success
     return_note = "a collision ends an episode early, so a quick crash can earn more than a slow success"
 
+    task = "reach-fork"
+
     def __init__(self, max_steps: int = 45, tolerance: float = 0.05, radius: float = 0.2,
-                 start: float = 0.9, jitter: float = 0.0):
-        super().__init__(max_steps=max_steps, tolerance=tolerance)
+                 start: float = 0.9, jitter: float = 0.0, cameras=None, image_size=IMAGE_SIZE, state: str = "full"):
+        super().__init__(max_steps=max_steps, tolerance=tolerance, cameras=cameras, image_size=image_size, state=state)
         self.radius = float(radius)
         self.start = float(start)
         self.jitter = float(jitter)
@@ -48,7 +52,10 @@ class ReachForkEnv(ReachEnv):
         self._goal = np.array([0.0, self.start]) + rng.uniform(-self.jitter, self.jitter, size=2)
         self._vel = np.zeros(2)
         self._t = 0
-        return self._obs(), {"success": False}
+        return self._observation(new_episode=True), {"success": False}
+
+    def _still(self) -> list:
+        return [(np.zeros(2), self.radius, OBSTACLE_COLOUR)] + super()._still()
 
     def step(self, action):
         obs, reward, success, truncated, info = super().step(action)
@@ -79,8 +86,8 @@ class ForkExpert:
             self.sides = np.array([np.random.default_rng([self.seed, int(s)]).choice([-1.0, 1.0]) for s in seeds])
         self.split = np.zeros(num_envs, bool)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        obs = np.asarray(obs, dtype=np.float64)
+    def act(self, obs) -> np.ndarray:
+        obs = np.asarray(expert_state(obs, self.name), dtype=np.float64)
         if len(obs) != len(self.sides):
             self.reset(len(obs))
         return np.stack([reach_action(self._steer(i, o)) for i, o in enumerate(obs)]).astype(np.float32)
@@ -102,10 +109,11 @@ def late_swerve(delay: int, seed: int, env: ReachForkEnv | None = None, **expert
     expert.reset(1, seeds=[seed])
     t_split, clearance, done, info = None, np.inf, False, {}
     while not done:
-        a = expert.act(obs[None])[0]
+        state = expert_state(obs)
+        a = expert.act(state[None])[0]
         t_split = env._t if (t_split is None and expert.split[0]) else t_split
         if t_split is not None and env._t - t_split < delay:
-            a = reach_action(obs)  # straight at the goal
+            a = reach_action(state)  # straight at the goal
         obs, _, term, trunc, info = env.step(a)
         clearance = min(clearance, float(np.linalg.norm(env._pos)) - env.radius)
         done = term or trunc
@@ -113,8 +121,9 @@ def late_swerve(delay: int, seed: int, env: ReachForkEnv | None = None, **expert
 
 
 def make_env(max_steps: int = 45, tolerance: float = 0.05, radius: float = 0.2, start: float = 0.9,
-             jitter: float = 0.0) -> ReachForkEnv:
-    return ReachForkEnv(max_steps=max_steps, tolerance=tolerance, radius=radius, start=start, jitter=jitter)
+             jitter: float = 0.0, cameras=None, image_size=IMAGE_SIZE, state: str = "full") -> ReachForkEnv:
+    return ReachForkEnv(max_steps=max_steps, tolerance=tolerance, radius=radius, start=start, jitter=jitter,
+                        cameras=cameras, image_size=image_size, state=state)
 
 
 def make_expert(radius: float = 0.2, **_options) -> ForkExpert:
