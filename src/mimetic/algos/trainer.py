@@ -11,6 +11,10 @@ RUN/metrics.jsonl                        one JSON object per logged step
 RUN/checkpoint/                          training state: weights, EMA, optimizer, RNGs, step
 ```
 
+The policy reads the observation features in its config's `input_features` (default: every vector
+feature of the dataset, or those `--obs-keys` names); camera features are left out, said in one line,
+until observation encoders exist, and a dataset of cameras alone is refused.
+
 This is the run-directory convention of `mimetic.algos.run_dir` (shared by every training loop):
 a kill loses at most the steps since the last checkpoint; `resume=True` continues from there exactly
 and drops metric rows logged after it, so the metrics file never holds duplicates.
