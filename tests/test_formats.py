@@ -323,8 +323,14 @@ def test_pickles_are_refused(tmp_path, name):
 
 
 # ---------------------------------------------------------------------- LeRobot v2.1
-def write_lerobot_v21(root: Path, eps: list[Episode], fps=30, fixed_size=True, state_key="observation.state"):
+def write_lerobot_v21(root: Path, eps: list[Episode], fps=30, fixed_size=True, state_key="observation.state", cameras=None):
+    """A LeRobot v2.1 folder; `cameras` {key: "video" | "image"} takes the frames from each episode's `ep.obs[key]`
+    (videos: one MP4 per episode, written with mimetic's encoder; images: PNG cells in the parquet). Without
+    cameras, info.json names a video feature whose files are absent."""
+    from mimetic.data.video import encode_png, encode_video
+
     d, a = eps[0].observations.shape[1], eps[0].actions.shape[1]
+    cameras = {"observation.images.top": None} if cameras is None else cameras
 
     def vec(x):
         flat = pa.array(x.reshape(-1), pa.float32())
@@ -335,7 +341,8 @@ def write_lerobot_v21(root: Path, eps: list[Episode], fps=30, fixed_size=True, s
              "action": {"dtype": "float32", "shape": [a], "names": None},
              "next.reward": {"dtype": "float32", "shape": [1], "names": None},
              "next.done": {"dtype": "bool", "shape": [1], "names": None},
-             "observation.images.top": {"dtype": "video", "shape": [8, 8, 3], "names": ["height", "width", "channels"]},
+             **{k: {"dtype": kind or "video", "shape": list(eps[0].obs[k].shape[1:]) if kind else [8, 8, 3],
+                    "names": ["height", "width", "channels"]} for k, kind in cameras.items()},
              **{k: {"dtype": t, "shape": [1], "names": None} for k, t in
                 [("timestamp", "float32"), ("frame_index", "int64"), ("episode_index", "int64"), ("index", "int64"), ("task_index", "int64")]}}
     index = 0
@@ -345,6 +352,11 @@ def write_lerobot_v21(root: Path, eps: list[Episode], fps=30, fixed_size=True, s
                         "next.done": pa.array(np.arange(T) == T - 1), "timestamp": pa.array(np.arange(T, dtype=np.float32) / fps),
                         "frame_index": pa.array(np.arange(T)), "episode_index": pa.array(np.full(T, i)),
                         "index": pa.array(np.arange(index, index + T)), "task_index": pa.array(np.full(T, tasks.index(ep.task)))})
+        for k, kind in cameras.items():
+            if kind == "image":
+                tbl = tbl.append_column(k, pa.array([{"bytes": encode_png(f), "path": None} for f in ep.obs[k]]))
+            elif kind == "video":
+                encode_video(root / f"videos/chunk-000/{k}/episode_{i:06d}.mp4", ep.obs[k], fps, codec="h264", crf=5)
         index += T
         p = root / f"data/chunk-000/episode_{i:06d}.parquet"
         p.parent.mkdir(parents=True, exist_ok=True)

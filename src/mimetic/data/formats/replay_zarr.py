@@ -26,17 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from mimetic.data.episode import Episode
-from mimetic.data.formats._common import (
-    as_matrix,
-    as_vector,
-    check_options,
-    concat_obs,
-    is_image,
-    parse_keys,
-    select,
-    state_names,
-    to_frames,
-)
+from mimetic.data.formats._common import as_matrix, as_vector, check_options, concat_obs, is_image, parse_keys
+from mimetic.data.formats._common import select, state_names, to_frames
 from mimetic.errors import MimeticError
 from mimetic.features import STATE
 
