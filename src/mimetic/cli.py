@@ -212,13 +212,16 @@ def cmd_eval(args) -> None:
 def cmd_convert(args) -> None:
     from mimetic.data.formats import convert, export_lerobot
 
+    storage = {"image_storage": args.image_storage, "video_codec": args.video_codec}
     if args.to == "lerobot":
-        ds = export_lerobot(args.src, args.dst)
+        ds = export_lerobot(args.src, args.dst, **storage)
     else:
         ds = convert(args.src, args.dst, fmt=args.format, obs_keys=args.obs_keys, action_key=args.action_key,
-                     filter_key=args.filter_key, skip_images=args.skip_images, fps=args.fps, env=args.env)
+                     filter_key=args.filter_key, skip_images=args.skip_images, fps=args.fps, env=args.env, **storage)
+    feats = ds.features
+    obs = ", ".join(f"{k} {'x'.join(map(str, feats[k].shape))}" for k in ds.observation_keys)
     print(f"{args.src} -> {ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, "
-          f"observations {ds.obs_dim}-d, actions {ds.act_dim}-d")
+          f"observations {obs}, actions {ds.act_dim}-d" + (f", cameras as {ds.image_storage}" if ds.image_keys else ""))
 
 
 def cmd_dagger(args) -> None:
@@ -424,10 +427,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--format", default=None, help="source format (default: detected): lerobot, lerobot-v2, robomimic, zarr, imitation")
     s.add_argument("--to", choices=["mimetic", "lerobot"], default="mimetic",
                    help="lerobot: export a mimetic dataset as a clean LeRobot v3.0 folder")
-    s.add_argument("--obs-keys", default=None, help="observation keys to concatenate, in this order: a,b,c")
+    s.add_argument("--obs-keys", default=None, help="source keys a,b,c: vector keys are concatenated into observation.state "
+                   "in this order; camera keys, if any, select the cameras kept")
     s.add_argument("--action-key", default=None)
     s.add_argument("--filter-key", default=None, help="robomimic: only the demos in mask/<filter-key>")
-    s.add_argument("--skip-images", action="store_true", help="drop image/video observations instead of failing")
+    s.add_argument("--skip-images", action="store_true", help="convert no camera (the state only); by default every "
+                   "camera comes across, or those --obs-keys names")
+    s.add_argument("--image-storage", choices=["video", "png"], default=None,
+                   help="how cameras are stored: video (MP4, LeRobot's default) or png (lossless, in the data files)")
+    s.add_argument("--video-codec", choices=["av1", "h264"], default=None, help="codec of the camera videos (default av1)")
     s.add_argument("--fps", type=int, default=None)
     s.add_argument("--env", default=None, help="record this environment as the one the data belongs to")
     s.set_defaults(fn=cmd_convert)
