@@ -286,10 +286,10 @@ def test_export_and_import_keep_cameras_names_and_environment_state(tmp_path):
            for T in (4, 6)]
     names = {"observation.state": ["a", "b", "c"], "observation.environment_state": ["ox", "oy"]}
     Dataset.create(tmp_path / "mine", eps, fps=FPS, image_storage="png", feature_names=names)
-    out = export_lerobot(tmp_path / "mine", tmp_path / "lerobot", video_codec="h264")
+    out = export_lerobot(tmp_path / "mine", tmp_path / "lerobot")  # AV1, as LeRobot stores cameras
     info = json.loads((tmp_path / "lerobot/meta/info.json").read_text())
     assert info["features"][TOP]["dtype"] == "video" and (tmp_path / f"lerobot/videos/{TOP}/chunk-000/file-000.mp4").is_file()
-    assert info["features"]["observation.state"]["names"] == ["a", "b", "c"]
+    assert info["features"]["observation.state"]["names"] == ["a", "b", "c"] and info["features"][TOP]["info"]["video.codec"] == "av1"
     stats = json.loads((tmp_path / "lerobot/meta/stats.json").read_text())
     assert np.asarray(stats[TOP]["mean"]).shape == (3, 1, 1)
     assert out.num_frames == 10

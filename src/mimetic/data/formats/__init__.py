@@ -9,13 +9,13 @@ detect_format(src) -> name
 
 Formats (module, name for `fmt`):
 
-| name         | source                                                     | module       |
-|--------------|------------------------------------------------------------|--------------|
-| `lerobot`    | LeRobot v3.0 folder (mimetic datasets included)            | lerobot_v3   |
-| `lerobot-v2` | LeRobot v2.0 / v2.1 folder (one parquet per episode)       | lerobot_v2   |
-| `robomimic`  | robomimic HDF5 file                                        | robomimic    |
-| `zarr`       | diffusion_policy ReplayBuffer (zarr 2 folder or .zarr.zip) | replay_zarr  |
-| `imitation`  | `imitation` trajectories saved with HF datasets (Arrow)    | imitation    |
+| name         | source                                                     | cameras                                   | module       |
+|--------------|------------------------------------------------------------|-------------------------------------------|--------------|
+| `lerobot`    | LeRobot v3.0 folder (mimetic datasets included)            | video features (MP4 per key and file), image features (parquet) | lerobot_v3 |
+| `lerobot-v2` | LeRobot v2.0 / v2.1 folder (one parquet per episode)       | video features (MP4 per key and episode), image features | lerobot_v2 |
+| `robomimic`  | robomimic HDF5 file                                        | `obs/<name>_image` arrays                 | robomimic    |
+| `zarr`       | diffusion_policy ReplayBuffer (zarr 2 folder or .zarr.zip) | `data/<key>` image arrays (`img`)         | replay_zarr  |
+| `imitation`  | `imitation` trajectories saved with HF datasets (Arrow)    | none (the format has no cameras)          | imitation    |
 
 Reader options (None, or False for a flag, means "not given"; an option a format does not use is an error):
 `obs_keys` ("a,b,c" or a list of source keys), `action_key`, `filter_key` (robomimic
@@ -39,8 +39,10 @@ Cameras: every camera of the source by default; the camera keys `obs_keys` names
 any, select the ones kept; `skip_images` keeps none (and the state keys still follow `obs_keys`).
 Frames become uint8 (H, W, 3) (`_common.to_frames`: channels-first arrays are transposed, grey is
 repeated into RGB, floats in [0, 1] become round(255 x); anything else is an error naming the key).
-Videos are decoded frame-exact (LeRobot v3: the episode's frames from `from_timestamp` in its
-file; v2.1: one MP4 per episode holding exactly its frames). A missing or corrupt MP4, a video
+Videos are decoded by frame index (LeRobot v3: the episode's frames from `from_timestamp` in its
+file; v2.1: one MP4 per episode holding exactly its frames); image columns and arrays are exact.
+Storing cameras as video re-encodes them (lossy, crf 30); `image_storage="png"` keeps the decoded
+frames exactly. A missing or corrupt MP4, a video
 whose frame count disagrees with the parquet rows, or a camera whose frame shape changes between
 episodes stops the conversion with one line naming the file or key; `dst` is then not created.
 Video storage needs even frame sides: odd-sized cameras need `image_storage="png"`.
