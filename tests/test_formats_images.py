@@ -321,3 +321,13 @@ def test_cli_convert_cameras_and_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "file-000.mp4 has 10 frames" in err
     assert not (tmp_path / "bad").exists()
+
+
+def test_camera_key_rule():
+    from mimetic.data.formats._common import camera_key
+
+    assert camera_key(TOP) == TOP
+    assert camera_key("observation.image") == "observation.images.image"  # LeRobot pusht
+    assert camera_key("agentview_image") == "observation.images.agentview"
+    assert camera_key("camera0_rgb") == "observation.images.camera0"
+    assert camera_key("img") == "observation.images.img" and camera_key("image") == "observation.images.image"
