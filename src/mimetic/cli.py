@@ -350,8 +350,8 @@ def _train_method(argv: list[str] | None) -> str | None:
     of that method only, so that building the parser imports no method module (nor torch)."""
     args = list(argv or [])
     i = 0
-    while i < len(args) and args[i].startswith("-"):  # global options: -q, --threads N
-        i += 2 if args[i] == "--threads" else 1
+    while i < len(args) and args[i].startswith("-"):  # global options: -q, --threads N, --log-to SINKS
+        i += 2 if args[i] in ("--threads", "--log-to") else 1
     return args[i + 1] if i + 1 < len(args) and args[i] == "train" else None
 
 
@@ -362,6 +362,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: small state-based networks run fastest on one thread)")
+    p.add_argument("--log-to", default=None, metavar="SINKS",
+                   help="also send training metrics to tensorboard (RUN/tensorboard/), wandb (offline unless WANDB_MODE "
+                        "is set; RUN/wandb/) or tensorboard,wandb; metrics.jsonl stays the record")
     sub = p.add_subparsers(dest="verb", required=True)
 
     s = sub.add_parser("envs", help="list the task names mimetic knows")
@@ -549,6 +552,10 @@ def main(argv: list[str] | None = None) -> int:
 
         args.seed = EVAL_SEED
     try:
+        if args.log_to:  # checked before any work: a missing package is a one-line error now
+            from mimetic.algos.run_dir import log_to
+
+            log_to(args.log_to)
         args.fn(args)
     except MimeticError as e:
         print(f"mimetic: error: {e}", file=sys.stderr)
