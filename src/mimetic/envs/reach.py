@@ -14,6 +14,8 @@ expert as `privileged.state`.
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 
@@ -54,12 +56,15 @@ class TopCamera:
         return to(-y), to(x)
 
     def disk(self, img: np.ndarray, centre, radius: float, colour) -> None:
-        x, y = float(centre[0]), float(centre[1])
-        lo = np.searchsorted(self.coords, [x - radius, -y - radius])
-        hi = np.searchsorted(self.coords, [x + radius, -y + radius], side="right")
-        cols, rows = self.coords[lo[0]:hi[0]] - x, self.coords[lo[1]:hi[1]] + y
+        """Fill the pixels whose centres lie within `radius` of `centre` (only the disk's bounding box is computed)."""
+        x, y, half = float(centre[0]), -float(centre[1]), self.size / 2.0  # y: rows go down
+        c0, c1 = max(0, math.ceil((x - radius + 1.0) * half - 0.5)), min(self.size, math.floor((x + radius + 1.0) * half - 0.5) + 1)
+        r0, r1 = max(0, math.ceil((y - radius + 1.0) * half - 0.5)), min(self.size, math.floor((y + radius + 1.0) * half - 0.5) + 1)
+        if c0 >= c1 or r0 >= r1:
+            return
+        cols, rows = self.coords[c0:c1] - x, self.coords[r0:r1] - y
         inside = rows[:, None] ** 2 + cols[None, :] ** 2 <= radius * radius
-        img[lo[1]:hi[1], lo[0]:hi[0]][inside] = colour
+        img[r0:r1, c0:c1][inside] = colour
 
     def set_scene(self, disks) -> None:
         """Draw the still disks ((centre, radius, colour), in order) on the background."""
