@@ -87,4 +87,66 @@ def test_pygame_keyboard_headless(tmp_path, monkeypatch, capsys):
                  "--env-option", "max_steps=5"])
     assert code == 0, capsys.readouterr().err
     ds = Dataset.load(tmp_path / "d")
-    assert ds.num_episodes == 1 and ds.num_frames == 5 and np.all(ds.actions == 0)
+    assert ds.num_episodes == 1 and ds.num_frames == 5 and np.all(ds.actions == 0) and ds.image_keys == []
+    # cameras asked for: shown and recorded, stored as the Dataset's default (video) unless told otherwise
+    for storage, flags in (("video", []), ("png", ["--image-storage", "png"])):
+        code = main(["-q", "teleop", "reach", "--out", str(tmp_path / storage), "--episodes", "1", "--fps", "0",
+                     "--env-option", "max_steps=3", "--env-option", "cameras=top", *flags])
+        assert code == 0, capsys.readouterr().err
+        ds = Dataset.load(tmp_path / storage)
+        assert ds.image_keys == ["observation.images.top"] and ds.image_storage == storage and ds.num_frames == 3
+
+
+def _capturing_source(pygame):
+    """A PygameInput that grabs the window (H, W, 3) each time it is polled: what the human saw before that step."""
+    from mimetic.teleop import PygameInput
+
+    class Capturing(PygameInput):
+        seen: list = []
+
+        def poll(self):
+            self.seen.append((pygame.surfarray.array3d(self.screen).swapaxes(0, 1).copy(), self.scale))
+            return super().poll()
+
+    return Capturing("keyboard", fps=0)
+
+
+def _shown_camera(seen, size=64):
+    """The camera part of each grabbed window, downscaled back to the camera's pixels."""
+    out = []
+    for window, k in seen:
+        assert k == 512 // size and window.shape[:2] == (size * k + 28, size * k)  # scaled up to 512, status below
+        assert window[size * k:].any()  # the status line is drawn
+        out.append(window[: size * k : k, : size * k : k])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("asked", [False, True])
+def test_teleop_shows_the_camera_and_records_it_only_if_asked(asked, tmp_path, monkeypatch):
+    pygame = pytest.importorskip("pygame")
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setenv("SDL_AUDIODRIVER", "dummy")
+    from mimetic.envs import make_env
+
+    options = {"max_steps": 6, **({"cameras": "top"} if asked else {})}
+    src = _capturing_source(pygame)
+    held = {pygame.K_RIGHT, pygame.K_UP}  # the human holds right and up: the agent moves across the view
+    monkeypatch.setattr(pygame.key, "get_pressed", lambda: type("Keys", (), {"__getitem__": lambda _, k: k in held})())
+    try:
+        ds = record("reach", tmp_path / "d", 1, src, env_options=options, seed=3, image_storage="png")
+    finally:
+        src.close()
+    shown = _shown_camera(src.seen)
+    assert len(shown) == 6 and ds.num_frames == 6 and np.allclose(ds.actions, [1.0, 1.0])
+    assert not np.array_equal(shown[0], shown[-1])
+    assert ds.env_options == options  # the dataset's features are the ones asked for
+    assert ds.image_keys == (["observation.images.top"] if asked else [])
+    env = make_env("reach", cameras="top", max_steps=6)  # the same episode replayed: the frames the env gives
+    obs, _ = env.reset(seed=3)
+    for t in range(6):
+        assert np.array_equal(shown[t], obs["observation.images.top"]), t
+        obs = env.step(ds.actions[t])[0]
+    if asked:
+        assert np.array_equal(ds.episode(0).obs["observation.images.top"], shown)
+    else:
+        assert sorted(ds.episode(0).obs) == ["observation.state"]

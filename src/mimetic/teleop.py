@@ -7,6 +7,9 @@ and on a scripted sequence in tests:
   commanded action in [-1, 1]^k, and its flags say what the human asked for this step.
 - `PygameInput("keyboard" | "gamepad")` reads pygame (imported only here, only when used; set
   SDL_VIDEODRIVER=dummy to run without a screen). `ScriptedInput([...])` replays states.
+- A source that can `show(frame, status)` (PygameInput) is shown what the robot sees before each
+  step: the camera image scaled up by a whole factor to about `WINDOW` pixels (nearest neighbour, so
+  each camera pixel is a k x k block), several cameras side by side, and a status line below.
 
 Keyboard: arrows or W/A/S/D move axes 0/1, R/F axis 2, space closes the gripper (axis 3 = +1,
 else -1 where the action has 4 dims); T toggles expert takeover (HG-DAgger); Y ends the episode
@@ -18,6 +21,10 @@ Start (7) quits.
 DAgger / HG-DAgger; `record(env, out, episodes, source)` records demonstrations (`mimetic
 teleop`), each episode marked success or failure by the human (or by the environment's success
 if the episode ended on its own).
+
+What `record` shows: the cameras the user asked for (`--env-option cameras=...`, recorded too), else
+the task's `DEFAULT_CAMERA`, added for display only (the dataset keeps the features the user asked
+for: no camera). A task without cameras shows the status line alone.
 """
 
 from __future__ import annotations
@@ -25,11 +32,15 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol
+from typing import Iterable, Mapping, Protocol
 
 import numpy as np
 
 from mimetic.errors import MimeticError
+from mimetic.features import as_obs_dict, is_image_key
+
+WINDOW = 512  # about this many pixels on the long side of the camera view
+STATUS_HEIGHT = 28
 
 
 @dataclass
@@ -43,6 +54,8 @@ class InputState:
 
 class InputSource(Protocol):
     def poll(self) -> InputState: ...
+
+    # optional: `show(frame: uint8 (H, W, 3) | None, status: str) -> None` draws what the robot sees
 
 
 class ScriptedInput:
@@ -80,7 +93,7 @@ class PygameInput:
         pg = _import_pygame()
         self.pg, self.device, self.fps = pg, device, fps
         pg.init()
-        self.screen = pg.display.set_mode((320, 120))
+        self.screen = pg.display.set_mode((320, STATUS_HEIGHT))
         pg.display.set_caption("mimetic teleop: arrows/WASD move, T takeover, Y success, N failure, Esc quit")
         self.clock = pg.time.Clock()
         self.joystick = None
@@ -90,6 +103,31 @@ class PygameInput:
                 raise MimeticError("--input gamepad: no gamepad found (pygame sees 0 joysticks)")
             self.joystick = pg.joystick.Joystick(0)
         self.gripper = False
+        self.font = None
+        self.scale = 1  # window pixels per camera pixel (per side)
+
+    def show(self, frame: np.ndarray | None, status: str = "") -> None:
+        """Draw `frame` (uint8 (H, W, 3)) scaled up by a whole factor to about WINDOW pixels, with `status` below it."""
+        pg = self.pg
+        if frame is not None:
+            frame = np.asarray(frame, np.uint8)
+            h, w = frame.shape[:2]
+            self.scale = k = max(1, WINDOW // max(h, w))
+            size = (w * k, h * k + STATUS_HEIGHT)
+        else:
+            k, size = 1, (max(320, self.screen.get_width()), STATUS_HEIGHT)
+        if self.screen.get_size() != size:
+            self.screen = pg.display.set_mode(size)
+        self.screen.fill((0, 0, 0))
+        if frame is not None:
+            big = np.repeat(np.repeat(frame, k, axis=0), k, axis=1)
+            self.screen.blit(pg.surfarray.make_surface(big.swapaxes(0, 1)), (0, 0))
+        if status:
+            if self.font is None:
+                pg.font.init()
+                self.font = pg.font.Font(None, 24)
+            self.screen.blit(self.font.render(status, True, (255, 255, 255)), (6, size[1] - STATUS_HEIGHT + 5))
+        pg.display.flip()
 
     def poll(self) -> InputState:
         pg = self.pg
@@ -151,9 +189,10 @@ class TeleopActor:
         self.mark: str | None = None
         self.quit = False
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        if len(obs) != 1:
-            raise MimeticError(f"a human expert drives one environment at a time, got a batch of {len(obs)}")
+    def act(self, obs) -> np.ndarray:
+        n = len(next(iter(obs.values()))) if isinstance(obs, Mapping) else len(obs)
+        if n != 1:
+            raise MimeticError(f"a human expert drives one environment at a time, got a batch of {n}")
         s = self.source.poll()
         if s.toggle_takeover:
             self.takeover = not self.takeover
@@ -169,13 +208,25 @@ class TeleopActor:
         return np.clip(self.gain * a, self.low, self.high)[None]
 
 
+def display_options(env: str, env_options: dict) -> dict:
+    """The options `record` makes the env with to show it: the user's, plus the task's DEFAULT_CAMERA when the user
+    asked for no camera (shown, not recorded); the user's alone for a task without cameras."""
+    from mimetic.envs import _resolve
+
+    camera = getattr(_resolve(env)[0], "DEFAULT_CAMERA", None)
+    return dict(env_options) if env_options.get("cameras") or camera is None else {**env_options, "cameras": camera}
+
+
 def record(env: str, out: str | Path, episodes: int, source: InputSource, *, env_options: dict | None = None,
-           seed: int | None = None, gain: float = 1.0, max_steps: int | None = None) -> "Dataset":
+           seed: int | None = None, gain: float = 1.0, max_steps: int | None = None, image_storage: str | None = None,
+           video_codec: str | None = None) -> "Dataset":
     """Record up to `episodes` human demonstrations into the dataset `out` (created or appended to).
 
     Each episode is committed as soon as it ends, with an extra column `marked_success` (the human's
     verdict, or the environment's success if the episode ended on its own). Quitting stops
-    recording; the episode in progress is discarded (nothing half-written).
+    recording; the episode in progress is discarded (nothing half-written). A source with `show` sees the
+    camera view before each step (see the module doc). `image_storage` / `video_codec` choose how a new
+    dataset stores camera frames (None: the Dataset's defaults).
     """
     from mimetic.data.dataset import Dataset
     from mimetic.data.episode import Episode
@@ -195,25 +246,35 @@ def record(env: str, out: str | Path, episodes: int, source: InputSource, *, env
             raise MimeticError(f"dataset {out} was not recorded by teleop (no marked_success column): choose another --out")
     elif out.exists() and (out.is_file() or any(out.iterdir())):
         raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
-    e = make_env(env, **env_options)
+    show = getattr(source, "show", None)
+    make_options = display_options(env, env_options) if show is not None else env_options
+    e = make_env(env, **make_options)
     sizes = sizes_of(e)
     sizes.require_continuous("teleop", env)
+    shown = [k for k in sizes.features if is_image_key(k)]
+    display_only = shown if make_options.get("cameras") != env_options.get("cameras") else []
+    keep = [k for k in sizes.features if k not in display_only]  # exactly the features the user asked for
     actor = TeleopActor(source, sizes.act_dim, gain=gain, low=float(np.min(sizes.low)), high=float(np.max(sizes.high)))
-    fps = sizes.fps
+    storage = {k: v for k, v in (("image_storage", image_storage), ("video_codec", video_codec)) if v is not None}
     next_seed = seed if seed is not None else (int(ds.info["mimetic"].get("next_seed", ds.num_episodes)) if ds else 0)
     try:
-        for _ in range(episodes):
+        for n in range(episodes):
             obs, _info = e.reset(seed=next_seed)
             actor.reset(1)
-            rec: dict[str, list] = {"obs": [], "act": [], "rew": [], "succ": []}
+            steps: list[dict] = []
+            rec: dict[str, list] = {"act": [], "rew": [], "succ": []}
             term = trunc = False
             while True:
-                o = np.asarray(obs, np.float32).reshape(1, -1)
-                a = actor.act(o)
+                o = as_obs_dict(obs)
+                if show is not None:
+                    show(np.concatenate([o[k] for k in shown], axis=1) if shown else None,
+                         f"episode {n + 1}/{episodes}   step {len(steps)}   success {'yes' if any(rec['succ']) else 'no'}"
+                         "   (Y success, N failure, Esc quit)")
+                a = actor.act({k: np.asarray(v)[None] for k, v in o.items()})
                 if actor.quit or actor.mark is not None:
                     break
                 obs, r, term, trunc, info = e.step(a[0])
-                rec["obs"].append(o[0])
+                steps.append({k: o[k] for k in keep})
                 rec["act"].append(a[0])
                 rec["rew"].append(float(r))
                 rec["succ"].append(bool(info.get("success", False)))
@@ -226,12 +287,13 @@ def record(env: str, out: str | Path, episodes: int, source: InputSource, *, env
                 continue  # ended before the first step: nothing to keep
             T = len(rec["act"])
             marked = actor.mark == "success" if actor.mark is not None else any(rec["succ"])
-            ep = Episode(np.stack(rec["obs"]), np.stack(rec["act"]), rec["rew"], rec["succ"], terminated=bool(term),
-                         task=env, extras={"marked_success": np.full(T, marked)},
-                         final_observation=np.asarray(obs, np.float32).reshape(-1))
+            final = as_obs_dict(obs)
+            ep = Episode({k: np.stack([s[k] for s in steps]) for k in keep}, np.stack(rec["act"]), rec["rew"], rec["succ"],
+                         terminated=bool(term), task=env, extras={"marked_success": np.full(T, marked)},
+                         final_observation={k: final[k] for k in keep})
             meta = {"next_seed": next_seed}
             if ds is None:
-                ds = Dataset.create(out, [ep], env=env, env_options=env_options, fps=fps, meta=meta)
+                ds = Dataset.create(out, [ep], env=env, env_options=env_options, fps=sizes.fps, meta=meta, **storage)
             else:
                 ds.append([ep], meta=meta)
     finally:
