@@ -11,7 +11,7 @@ import pytest
 
 from mimetic.envs import make_env, make_expert
 from mimetic.errors import MimeticError
-from mimetic.features import IMAGE_PREFIX, PRIVILEGED_STATE, STATE, expert_state
+from mimetic.features import IMAGE_PREFIX, PRIVILEGED_STATE, STATE
 
 REACH_FAMILY = ["reach", "reach-bimodal", "reach-fork"]
 
@@ -21,7 +21,7 @@ def _batch(obs):
 
 
 def _run_expert(env_name, seeds, **options):
-    """Successes of the task's expert on `seeds`, fed through `expert_state` (as rollout's FunctionActor does)."""
+    """Successes of the task's expert on `seeds`, given the batched dict observations (it must read privileged.state)."""
     env, expert = make_env(env_name, **options), make_expert(env_name, **options)
     wins = []
     for seed in seeds:
@@ -29,7 +29,7 @@ def _run_expert(env_name, seeds, **options):
         expert.reset(1, seeds=[seed])
         done, info = False, {}
         while not done:
-            obs, _, term, trunc, info = env.step(expert.act(expert_state(_batch(obs)))[0])
+            obs, _, term, trunc, info = env.step(expert.act(_batch(obs))[0])
             done = term or trunc
         wins.append(bool(info["success"]))
     env.close()
@@ -183,7 +183,15 @@ def test_metaworld_renders_only_with_cameras():
 
 
 def test_metaworld_expert_solves_from_privileged_state():
-    assert all(_run_expert("metaworld/reach-v3", [0, 1], cameras="corner4", image_size=16, state="proprio"))
+    """Through rollout (dict observations, FunctionActor reading privileged.state); nothing privileged is recorded."""
+    from mimetic.rollout import rollout
+
+    opts = dict(cameras="corner4", image_size=16, state="proprio")
+    episodes = rollout("metaworld/reach-v3", make_expert("metaworld/reach-v3", **opts), [0, 1], env_options=opts,
+                       num_envs=2, workers=1)
+    assert all(ep.successes.any() for ep in episodes)
+    assert all(PRIVILEGED_STATE not in ep.obs and ep.obs[STATE].shape[1:] == (4,) for ep in episodes)
+    assert episodes[0].obs[IMAGE_PREFIX + "corner4"].shape[1:] == (16, 16, 3)
 
 
 def test_metaworld_fast_render_settings():

@@ -24,7 +24,7 @@ from mimetic.errors import MimeticError
 
 BACKENDS = ("egl", "osmesa")
 PACKAGES = ("install the Debian packages libegl1 libegl-mesa0 libgl1-mesa-dri libopengl0 (EGL) "
-            "or libosmesa6 (OSMesa), e.g. with scripts/setup.sh, or set MUJOCO_GL")
+            "or libosmesa6 (OSMesa), e.g. with scripts/setup.sh, or set MUJOCO_GL to a backend that works here (egl, osmesa)")
 
 _EGL_PLATFORM_DEVICE_EXT = 0x313F
 
