@@ -266,7 +266,7 @@ def cmd_teleop(args) -> None:
     source = make_input_source(args.input, fps=args.fps)
     try:
         ds = record(args.env, args.out, args.episodes, source, env_options=_parse_options(args.env_option, "--env-option"),
-                    seed=args.seed, gain=args.gain)
+                    seed=args.seed, gain=args.gain, image_storage=args.image_storage, video_codec=args.video_codec)
     finally:
         source.close()
     marked = ds.extra("marked_success")[ds.episode_starts]
@@ -473,7 +473,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
     s.set_defaults(fn=cmd_dagger)
 
-    s = sub.add_parser("teleop", help="record human demonstrations by keyboard or gamepad (needs pygame)")
+    s = sub.add_parser("teleop", help="record human demonstrations by keyboard or gamepad, seeing the camera view "
+                       "(needs pygame)")
     s.add_argument("env")
     s.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
     s.add_argument("--episodes", type=int, default=10)
@@ -481,7 +482,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--gain", type=float, default=1.0, help="action = gain * stick/key axes")
     s.add_argument("--fps", type=float, default=10.0, help="control rate")
     s.add_argument("--seed", type=int, default=None, help="first seed (default: continue after the dataset's last)")
-    s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    s.add_argument("--env-option", action="append", metavar="KEY=VALUE",
+                   help="task option; cameras=... are shown and recorded (without it the task's default camera is "
+                        "shown, not recorded)")
+    s.add_argument("--image-storage", choices=["video", "png"], default=None,
+                   help="cameras as MP4 video (default, LeRobot's layout) or lossless PNG in the data files")
+    s.add_argument("--video-codec", choices=["av1", "h264"], default=None, help="video codec (default av1, LeRobot's)")
     s.set_defaults(fn=cmd_teleop)
 
     s = sub.add_parser("inspect", help="summarize a dataset: lengths, success, per-dimension statistics, cameras, plots")
