@@ -146,6 +146,9 @@ def test_workers_give_bit_identical_episodes():
     two = rollout("reach", actor, seeds, num_envs=4, workers=2)
     _assert_same(one, two)
     assert len({len(e) for e in one}) > 1  # episodes of several lengths: finished slots wait for the batch
+    cams = dict(cameras="top", state="proprio")
+    _assert_same(rollout("reach", actor, seeds, env_options=cams, num_envs=4, workers=1),
+                 rollout("reach", actor, seeds, env_options=cams, num_envs=4, workers=2))
     # dict observations from a picklable factory, with the privileged-state expert
     factory = functools.partial(make_camera_reach, max_steps=15)
     _assert_same(rollout(factory, FunctionActor(expert, 2), seeds, num_envs=3, workers=1),
@@ -163,6 +166,21 @@ def test_a_crashing_env_in_a_worker_is_a_one_line_error_naming_env_and_seed():
     with pytest.raises(MimeticError, match=r"seed 11\).*died \(exit code 3\)"):
         rollout(die, FunctionActor(expert, 2), [10, 11, 12, 13], num_envs=4, workers=2)
     assert time.monotonic() - t0 < 20
+
+
+def test_reach_with_a_camera_and_reduced_state():
+    from mimetic.envs import make_expert
+
+    opts = dict(cameras="top", state="proprio")
+    eps = rollout("reach", make_expert("reach", **opts), range(4), env_options=opts)
+    assert all(ep.success for ep in eps)  # the expert reads privileged.state: the goal is not in observation.state
+    for ep in eps:
+        assert set(ep.obs) == {STATE, IMG} and ep.obs[STATE].shape == (len(ep), 4)
+        assert ep.obs[IMG].dtype == np.uint8 and ep.obs[IMG].shape[1:] == (64, 64, 3)
+    sizes = env_sizes("reach", opts)
+    assert sizes.obs_dim == 4 and sizes.features[IMG].shape == (64, 64, 3)
+    with pytest.raises(MimeticError, match="observation.images.top 84x84x3 but environment 'reach' gives 64x64x3"):
+        sizes.check_features({STATE: (4,), IMG: (84, 84, 3)}, "policy RUN", "reach")
 
 
 def test_unpicklable_factory_with_workers_is_a_one_line_error_and_runs_in_process_by_default():

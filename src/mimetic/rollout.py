@@ -13,7 +13,7 @@ uint8). Episodes record only the recorded keys (`mimetic.features.recorded`: nev
 
 The environments may live in worker processes (`workers=W`, see `mimetic.workers`): the actor still
 runs here on the whole batch, and the episodes are bit-identical whatever W. The default (None)
-keeps them in this process unless the environment renders cameras.
+keeps them in this process unless a simulator renders cameras (`mimetic.workers.auto_workers`).
 
 An actor may expose `last_extras` (a dict of arrays with one row per environment) after `act`;
 those are recorded per step into `Episode.extras` (DAgger records who acted and the expert label).
@@ -144,8 +144,8 @@ def rollout(
 ) -> list[Episode]:
     """Run one episode per seed and return them in seed order.
 
-    `workers`: processes the environments run in (1: this process; None: 1, or min(2, CPUs) when the
-    environment renders cameras); the episodes do not depend on it."""
+    `workers`: processes the environments run in (1: this process; None: `mimetic.workers.auto_workers`, 2 where
+    a simulator renders cameras); the episodes do not depend on it."""
     seeds = [int(s) for s in seeds]
     num_envs = max(1, min(num_envs, len(seeds)))
     with open_envs(env, num_envs, env_options=env_options, workers=workers) as envs:
