@@ -154,6 +154,8 @@ def write(out: Path, result: dict) -> None:
         "Steps per second of env.step (the observation includes the frame), median of the runs "
         "(interleaved; the runs in brackets). Fast settings: " + result["settings"]["fast"] + "; default: "
         + result["settings"]["default"] + ".",
+        "On a shared machine (see the load average) single runs vary by 2x or more: the ratios within a run "
+        "(fast vs default, camera vs state only) are the figures to compare, not the absolute rates.",
         "",
         "| configuration | steps/s (median) | runs |",
         "|---|---:|---|",
