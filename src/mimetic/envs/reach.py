@@ -50,11 +50,6 @@ class TopCamera:
         self.scene[:] = BACKGROUND
         self.episode = -1  # the episode whose still disks `scene` shows
 
-    def pixel(self, x: float, y: float) -> tuple[int, int]:
-        """The (row, column) of the pixel holding point (x, y)."""
-        to = lambda v: int(np.clip(np.floor((v + 1.0) * self.size / 2.0), 0, self.size - 1))  # noqa: E731
-        return to(-y), to(x)
-
     def disk(self, img: np.ndarray, centre, radius: float, colour) -> None:
         """Fill the pixels whose centres lie within `radius` of `centre` (only the disk's bounding box is computed)."""
         x, y, half = float(centre[0]), -float(centre[1]), self.size / 2.0  # y: rows go down
@@ -128,6 +123,9 @@ class ReachEnv(gym.Env):
             view.set_scene(self._still())
             view.episode = self._episode
         return view.frame(self._pos)
+
+    def close(self):
+        self._views.clear()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
