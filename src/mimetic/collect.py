@@ -3,7 +3,8 @@
 Episodes are appended in batches as they finish, each batch committed atomically, so an
 interrupted collection leaves a dataset holding only complete episodes. The seeds used are
 recorded (info.json "mimetic.next_seed") so appending later continues with fresh seeds.
-The dataset's fps is the environment's control rate. The environments may run in worker processes
+The dataset's fps is the environment's control rate, and its vector features carry the task's
+per-dimension names where the task gives them (`feature_names`). The environments may run in worker processes
 (`workers`, see `mimetic.rollout.rollout`; started once for the whole collection); the episodes do
 not depend on it.
 """
@@ -42,12 +43,16 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
                                    f"not {env!r} {env_options}: collect into another --out")
         elif out.is_file() or any(out.iterdir()):
             raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
-    storage = {k: v for k, v in (("image_storage", image_storage), ("video_codec", video_codec)) if v is not None}
+    create_options = {k: v for k, v in (("image_storage", image_storage), ("video_codec", video_codec)) if v is not None}
     # built first, so an unknown env or bad options fail before the expert is asked for
     envs = open_envs(env, num_envs if only_success else min(num_envs, episodes), env_options=env_options, workers=workers)
     bar = None
     try:
-        fps = envs.info.sizes.fps
+        sizes = envs.info.sizes
+        fps = sizes.fps
+        names = {k: list(f.names) for k, f in sizes.features.items() if f.names is not None}
+        if names:  # the task's per-dimension names (x, y, goal_x, ...) go into info.json
+            create_options["feature_names"] = names
         expert = expert if expert is not None else make_expert(env, **env_options)
         if seed is None:
             seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
@@ -68,7 +73,7 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
             meta = {"next_seed": next_seed}
             if eps:
                 if ds is None:
-                    ds = Dataset.create(out, eps, env=env, env_options=env_options, fps=fps, meta=meta, **storage)
+                    ds = Dataset.create(out, eps, env=env, env_options=env_options, fps=fps, meta=meta, **create_options)
                 else:
                     ds.append(eps, meta=meta)
             kept += len(eps)

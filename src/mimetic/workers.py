@@ -7,7 +7,9 @@ share from the env name and options and resets or steps it on command. Rollout s
 the actor sees the whole batch every step in the main process, sends every worker the actions
 for its slots at once, and the workers step their shares in parallel (rendering cameras is what
 takes the time). An environment's results depend only on its slot's seeds and actions, so a
-rollout is bit-identical whatever W.
+rollout is bit-identical whatever W. The default W (`auto_workers`) is 2 where a simulator renders
+cameras (MuJoCo: milliseconds a frame) and 1 otherwise: a step through a worker's pipe costs more
+than a numpy-drawn frame or a state-only step.
 
 Why our own small pool rather than gymnasium's AsyncVectorEnv: AsyncVectorEnv runs one process
 per environment (16 processes, each importing MuJoCo and holding a GL context, for a batch of 16
