@@ -122,7 +122,7 @@ def test_frame_i_is_at_i_over_fps(tmp_path, codec, fps):
     encode_video(path, scene(9), fps, codec=codec)
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        times = [Fraction(f.pts) * s.time_base for f in c.decode(s)]
+        times = [f.pts * video._fraction(s.time_base) for f in c.decode(s)]
         assert s.frames == 9
     assert times == [Fraction(i, fps) for i in range(9)]
 
@@ -153,7 +153,7 @@ def test_concat_appends_episodes_without_reencoding(tmp_path, codec):
     assert [stamp_of(decode_frames(joined, [i])[0]) for i in (59, 31, 30, 8, 7, 6, 0)] == [59, 31, 30, 8, 7, 6, 0]
     with av.open(str(joined)) as c:
         s = c.streams.video[0]
-        assert [Fraction(f.pts) * s.time_base for f in c.decode(s)] == [Fraction(i, FPS) for i in range(60)]
+        assert [f.pts * video._fraction(s.time_base) for f in c.decode(s)] == [Fraction(i, FPS) for i in range(60)]
     assert video_info(joined) == {"frames": 60, "fps": FPS, "height": 64, "width": 64, "codec": codec, "pix_fmt": "yuv420p"}
     _assert_even_rate(joined)
     # appending one episode at a time to the file itself gives the same packets
@@ -171,7 +171,7 @@ def _assert_even_rate(path):
     """LeRobot's torchcodec decoder maps timestamps to frames with the container's average frame rate."""
     with av.open(str(path)) as c:
         s = c.streams.video[0]
-        assert s.average_rate == s.guessed_rate == FPS
+        assert video._fraction(s.average_rate) == video._fraction(s.guessed_rate) == FPS
         dts = [p.dts for p in c.demux(s) if p.dts is not None]
         assert len(set(np.diff(dts).tolist())) == 1
 
@@ -293,8 +293,10 @@ def test_codec_missing_from_this_ffmpeg(tmp_path, monkeypatch):
 
 def test_small_frames(tmp_path):
     path = tmp_path / "small.mp4"
-    msg = _raises_naming(path, encode_video, path, np.zeros((3, 2, 2, 3), np.uint8), FPS, match="at least 4x4")
+    msg = _raises_naming(path, encode_video, path, np.zeros((3, 2, 2, 3), np.uint8), FPS, match="at least")
     assert "h264" in msg and "PNG" in msg
+    if video.MIN_SIDE["libsvtav1"] > 4:
+        pytest.skip("this PyAV's SVT-AV1 is older than the one in PyAV 18.1")
     tiny = np.zeros((3, 4, 6, 3), np.uint8) + np.arange(3, dtype=np.uint8)[:, None, None, None] * 80
     encode_video(path, tiny, FPS)  # the smallest av1 accepts
     assert np.abs(decode_video(path, 3).astype(int) - tiny).max() <= 3

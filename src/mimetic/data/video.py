@@ -51,9 +51,17 @@ DEFAULT_G = 2
 DEFAULT_CRF = 30
 # Smallest side and largest frame rate each encoder accepts (measured, see the module docstring).
 MIN_SIDE = {"libsvtav1": 4, "libx265": 16, "libx264": 2}
+if tuple(int(x) for x in av.__version__.split(".")[:2] if x.isdigit()) < (18, 1):
+    # the older SVT-AV1 in PyAV 15 and 16 wheels kills the process (SIGFPE) on frames under 26 pixels wide
+    MIN_SIDE["libsvtav1"] = 32
 MAX_FPS = {"libsvtav1": 240}
 _ENCODER_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}  # x265 prints its settings otherwise
 _SEEK_GAP = 16  # decode forward instead of seeking when the next wanted frame is at most this far ahead
+
+
+def _fraction(x) -> Fraction:
+    """A Fraction from PyAV's rationals (Fraction up to 18, av.AVRational from 19)."""
+    return Fraction(x.numerator, x.denominator)
 
 
 def _one_line(e: BaseException) -> str:
@@ -174,10 +182,10 @@ class _Reader:
             self.stream.codec_context.thread_type = "AUTO"
             # guessed_rate: r_frame_rate, from the timestamps, as ffprobe reports it
             rate = self.stream.guessed_rate or self.stream.base_rate or self.stream.average_rate
-            if not rate or self.stream.time_base is None:
+            if not rate or not self.stream.time_base:
                 raise MimeticError(f"video {self.path} has no frame rate")
-            self.fps = Fraction(rate)
-            self.time_base = Fraction(self.stream.time_base)
+            self.fps = _fraction(rate)
+            self.time_base = _fraction(self.stream.time_base)
             self.start = self.stream.start_time or 0
             self.frames = int(self.stream.frames or 0)  # the MP4 sample count; 0 if the container lacks it
             if "mp4" in self.container.format.name:
@@ -188,7 +196,9 @@ class _Reader:
 
     def _check_index(self) -> None:
         """An MP4 indexes every frame: a cut index or frames past the end of the file mean damage."""
-        entries = self.stream.index_entries
+        entries = getattr(self.stream, "index_entries", None)  # PyAV >= 17; older ones find damage when decoding
+        if entries is None:
+            return
         if len(entries) != self.frames:
             raise MimeticError(f"video {self.path} is corrupt: its index locates {len(entries)} of its {self.frames} frames")
         if entries:
@@ -337,7 +347,10 @@ def concat_videos(paths, path) -> list[int]:
                 )
             if "mp4" not in r.container.format.name or not r.frames:
                 raise MimeticError(f"video {src} is not an MP4 with frames; only those can be joined")
-            delay = max(delay, (r.start - r.stream.index_entries[0].timestamp) * r.time_base)
+            first = next((p for p in r.container.demux(r.stream) if p.dts is not None), None)
+            if first is None:
+                raise MimeticError(f"video {src} has no frames to join")
+            delay = max(delay, (r.start - first.dts) * r.time_base)
     frame = 1 / ref[4]
     buf, starts, offset = io.BytesIO(), [], 0
     with av.open(buf, "w", format="mp4") as out:
