@@ -10,10 +10,12 @@ the keyframe before each wanted frame. `concat_videos` appends episodes to a fil
 compressed packets (no second encode, no extra loss), keeping every timestamp at ``i / fps``.
 
 Limits of the encoders bundled with PyAV 18.1 (SVT-AV1 4.1.0, x264, x265 4.2), found by trying them:
-libsvtav1 takes frames from 4x4 up and at most 240 fps; libx265 needs at least 16x16; libx264 takes
-2x2. yuv420p needs an even width and height with every codec. Frames smaller than a codec takes are
-refused with a MimeticError that suggests ``codec="h264"`` or PNG storage (`encode_png`), which is
-lossless and takes any size.
+libsvtav1 takes frames from 4x4 up (every even size from 4x4 to 32x32 round-trips) and at most
+240 fps; libx265 needs at least 16x16; libx264 takes 2x2. yuv420p needs an even width and height
+with every codec. The older SVT-AV1 in the PyAV 15 and 16 wheels kills the process (SIGFPE) on
+frames under 26 pixels wide, so with PyAV < 18.1 av1 needs 32x32. Frames smaller than a codec takes
+are refused with a MimeticError that suggests ``codec="h264"`` or PNG storage (`encode_png`), which
+is lossless and takes any size.
 
 Every problem a user can cause (missing, truncated or corrupt file, wrong frame count, bad frames,
 unknown codec or one this FFmpeg lacks) raises `MimeticError` with one line naming the file.
