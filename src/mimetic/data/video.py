@@ -58,6 +58,7 @@ if tuple(int(x) for x in av.__version__.split(".")[:2] if x.isdigit()) < (18, 1)
     MIN_SIDE["libsvtav1"] = 32
 MAX_FPS = {"libsvtav1": 240}
 _ENCODER_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}  # x265 prints its settings otherwise
+THREAD_TYPE = "AUTO"  # decoder threading: frame and slice threads, as many as FFmpeg sees cores
 _SEEK_GAP = 16  # decode forward instead of seeking when the next wanted frame is at most this far ahead
 
 
@@ -181,7 +182,7 @@ class _Reader:
             if not self.container.streams.video:
                 raise MimeticError(f"video {self.path} has no video stream")
             self.stream = self.container.streams.video[0]
-            self.stream.codec_context.thread_type = "AUTO"
+            self.stream.codec_context.thread_type = THREAD_TYPE
             # guessed_rate: r_frame_rate, from the timestamps, as ffprobe reports it
             rate = self.stream.guessed_rate or self.stream.base_rate or self.stream.average_rate
             if not rate or not self.stream.time_base:
