@@ -59,7 +59,6 @@ if tuple(int(x) for x in av.__version__.split(".")[:2] if x.isdigit()) < (18, 1)
 MAX_FPS = {"libsvtav1": 240}
 _ENCODER_OPTIONS = {"libx265": {"x265-params": "log-level=error"}}  # x265 prints its settings otherwise
 THREAD_TYPE = "AUTO"  # decoder threading: frame and slice threads, as many as FFmpeg sees cores
-_SEEK_GAP = 16  # decode forward instead of seeking when the next wanted frame is at most this far ahead
 
 
 def _fraction(x) -> Fraction:
@@ -191,6 +190,7 @@ class _Reader:
             self.time_base = _fraction(self.stream.time_base)
             self.start = self.stream.start_time or 0
             self.frames = int(self.stream.frames or 0)  # the MP4 sample count; 0 if the container lacks it
+            self.gop, self.last_key = 0, None  # keyframe spacing seen while decoding, last keyframe decoded
             if "mp4" in self.container.format.name:
                 self._check_index()
         except BaseException:
@@ -275,7 +275,9 @@ def decode_frames(path, indices) -> np.ndarray:
         got: dict[int, np.ndarray] = {}
         frames, last = None, None
         for t in np.unique(idx).tolist():
-            if frames is None or t <= last or t - last > _SEEK_GAP:
+            # decode on from the last frame while that costs no more frames than the widest keyframe
+            # spacing seen (g=2: at most 2); seek otherwise
+            if frames is None or t <= last or t - last > max(r.gop, 2):
                 frames, frame = _seek(r, t)
             else:
                 frame = _advance(r, frames, t)
@@ -287,6 +289,10 @@ def _advance(r: _Reader, frames, target: int):
     """Decode from `frames` up to frame `target` and return it."""
     for frame in frames:
         k = r.index(frame)
+        if frame.key_frame:
+            if r.last_key is not None:
+                r.gop = max(r.gop, k - r.last_key)
+            r.last_key = k
         if k == target:
             return frame
         if k > target:
@@ -311,7 +317,7 @@ def _seek(r: _Reader, target: int):
             r.container.seek(r.pts(start), stream=r.stream, backward=True, any_frame=False)
         except av.FFmpegError as e:
             raise MimeticError(f"video {r.path}: cannot seek to frame {target}: {_one_line(e)}") from None
-        frames = r.decode()
+        frames, r.last_key = r.decode(), None
         try:
             return frames, _advance(r, frames, target)
         except _Overshot as e:
