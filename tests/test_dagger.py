@@ -1,6 +1,5 @@
 """DAgger and HG-DAgger: labels, gates, resume after a kill, faults, and a statistical improvement over BC."""
 
-import dataclasses
 import json
 
 import numpy as np
@@ -305,7 +304,7 @@ def test_normalization_is_refitted_on_the_aggregated_data(tmp_path, reach_demos)
     from mimetic.policies.base import load_policy
 
     src = Dataset.load(reach_demos)
-    weak = [dataclasses.replace(src.episode(i), actions=0.2 * src.episode(i).actions, extras={}) for i in range(5)]
+    weak = [src.episode(i).replace(actions=0.2 * src.episode(i).actions, extras={}) for i in range(5)]
     Dataset.create(tmp_path / "weak", weak, env="reach")
     opts = {**SMALL, "norm_action": "minmax"}
     run = tmp_path / "run"
