@@ -8,10 +8,10 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mimetic"
 
 # bottom to top; rooms on one line form one layer
 LAYERS = [
-    {"errors", "progress", "actors", "tabular"},
+    {"errors", "progress", "features", "actors", "tabular"},
     {"envs", "data"},
     {"policies"},
-    {"rollout", "evaluate", "collect", "teleop"},
+    {"rollout", "workers", "evaluate", "collect", "teleop", "videos"},
     {"algos"},
     {"analysis", "quickstart"},
     {"cli", "__main__"},
