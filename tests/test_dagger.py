@@ -400,3 +400,21 @@ def test_run_directory_convention_and_older_runs(tmp_path):
     with pytest.raises(MimeticError, match="already holds a DAgger run"):
         run_dagger(small(), old, progress=False)
     assert [r["iteration"] for r in run_dagger(DaggerConfig(env="reach"), old, resume=True, progress=False)] == [0, 1]
+
+
+def test_dagger_with_cameras_and_a_reduced_state(tmp_path):
+    """The mixture, the state gate and the labelled data work with dict observations: the images go to the
+    dataset, the learner reads its state, the scripted expert its privileged state."""
+    import mimetic.algos.dagger as dagger
+
+    opts = {"cameras": "top", "state": "proprio"}
+    rows = run_dagger(small(gate="scripted", gate_metric="state", threshold=0.5, iterations=1, env_options=opts),
+                      tmp_path / "cam", progress=False)
+    ds = Dataset.load(tmp_path / "cam/data")
+    assert ds.observation_keys == ["observation.state", "observation.images.top"]
+    assert ds.frames("observation.images.top").shape[1:] == (64, 64, 3) and ds.obs_dim == 4
+    assert rows[1]["new_labels"] == int((ds.extra("iteration") == 1).sum())
+    gate = dagger.StateGate(np.zeros((10, 4)), threshold=1.0, release=0.5)
+    obs = {"observation.state": np.array([[0, 0, 0, 0.5], [3, 0, 0, 0]], np.float32),
+           "observation.images.top": np.zeros((2, 64, 64, 3), np.uint8)}
+    assert gate.score(obs, None, None).tolist() == [0.5, 3.0]

@@ -191,7 +191,7 @@ def cmd_eval(args) -> None:
         if args.video_episodes < 1:
             raise MimeticError(f"--video-episodes must be at least 1, got {args.video_episodes}")
     res = evaluate(actor, env, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
-                   progress=not args.quiet)
+                   progress=not args.quiet, workers=args.workers)
     who = "expert" if args.expert else args.run
     lo, hi = res.ci95
     print(f"{who} on {env}: success {res.success_rate:.3f} [95% CI {lo:.3f}, {hi:.3f}], length {res.mean_length:.1f}, "
@@ -409,6 +409,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--episodes", type=int, default=100)
     s.add_argument("--seed", type=int, default=None, help="first evaluation seed (default 1000000)")
     s.add_argument("--num-envs", type=int, default=16)
+    s.add_argument("--workers", type=int, default=None,
+                   help="environment worker processes (default: 2 when a simulator renders cameras, else 1); "
+                        "the episodes do not depend on it")
     s.add_argument("--temporal-ensemble", type=float, default=None, metavar="M",
                    help="ACT-style temporal ensembling with weights exp(-M*i)")
     s.add_argument("--sampling-steps", type=int, default=None, metavar="N",

@@ -60,11 +60,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mimetic.actors import reset_actor
+from mimetic.actors import batch_size, reset_actor
+from mimetic.algos.run_dir import RunDir
 from mimetic.data.dataset import Dataset
 from mimetic.data.episode import Episode
 from mimetic.data.io import read_json
 from mimetic.errors import MimeticError
+from mimetic.features import state_of
 from mimetic.rollout import check_action, rollout
 
 ROLLOUT_SEED = 3_000_000  # DAgger rollouts: disjoint from demos (0..), evaluation (1e6..), validation (2e6..)
@@ -151,7 +153,7 @@ class CheckedExpert:
             raise
         except Exception as e:  # noqa: BLE001 - any failure of user code is reported as the expert's
             raise MimeticError(f"{self.name} raised {type(e).__name__}: {e}") from None
-        return check_action(a, len(obs), self.act_dim, self.name)
+        return check_action(a, batch_size(obs), self.act_dim, self.name)
 
 
 class ActionGate:
@@ -179,7 +181,7 @@ class StateGate(ActionGate):
         self.points = torch.as_tensor((obs - self.mean) / self.std)
 
     def score(self, obs, a_learner, a_expert) -> np.ndarray:
-        q = torch.as_tensor((np.asarray(obs, np.float32) - self.mean) / self.std)
+        q = torch.as_tensor((state_of(obs, "the state gate") - self.mean) / self.std)
         return torch.cdist(q, self.points).min(1).values.numpy()
 
 
@@ -232,8 +234,8 @@ class DaggerActor:
         self.control = np.zeros(num_envs, bool)
         self.last_extras: dict[str, np.ndarray] = {}
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        n = len(obs)
+    def act(self, obs) -> np.ndarray:
+        n = batch_size(obs)
         if len(self.control) != n:
             self.reset(n)
         a_l = np.asarray(self.learner.act(obs), np.float32)
@@ -257,9 +259,9 @@ class DaggerActor:
 def _labelled(ep: Episode, iteration: int, actor: np.ndarray, labels: np.ndarray, executed: np.ndarray,
               sl: slice = slice(None), terminated: bool | None = None) -> Episode:
     T = len(ep.actions[sl])
-    return Episode(observations=ep.observations[sl], actions=labels[sl], rewards=ep.rewards[sl],
+    return Episode(observations={k: v[sl] for k, v in ep.obs.items()}, actions=labels[sl], rewards=ep.rewards[sl],
                    successes=ep.successes[sl], terminated=ep.terminated if terminated is None else terminated,
-                   task=ep.task, final_observation=ep.final_observation if terminated is None else None,
+                   task=ep.task, final_observation=ep.final_obs if terminated is None else None,
                    extras={"actor": actor[sl].astype(np.int64), "iteration": np.full(T, iteration, np.int64),
                            "executed_action": executed[sl].astype(np.float32)})
 
@@ -506,8 +508,6 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     num_envs = 1 if human else cfg.num_envs
     if not resume:
         run.mkdir(parents=True, exist_ok=True)
-        from mimetic.algos.run_dir import RunDir
-
         RunDir(run, "DAgger run").write_info({"method": "dagger", "config": dataclasses.asdict(cfg), "env": cfg.env,
                                               "env_options": cfg.env_options, "dataset": str((run / "data").resolve())})
     rows = read_log(run)
@@ -549,6 +549,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
         row["deployed_iteration"] = best = deployed_iteration(rows, cfg.select)
         save_policy(policies[0] if best == it else load_policy(_member_dir(run, best, 0, len(policies))), run)
         _write_log(run, rows)  # the commit point of the iteration
+        RunDir(run, "dagger run").send_to_sinks({"step": rows[-1]["iteration"], **rows[-1]})  # --log-to
         plot_log(rows, run / "dagger.png", title=f"{'HG-DAgger' if cfg.gate else 'DAgger'} on {cfg.env}")
     return rows
 
