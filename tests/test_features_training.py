@@ -166,32 +166,47 @@ def camera_dataset(root, with_state=True, n=4, T=12):
     return Dataset.create(root, eps, image_storage="png")
 
 
-def test_training_on_state_and_cameras_uses_the_vectors_and_says_so(tmp_path, capsys):
+def test_training_on_state_and_cameras_uses_every_feature(tmp_path, capsys):
     ds = camera_dataset(tmp_path / "d")
     policy = bc.train(bc.Config(hidden=[8], steps=3, log_every=3, batch_size=8), ds, tmp_path / "r", progress=False)
-    err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if TOP in line]
-    assert len(lines) == 1 and "not used yet" in lines[0]
-    assert list(policy.config.input_features) == [STATE, ENV_STATE] and policy.config.obs_dim == 5
-    assert list(load_policy(tmp_path / "r").config.input_features) == [STATE, ENV_STATE]
+    assert "not used" not in capsys.readouterr().err
+    assert list(policy.config.input_features) == [STATE, ENV_STATE, TOP] and policy.config.obs_dim == 5
+    assert policy.obs_encoder.output_dim == 5 + policy.config.vision_dim
+    assert list(load_policy(tmp_path / "r").config.input_features) == [STATE, ENV_STATE, TOP]
     expected = np.concatenate([ds.frames(STATE), ds.frames(ENV_STATE)], 1)
     train = json.loads((tmp_path / "r/train.json").read_text())
     frames = np.concatenate([np.arange(ds.episode_starts[e], ds.episode_ends[e]) for e in train["train_episodes"]])
     assert np.allclose(policy.obs_norm.shift.numpy(), expected[frames].mean(0), atol=1e-5)
     obs = {STATE: ds.frames(STATE)[:3], ENV_STATE: ds.frames(ENV_STATE)[:3], TOP: ds.frames(TOP)[:3]}
-    assert PolicyActor(policy).act(obs).shape == (3, 2)
+    a = PolicyActor(policy).act(obs)
+    assert a.shape == (3, 2) and np.array_equal(a, PolicyActor(load_policy(tmp_path / "r")).act(obs))
+    with pytest.raises(MimeticError, match="'observation.images.top'"):
+        PolicyActor(policy).act({STATE: obs[STATE], ENV_STATE: obs[ENV_STATE]})
 
     only = bc.train(bc.Config(hidden=[8], steps=1, obs_keys=ENV_STATE), ds, tmp_path / "r2", progress=False)
     assert list(only.config.input_features) == [ENV_STATE] and only.config.obs_dim == 2
+    assert only.obs_encoder.output_dim == 2 and not list(only.obs_encoder.parameters())
 
 
-def test_training_on_cameras_only_is_refused_in_one_line(tmp_path):
+def test_training_on_cameras_only(tmp_path):
     ds = camera_dataset(tmp_path / "d", with_state=False)
-    with pytest.raises(MimeticError, match="only camera features .*observation encoder .*not yet available") as e:
-        bc.train(bc.Config(steps=1), ds, tmp_path / "r", progress=False)
+    policy = bc.train(bc.Config(hidden=[8], steps=2, batch_size=8), ds, tmp_path / "r", progress=False)
+    assert list(policy.config.input_features) == [TOP] and policy.config.obs_dim == 0
+    assert PolicyActor(policy).act({TOP: ds.frames(TOP)[:2]}).shape == (2, 2)
+    chosen = bc.train(bc.Config(hidden=[8], steps=1, obs_keys=TOP), camera_dataset(tmp_path / "d2"), tmp_path / "r2",
+                      progress=False)
+    assert list(chosen.config.input_features) == [TOP]
+
+
+def test_random_crop_sets_the_encoder_crop_and_needs_cameras(tmp_path):
+    ds = camera_dataset(tmp_path / "d")
+    policy = bc.train(bc.Config(hidden=[8], steps=1, random_crop=4), ds, tmp_path / "r", progress=False)
+    assert policy.obs_encoder.crop_sizes(TOP) == (4, 4) and policy.config.crop_ratio == pytest.approx(4 / 6)
+    with pytest.raises(MimeticError, match="needs camera features") as e:
+        bc.train(bc.Config(steps=1, random_crop=4, obs_keys=STATE), ds, tmp_path / "r2", progress=False)
     assert "\n" not in str(e.value)
-    with pytest.raises(MimeticError, match="--obs-keys chooses only camera features"):
-        bc.train(bc.Config(steps=1, obs_keys=TOP), camera_dataset(tmp_path / "d2"), tmp_path / "r2", progress=False)
+    with pytest.raises(MimeticError, match="does not fit"):
+        bc.train(bc.Config(steps=1, random_crop=7), ds, tmp_path / "r3", progress=False)
 
 
 def test_obs_keys_unknown_key_lists_the_dataset_keys(tmp_path, capsys):

@@ -11,9 +11,13 @@ RUN/metrics.jsonl                        one JSON object per logged step
 RUN/checkpoint/                          training state: weights, EMA, optimizer, RNGs, step
 ```
 
-The policy reads the observation features in its config's `input_features` (default: every vector
-feature of the dataset, or those `--obs-keys` names); camera features are left out, said in one line,
-until observation encoders exist, and a dataset of cameras alone is refused.
+The policy reads the observation features in its config's `input_features`: by default every
+observation feature of the dataset (state and all cameras), or those `--obs-keys` names; cameras go
+through the policy's observation encoder (`mimetic.policies.encoders`), a dataset of cameras alone
+trains too. Crop augmentation lives in the encoder (random while training, center at inference):
+`--crop-ratio` (default 0.9 of each side; 1 = off) or `--random-crop SIZE` (SIZE pixels of the
+shorter side of the smallest camera, the same fraction of every side: it sets the crop ratio).
+A `--pretrained-backbone FILE` is loaded into the vision backbones when a fresh run starts.
 
 This is the run-directory convention of `mimetic.algos.run_dir` (shared by every training loop):
 a kill loses at most the steps since the last checkpoint; `resume=True` continues from there exactly
@@ -25,7 +29,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import sys
 import time
 import typing
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from mimetic.algos.run_dir import RunDir
 from mimetic.data.augment import augment_batch
 from mimetic.data.dataset import Dataset
 from mimetic.data.windows import WindowSampler, window_index
+from mimetic.devices import autocast, resolve_device, rng_state, set_rng_state, to_device
 from mimetic.errors import MimeticError
 from mimetic.features import Feature
 from mimetic.progress import progress_bar
@@ -61,8 +65,9 @@ class TrainConfig:
     eval_episodes: int = 20
     seed: int = 0
     obs_noise: float = 0.0  # augmentation: Gaussian observation noise, std in normalized units (0 = off)
-    random_crop: int = 0  # augmentation: random crops of batch["image"] to this size (0 = off; image policies)
+    random_crop: int = 0  # crop camera frames to SIZE pixels (sets the policy's crop_ratio; 0 = use --crop-ratio)
     obs_keys: str = ""  # observation features to train on, comma-separated (default: every one the policy can read)
+    device: str = "auto"  # auto | cpu | cuda | mps (auto: cuda, else mps, else cpu); bf16 autocast on CUDA
 
 
 def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -122,6 +127,7 @@ def train_policy(
     """
     run = Path(run_dir)
     check_train_config(cfg)
+    device = resolve_device(cfg.device)
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
     rd = RunDir(run, "training run", method=(extra_info or {}).get("method"))
@@ -139,6 +145,7 @@ def train_policy(
     train = WindowSampler(frames, dataset.actions, index, train_frames)
     val = WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps)) if len(val_eps) else None
 
+    policy.to(device)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(policy).eval() if cfg.ema_decay > 0 else None
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -150,11 +157,11 @@ def train_policy(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
-        if "torch_rng" in state:  # dropout, diffusion noise and timesteps draw from torch's global generator
-            torch.set_rng_state(state["torch_rng"])
+        set_rng_state(state, device)  # dropout, diffusion noise and timesteps draw from torch's global generators
         step = int(state["step"])
         best_val_success = float(state.get("best_val_success", -1.0))
     else:
+        policy.obs_encoder.load_pretrained()  # the config's pretrained_backbone file, if any
         if init_state is not None:
             policy.load_state_dict(init_state)
         policy.fit_normalization(train.obs.numpy()[train_frames], dataset.actions[train_frames])
@@ -175,11 +182,13 @@ def train_policy(
         while step < cfg.steps:
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, cfg)
-            batch = train.sample(cfg.batch_size, gen)
-            batch = augment_batch(batch, obs_noise=cfg.obs_noise, crop=cfg.random_crop, normalizer=policy.obs_norm,
-                                  generator=gen)
-            loss, _ = policy.loss(batch)
-            if not math.isfinite(loss.item()):
+            batch = to_device(train.sample(cfg.batch_size, gen), device)  # cameras stay uint8 until the encoder
+            # crops happen in the policy's observation encoder (train_supervised maps --random-crop onto it)
+            batch = augment_batch(batch, obs_noise=cfg.obs_noise, crop=0, normalizer=policy.obs_norm, generator=gen)
+            with autocast(device):
+                loss, _ = policy(batch)  # forward = loss: what distributed wrappers hook
+            value = loss.item()
+            if not math.isfinite(value):
                 raise MimeticError(f"training diverged at step {step}: loss is {float(loss)} (lower --lr?)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -191,7 +200,7 @@ def train_policy(
                     for pe, p in zip(ema.parameters(), policy.parameters()):
                         pe.lerp_(p, 1 - cfg.ema_decay)
             step += 1
-            losses.append(loss.item())
+            losses.append(value)
             bar.update(1)
             if step % cfg.log_every == 0 or step == cfg.steps:
                 row = {"step": step, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"],
@@ -211,7 +220,7 @@ def train_policy(
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 save_policy(deployable(), run)
                 state = {"model": policy.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                         "torch_rng": torch.get_rng_state(), "step": step, "best_val_success": best_val_success}
+                         **rng_state(device), "step": step, "best_val_success": best_val_success}
                 if ema is not None:
                     state["ema"] = ema.state_dict()
                 rd.save_checkpoint(state)
@@ -225,10 +234,12 @@ def train_policy(
 def validation_loss(policy: Policy, val: WindowSampler, batch_size: int, max_batches: int = 20) -> float:
     policy.eval()
     total, n = 0.0, 0
+    device = policy.device
     for i, batch in enumerate(val.iterate(batch_size)):
         if i >= max_batches:
             break
-        loss, _ = policy.loss(batch)
+        with autocast(device):
+            loss, _ = policy(to_device(batch, device))
         total += float(loss) * len(batch["obs"])
         n += len(batch["obs"])
     return total / max(1, n)
@@ -285,12 +296,11 @@ def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str
                                input_features=inputs)
 
 
-def select_input_features(dataset: Dataset, obs_keys: str = "") -> tuple[dict[str, Feature], list[str]]:
-    """(the observation features a policy trained on `dataset` reads, the camera features it leaves out).
+def select_input_features(dataset: Dataset, obs_keys: str = "") -> dict[str, Feature]:
+    """The observation features a policy trained on `dataset` reads, in the dataset's order.
 
-    `obs_keys` (comma-separated) chooses among the dataset's observation features; default all of them.
-    Policies read vector features only until observation encoders exist: cameras are left out (said in one
-    line), and a choice with cameras only is refused in one line.
+    `obs_keys` (comma-separated) chooses among the dataset's observation features; default all of them
+    (state and cameras: cameras go through the policy's observation encoder).
     """
     feats, available = dataset.features, list(dataset.observation_keys)
     chosen = available
@@ -301,13 +311,20 @@ def select_input_features(dataset: Dataset, obs_keys: str = "") -> tuple[dict[st
             raise MimeticError(f"--obs-keys: dataset {dataset.root} has no observation feature {unknown[0]!r}; "
                                f"it has {', '.join(available)}")
         chosen = [k for k in available if k in wanted]
-    cameras = [k for k in chosen if feats[k].is_image]
-    vectors = {k: feats[k] for k in chosen if not feats[k].is_image}
-    if not vectors:
-        what = f"dataset {dataset.root} has" if chosen == available else "--obs-keys chooses"
-        raise MimeticError(f"{what} only camera features ({', '.join(cameras)}); learning from images needs an "
-                           f"observation encoder (not yet available): train on a dataset with observation.state")
-    return vectors, cameras
+    if not chosen:
+        raise MimeticError(f"dataset {dataset.root} has no observation features to train on")
+    return {k: feats[k] for k in chosen}
+
+
+def crop_ratio_for(size: int, inputs: dict[str, Feature]) -> float:
+    """`--random-crop SIZE` as a crop ratio: SIZE pixels of the shortest camera side (the same fraction of every side)."""
+    sides = [min(f.shape[:2]) for f in inputs.values() if f.is_image]
+    if not sides:
+        raise MimeticError(f"--random-crop {size} needs camera features, but the policy reads only "
+                           f"{', '.join(inputs)} (vector features are never cropped)")
+    if size > min(sides):
+        raise MimeticError(f"--random-crop {size} does not fit camera frames of side {min(sides)}")
+    return size / min(sides)
 
 
 def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Dataset, run_dir: str | Path, *,
@@ -317,15 +334,14 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     (`split`, `init_state`: see `train_policy`)."""
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
-    inputs, unused = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
-    if unused:
-        print(f"train {method}: camera features {', '.join(unused)} are not used yet (learning from images needs an "
-              f"observation encoder): training on {', '.join(inputs)}", file=sys.stderr)
-    obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values())
+    inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
+    obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values() if not f.is_image)
     pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs)
+    if getattr(cfg, "random_crop", 0) > 0:  # --random-crop SIZE: the encoder's crop (a new config; cfg is not touched)
+        pcfg = dataclasses.replace(pcfg, crop_ratio=crop_ratio_for(cfg.random_crop, inputs))
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     policy = policy_class(pcfg)
     train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})
     return train_policy(policy, dataset, train_cfg, run_dir, resume=resume, progress=progress, split=split,
                         init_state=init_state, extra_info={"method": method, "config": dataclasses.asdict(cfg), "env": env,
-                                                          "env_options": env_options, "unused_observation_keys": unused})
+                                                          "env_options": env_options})

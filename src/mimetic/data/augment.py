@@ -5,11 +5,15 @@
   The noise is added to the normalized observation and mapped back to raw units, because
   `Policy.loss` takes raw observations and normalizes them itself.
 - `random_crop`: random crops of image tensors (..., C, H, W), one offset per sample; the
-  matching `center_crop` is what a policy uses at inference. No image policy exists yet; the
-  trainer crops a batch's `image` entry, and refuses `random_crop` for state-only batches.
+  matching `center_crop` is what a policy uses at inference. Policies crop inside their observation
+  encoder (`mimetic.policies.encoders`: random while training, center at inference, `crop_ratio`), so
+  train and eval never disagree; the trainer's `--random-crop SIZE` sets that crop (see
+  `mimetic.algos.trainer`). `augment_batch(crop=...)` crops a batch's `image` entry (a helper for
+  custom loops; the trainer does not use it).
 
-Every random draw comes from an explicit `torch.Generator`, so a run (and its resume) is
-reproducible.
+Every random draw comes from a `torch.Generator` (an explicit one, or torch's global CPU generator,
+which the trainer seeds and checkpoints), drawn on the CPU and moved to the data's device, so a run
+(and its resume) is reproducible on any device.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ def add_obs_noise(obs: torch.Tensor, std: float, normalizer: torch.nn.Module, ge
         raise MimeticError(f"obs_noise must be >= 0, got {std}")
     if std == 0:
         return obs
-    noise = torch.randn(obs.shape, generator=generator, dtype=obs.dtype) * std
+    noise = torch.randn(obs.shape, generator=generator, dtype=obs.dtype).to(obs.device) * std
     return normalizer.inverse(normalizer(obs) + noise)
 
 
@@ -33,11 +37,12 @@ def _crop_size(size: int | tuple[int, int]) -> tuple[int, int]:
     return (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
 
 
-def random_crop(images: torch.Tensor, size: int | tuple[int, int], generator: torch.Generator) -> torch.Tensor:
+def random_crop(images: torch.Tensor, size: int | tuple[int, int], generator: torch.Generator | None) -> torch.Tensor:
     """Crop each image of a batch (B, ..., C, H, W) to `size` (h, w) at its own random offset.
 
     Every leading batch entry (dimension 0) gets one offset, shared by its frames and channels
-    (an observation history stays aligned).
+    (an observation history stays aligned). Offsets come from `generator` (None: torch's global CPU
+    generator), on the CPU; the crop runs on the images' device.
     """
     if images.ndim < 4:
         raise MimeticError(f"random_crop expects images shaped (B, ..., C, H, W), got shape {tuple(images.shape)}")
@@ -46,13 +51,14 @@ def random_crop(images: torch.Tensor, size: int | tuple[int, int], generator: to
     if not (0 < h <= H and 0 < w <= W):
         raise MimeticError(f"crop size {(h, w)} does not fit images of size {(H, W)}")
     B = images.shape[0]
-    top = torch.randint(0, H - h + 1, (B,), generator=generator)
-    left = torch.randint(0, W - w + 1, (B,), generator=generator)
-    rows = (top[:, None] + torch.arange(h))  # (B, h)
-    cols = (left[:, None] + torch.arange(w))  # (B, w)
+    dev = images.device
+    top = torch.randint(0, H - h + 1, (B,), generator=generator).to(dev)
+    left = torch.randint(0, W - w + 1, (B,), generator=generator).to(dev)
+    rows = (top[:, None] + torch.arange(h, device=dev))  # (B, h)
+    cols = (left[:, None] + torch.arange(w, device=dev))  # (B, w)
     flat = images.reshape(B, -1, H, W)
-    idx_b = torch.arange(B)[:, None, None, None]
-    idx_c = torch.arange(flat.shape[1])[None, :, None, None]
+    idx_b = torch.arange(B, device=dev)[:, None, None, None]
+    idx_c = torch.arange(flat.shape[1], device=dev)[None, :, None, None]
     out = flat[idx_b, idx_c, rows[:, None, :, None], cols[:, None, None, :]]
     return out.reshape(*images.shape[:-2], h, w)
 

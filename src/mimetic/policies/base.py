@@ -19,15 +19,17 @@ import importlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Mapping, Union
 
 import numpy as np
 import torch
 from torch import nn
 
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
+from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
-from mimetic.features import STATE, Feature, as_obs_dict, is_image_key
+from mimetic.features import STATE, Feature, as_obs_dict
+from mimetic.policies.encoders import ObservationEncoder
 
 # policy type -> "module:Class"; modules are imported only when a policy of that type is built
 POLICY_TYPES: dict[str, str] = {
@@ -57,6 +59,14 @@ class PolicyConfig:
     # config.json). Its vector features, concatenated in this order, are the obs_dim-wide vector input.
     # Empty (a config of a release without it) means the state alone: {"observation.state": (obs_dim,)}.
     input_features: dict = field(default_factory=dict)
+    # observation encoder (mimetic.policies.encoders): how camera features become vectors. Unused without cameras.
+    vision_backbone: str = "conv"  # conv (small, the CPU default) | resnet18 (GroupNorm, for GPUs and long runs)
+    vision_pool: str = "spatial_softmax"  # spatial_softmax (keypoints) | attention
+    vision_dim: int = 64  # features per camera
+    shared_backbone: bool = False  # one backbone for every camera (default: one per camera)
+    crop_ratio: float = 0.9  # crop this fraction of each image side: random while training, center at inference (1 = off)
+    color_jitter: float = 0.0  # training-time brightness / contrast jitter, factors in [1 - j, 1 + j] (0 = off)
+    pretrained_backbone: str | None = None  # LOCAL weight file for the backbone, loaded when training starts
 
     def __post_init__(self):
         if not self.input_features:
@@ -110,6 +120,10 @@ def normalize_images(images: torch.Tensor) -> torch.Tensor:
         raise MimeticError(f"normalize_images expects frames shaped (..., H, W, C), got shape {tuple(images.shape)}")
     x = images.to(torch.float32).div_(255.0).movedim(-1, -3)
     return (x - IMAGE_MEAN) / IMAGE_STD
+
+
+# what `Policy.predict` / `encode` take: the vector tensor (B, To, d), or a batch dict with "obs" and camera keys
+Observations = Union[torch.Tensor, Mapping[str, torch.Tensor]]
 
 
 class Normalizer(nn.Module):
@@ -172,23 +186,62 @@ class Policy(nn.Module):
         self.config = config
         self.obs_norm = Normalizer(config.obs_dim, config.norm_obs)
         self.act_norm = Normalizer(config.act_dim, config.norm_action)
+        # the identity without cameras (no parameters): heads size their inputs from encoder.output_dim
+        self.obs_encoder = ObservationEncoder(config, pooled=self.pooled_encoder)
+
+    pooled_encoder = True  # False: the encoder gives feature maps, not vectors (ACT makes its own image tokens)
+
+    def split_inputs(self, obs: Observations) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Raw inputs -> (vector features (B, To, obs_dim) float, camera frames key -> (B, To, H, W, 3) uint8), on
+        the policy's device. `obs` is a batch dict ("obs" and the camera keys) or, without cameras, the vector tensor."""
+        device = self.device
+        if isinstance(obs, Mapping):
+            vec, images = obs.get("obs"), {}
+            for k in self.obs_encoder.image_keys:
+                if k not in obs:
+                    raise MimeticError(f"policy reads camera feature {k!r}, which the batch lacks (it has {sorted(obs)})")
+                images[k] = obs[k].to(device, non_blocking=True)
+            if vec is None:  # cameras only
+                B, To = next(iter(images.values())).shape[:2] if images else (0, self.config.n_obs_steps)
+                vec = torch.zeros(B, To, 0, device=device)
+        else:
+            vec, images = obs, {}
+            if self.obs_encoder.image_keys:
+                raise MimeticError(f"policy reads camera features {self.obs_encoder.image_keys}: pass a dict with 'obs' and them")
+        return vec.to(device, torch.float32, non_blocking=True), images
+
+    def encode(self, obs: Observations) -> torch.Tensor:
+        """Raw inputs (see `split_inputs`) -> (B, To, encoder.output_dim): normalized vector features, then camera features."""
+        vec, images = self.split_inputs(obs)
+        return self.obs_encoder(self.obs_norm(vec), images)
 
     def fit_normalization(self, observations: np.ndarray, actions: np.ndarray) -> None:
         self.obs_norm.fit(observations)
         self.act_norm.fit(actions)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """batch: obs (B, To, d) raw, action (B, H, a) raw, action_pad (B, H) bool."""
+        """batch: obs (B, To, d) raw, camera keys (B, To, H, W, 3) uint8, action (B, H, a) raw, action_pad (B, H) bool."""
         raise NotImplementedError
 
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        """The training loss, `loss(batch)`: training calls the module (what DDP and other wrappers hook)."""
+        return self.loss(batch)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the policy's weights live (its first parameter or buffer); every tensor it creates goes there."""
+        return module_device(self)
+
     def predict_normalized(self, obs_n: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
-        """(B, To, d) normalized observations -> (B, H, a) normalized actions; row i samples from generators[i]."""
+        """(B, To, encoder.output_dim) encoded observations (`encode`; without cameras, the normalized observations)
+        -> (B, H, a) normalized actions; row i samples from generators[i]."""
         raise NotImplementedError
 
     @torch.no_grad()
-    def predict(self, obs: torch.Tensor, generators: list[torch.Generator] | None = None) -> torch.Tensor:
-        """(B, To, d) raw observations -> (B, H, a) raw actions; row i samples from generators[i] (default: seed i)."""
-        return self.act_norm.inverse(self.predict_normalized(self.obs_norm(obs), generators=generators))
+    def predict(self, obs: Observations, generators: list[torch.Generator] | None = None) -> torch.Tensor:
+        """Raw observations ((B, To, d), or a dict with "obs" and camera frames) -> (B, H, a) raw actions, on the
+        policy's device; row i samples from generators[i] (default: seed i)."""
+        return self.act_norm.inverse(self.predict_normalized(self.encode(obs), generators=generators))
 
     sample_salt = 0  # mixed into every episode generator's seed (diffusion / flow: config.sample_seed)
 
@@ -242,17 +295,19 @@ def save_policy(policy: Policy, directory: str | Path) -> None:
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().clone() for k, v in policy.state_dict().items()}
+    state = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in policy.state_dict().items()}  # loads anywhere
     atomic_write_bytes(directory / "model.safetensors", save(state))
     atomic_write_json(directory / "config.json", {"type": policy.type_name, "config": config_to_dict(policy.config),
                                                   "format": "mimetic-policy-1"})
 
 
-def load_policy(directory: str | Path) -> Policy:
-    """Load a policy checkpoint; raise MimeticError if it is missing or damaged."""
+def load_policy(directory: str | Path, device: str | torch.device | None = None) -> Policy:
+    """Load a policy checkpoint (onto `device`: auto|cpu|cuda|mps, default the CPU); raise MimeticError if it is
+    missing or damaged, or the device is not available."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    target = resolve_device(device) if device is not None else None  # an unavailable device fails before any reading
     directory = Path(directory)
     if not directory.is_dir():
         raise MimeticError(f"policy checkpoint {directory} not found")
@@ -274,6 +329,8 @@ def load_policy(directory: str | Path) -> Policy:
     except RuntimeError as e:
         first = str(e).strip().splitlines()[0]
         raise MimeticError(f"{weights}: weights do not match {directory / 'config.json'}: {first}") from None
+    if target is not None:
+        policy.to(target)
     policy.eval()
     return policy
 
@@ -284,7 +341,7 @@ class PolicyActor:
     Observations come in either form rollout gives: a dict of features (key -> (n, ...) arrays; keys the
     policy does not read, such as cameras or `privileged.state`, are ignored) or, for a state-only task, one
     (n, d) array (the `observation.state` feature). The policy's vector input is its vector features
-    concatenated in `input_features` order.
+    concatenated in `input_features` order; camera features go to it as uint8 frame histories.
     Keeps an observation history per environment and per feature (the first observation repeats at the start),
     and executes action chunks: either `n_action_steps` actions of each chunk before predicting
     again (receding horizon), or, with `temporal_ensemble=m` (ACT), a new chunk every step and the
@@ -303,6 +360,7 @@ class PolicyActor:
         self.name = f"policy:{policy.type_name}"
         self.features = input_features(c)
         self.vector_keys = vector_input_keys(c)
+        self.image_keys = image_input_keys(c)
         self.reset(1)
 
     def reset(self, num_envs: int = 1, seeds=None) -> None:
@@ -347,9 +405,14 @@ class PolicyActor:
     def _predict(self) -> np.ndarray:
         if self.gens is None:
             self.gens = self.policy.generators(self.seeds)
-        vec = np.concatenate([np.stack(list(self.hist[k]), axis=1) for k in self.vector_keys], axis=-1)
+        if self.vector_keys:
+            vec = np.concatenate([np.stack(list(self.hist[k]), axis=1) for k in self.vector_keys], axis=-1)
+        else:
+            vec = np.zeros((self.n, self.To, 0), np.float32)
         obs = torch.as_tensor(vec, dtype=torch.float32)
-        return self.policy.predict(obs, generators=self.gens).numpy()[:, self.first:, :]
+        if self.image_keys:  # uint8 histories (n, To, H, W, 3); the policy moves them to its device
+            obs = {"obs": obs, **{k: torch.from_numpy(np.stack(list(self.hist[k]), axis=1)) for k in self.image_keys}}
+        return self.policy.predict(obs, generators=self.gens).cpu().numpy()[:, self.first:, :]
 
     def act(self, obs) -> np.ndarray:
         x = self.inputs(obs)

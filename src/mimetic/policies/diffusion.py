@@ -1,4 +1,4 @@
-"""Diffusion Policy (Chi et al. 2023) on state observations: DDPM training, DDIM sampling.
+"""Diffusion Policy (Chi et al. 2023) on state and camera observations: DDPM training, DDIM sampling.
 
 Training: a clean normalized action chunk x0 (min-max normalized to [-1, 1]), a step t drawn
 uniformly from the `num_train_timesteps` steps of a "squaredcos_cap_v2" (cosine) schedule, and
@@ -52,10 +52,10 @@ class DiffusionPolicy(ChunkGenerativePolicy):
 
     def loss(self, batch):
         c = self.config
-        cond = self.condition(self.obs_norm(batch["obs"]))
-        x0 = self.act_norm(batch["action"])
+        cond = self.condition(self.encode(batch))
+        x0 = self.act_norm(batch["action"].to(cond.device))
         eps = torch.randn_like(x0)
-        t = torch.randint(0, c.num_train_timesteps, (len(x0),))
+        t = torch.randint(0, c.num_train_timesteps, (len(x0),), device=x0.device)
         ab = self.alphas_cumprod[t][:, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         target = eps if c.prediction_type == "epsilon" else x0
@@ -76,7 +76,7 @@ class DiffusionPolicy(ChunkGenerativePolicy):
         for i, t in enumerate(ts):
             ab = abar[t]
             ab_prev = abar[ts[i + 1]] if i + 1 < len(ts) else 1.0
-            out = self.denoise(x, torch.full((len(x),), t), cond)
+            out = self.denoise(x, torch.full((len(x),), t, device=x.device), cond)
             if c.prediction_type == "epsilon":
                 x0 = (x - math.sqrt(1 - ab) * out) / math.sqrt(ab)
             else:

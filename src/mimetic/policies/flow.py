@@ -33,10 +33,10 @@ class FlowPolicy(ChunkGenerativePolicy):
     config_class = FlowConfig
 
     def loss(self, batch):
-        cond = self.condition(self.obs_norm(batch["obs"]))
-        x1 = self.act_norm(batch["action"])
+        cond = self.condition(self.encode(batch))
+        x1 = self.act_norm(batch["action"].to(cond.device))
         x0 = torch.randn_like(x1)
-        t = torch.rand(len(x1))
+        t = torch.rand(len(x1), device=x1.device)
         xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * x1
         loss = torch.nn.functional.mse_loss(self.model(xt, TIME_SCALE * t, cond), x1 - x0)
         return loss, {"mse": loss.item()}
@@ -48,6 +48,6 @@ class FlowPolicy(ChunkGenerativePolicy):
         x = self.noise((len(obs_n), c.horizon, c.act_dim), generators)
         dt = 1.0 / steps
         for i in range(steps):
-            t = torch.full((len(x),), TIME_SCALE * i * dt)
+            t = torch.full((len(x),), TIME_SCALE * i * dt, device=x.device)
             x = x + dt * self.denoise(x, t, cond)
         return x.clamp(-1, 1) if c.clip_sample else x

@@ -38,7 +38,7 @@ class TanhGaussianPolicy(Policy):
 
     def __init__(self, config: TanhGaussianConfig):
         super().__init__(config)
-        self.net = mlp([config.n_obs_steps * config.obs_dim, *config.hidden, 2 * config.act_dim], activation=nn.ReLU)
+        self.net = mlp([config.n_obs_steps * self.obs_encoder.output_dim, *config.hidden, 2 * config.act_dim], activation=nn.ReLU)
 
     def fit_action_bounds(self, low: np.ndarray, high: np.ndarray) -> None:
         """Map tanh outputs [-1, 1] onto [low, high] (the environment's action space)."""
@@ -75,8 +75,8 @@ class TanhGaussianPolicy(Policy):
         return self._log_prob(mean, log_std, u)
 
     def loss(self, batch):
-        obs_n = self.obs_norm(batch["obs"])
-        target = self.act_norm(batch["action"][:, 0])
+        obs_n = self.encode(batch)
+        target = self.act_norm(batch["action"][:, 0].to(obs_n.device))
         nll = -self.log_prob(obs_n, target).mean()
         return nll, {"nll": nll.item()}
 

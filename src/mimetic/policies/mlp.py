@@ -1,6 +1,7 @@
 """MLP policies with deterministic (MSE), Gaussian (NLL) and Gaussian-mixture (NLL) heads.
 
-Input: the `n_obs_steps` normalized observations, flattened. Output: a chunk of `horizon`
+Input: the `n_obs_steps` encoded observations (normalized vector features, and one feature vector per
+camera from the observation encoder, `mimetic.policies.encoders`), flattened. Output: a chunk of `horizon`
 normalized actions. The Gaussian head is the mixture head with one component. At inference the
 deterministic head returns its output, the Gaussian head its mean, and the mixture head the mean
 of its most likely component (the mode), unless `sample=True`.
@@ -57,14 +58,14 @@ class MLPPolicy(Policy):
         self.K = 1 if config.head == "gaussian" else config.components
         self.out = config.horizon * config.act_dim
         n_out = {"deterministic": self.out, "gaussian": 2 * self.out, "gmm": self.K * (1 + 2 * self.out)}[config.head]
-        self.net = mlp([config.n_obs_steps * config.obs_dim, *config.hidden, n_out], config.dropout)
+        self.net = mlp([config.n_obs_steps * self.obs_encoder.output_dim, *config.hidden, n_out], config.dropout)
 
     def _mixture(self, obs_n: torch.Tensor):
         B = obs_n.shape[0]
         raw = self.net(obs_n.reshape(B, -1))
         if self.config.head == "gaussian":
             mean, log_std = raw.split(self.out, dim=-1)
-            logits = torch.zeros(B, 1)
+            logits = torch.zeros(B, 1, device=raw.device, dtype=raw.dtype)
             mean, log_std = mean[:, None], log_std[:, None]
         else:
             logits, rest = raw[:, : self.K], raw[:, self.K :].reshape(B, self.K, 2 * self.out)
@@ -74,9 +75,9 @@ class MLPPolicy(Policy):
 
     def loss(self, batch):
         c = self.config
-        obs_n = self.obs_norm(batch["obs"])
-        target = self.act_norm(batch["action"]).reshape(len(obs_n), -1)  # (B, H*a)
-        mask = (~batch["action_pad"]).float().repeat_interleave(c.act_dim, dim=1)  # (B, H*a)
+        obs_n = self.encode(batch)
+        target = self.act_norm(batch["action"].to(obs_n.device)).reshape(len(obs_n), -1)  # (B, H*a)
+        mask = (~batch["action_pad"].to(obs_n.device)).float().repeat_interleave(c.act_dim, dim=1)  # (B, H*a)
         if c.head == "deterministic":
             pred = self.net(obs_n.reshape(len(obs_n), -1))
             loss = (((pred - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
@@ -87,7 +88,7 @@ class MLPPolicy(Policy):
         logp = (logp * mask[:, None]).sum(-1) + torch.log_softmax(logits, -1)  # (B, K)
         nll = -torch.logsumexp(logp, -1).mean() / (mask.sum(1).mean().clamp(min=1))
         with torch.no_grad():
-            best = mean[torch.arange(len(mean)), logits.argmax(-1)]
+            best = mean[torch.arange(len(mean), device=mean.device), logits.argmax(-1)]
             mse = (((best - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
         return nll, {"nll": nll.item(), "mse": mse.item()}
 
@@ -102,9 +103,9 @@ class MLPPolicy(Policy):
                 u = self.uniform((B, 1 + self.out), generators)
                 cdf = torch.softmax(logits, -1).cumsum(-1)
                 k = (u[:, :1] > cdf).sum(-1).clamp(max=self.K - 1)  # inverse-CDF draw of the component
-                idx = torch.arange(B)
+                idx = torch.arange(B, device=mean.device)
                 z = torch.special.ndtri(u[:, 1:].clamp(1e-7, 1 - 1e-7))  # standard normal from the same uniforms
                 out = mean[idx, k] + std[idx, k] * z
             else:
-                out = mean[torch.arange(B), logits.argmax(-1)]
+                out = mean[torch.arange(B, device=mean.device), logits.argmax(-1)]
         return out.reshape(B, c.horizon, c.act_dim)

@@ -2,7 +2,8 @@
 with FiLM conditioning, as in Diffusion Policy (Chi et al. 2023), sized for state inputs.
 
 The network maps a noisy action chunk x (B, H, a), a noise level / time t (B,) and a condition
-(the flattened To normalized observations) to a chunk of the same shape. Every residual block
+(the flattened To encoded observations: normalized vector features and, with cameras, the observation
+encoder's features of every frame) to a chunk of the same shape. Every residual block
 modulates its features with a per-channel scale and bias computed from [embed(t), condition].
 
 `ChunkGenerativePolicy` holds what diffusion and flow share: config fields, the U-Net, the
@@ -33,7 +34,7 @@ class SinusoidalEmbedding(nn.Module):
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         half = self.dim // 2
-        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32) / max(1, half - 1))
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=t.device) / max(1, half - 1))
         x = t.float()[:, None] * freqs[None]
         return torch.cat([x.sin(), x.cos()], dim=-1)
 
@@ -148,7 +149,7 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
-        self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * config.obs_dim, list(config.down_dims),
+        self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * self.obs_encoder.output_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
         self.sampling_steps = config.num_inference_steps
         self._traced: dict[tuple, torch.jit.ScriptModule] = {}
@@ -182,4 +183,5 @@ class ChunkGenerativePolicy(Policy):
         return {**self.__dict__, "_traced": {}}
 
     def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """(B, To, encoder.output_dim) encoded observations -> the FiLM condition (B, To * output_dim)."""
         return obs_n.reshape(len(obs_n), -1)
