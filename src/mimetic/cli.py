@@ -53,6 +53,18 @@ def _dataclass_from_args(cls, args):
     return cls(**{k: v for k, v in vars(args).items() if k in names})
 
 
+def _add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", help="where networks run: auto (cuda, else mps, else cpu) | cpu | "
+                        "cuda | cuda:N | mps (default auto; bf16 autocast on CUDA)")
+
+
+def _check_device(name: str) -> None:
+    """An unavailable --device is one line (exit 2) before any work."""
+    from mimetic.devices import resolve_device
+
+    resolve_device(name)
+
+
 def _write_json(path: str | None, obj) -> None:
     if path:
         from mimetic.data.io import atomic_write_json
@@ -106,10 +118,12 @@ def cmd_train(args) -> None:
                                f"`mimetic train {saved['method']} --out {run} --resume`")
         names = {f.name for f in dataclasses.fields(module.Config)}
         cfg = module.Config(**{k: v for k, v in saved.get("config", {}).items() if k in names})
-        flags = {n: "--" + n.replace("_", "-") for n in sorted(names - {"steps"}) if hasattr(args, n)}
-        _refuse_changes_on_resume("train", run, args, cfg, flags, extra=[], note=" (only --steps can)")
+        flags = {n: "--" + n.replace("_", "-") for n in sorted(names - {"steps", "device"}) if hasattr(args, n)}
+        _refuse_changes_on_resume("train", run, args, cfg, flags, extra=[], note=" (only --steps and --device can)")
         if args.steps_given:
             cfg.steps = args.steps
+        if "--device" in args.given_flags and "device" in names:  # where it runs, not what it learns
+            cfg.device = args.device
         data = args.data or saved.get("dataset")
         if args.data and saved.get("dataset") and Path(args.data).resolve() != Path(saved["dataset"]).resolve():
             raise MimeticError(f"train --resume continues {run} on the dataset it was trained on, {saved['dataset']}, "
@@ -141,9 +155,9 @@ def _is_irl_run(run) -> bool:
 
 
 def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None,
-               sampling_steps: int | None = None):
+               sampling_steps: int | None = None, device: str | None = None):
     """The actor to evaluate: the env's expert, or the policy checkpoint in `run` (diffusion / flow
-    sampling with `sampling_steps` steps instead of the checkpoint's own number, if given)."""
+    sampling with `sampling_steps` steps instead of the checkpoint's own number, if given), on `device`."""
     from mimetic.envs import make_expert
     from mimetic.envs.spaces import env_sizes
     from mimetic.policies.base import PolicyActor, load_policy
@@ -156,7 +170,7 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
         if ensemble is not None or sampling_steps is not None:
             raise MimeticError(f"eval: {run} is a maxent-irl run (a tabular policy); --temporal-ensemble and --sampling-steps do not apply")
         return policy_actor(run, env, env_options)
-    policy = load_policy(run)
+    policy = load_policy(run, device=device)
     inputs = getattr(policy.config, "input_features", None) or {"observation.state": (policy.config.obs_dim,)}
     env_sizes(env, env_options).check_features({**inputs, "action": (policy.config.act_dim,)}, f"policy {run}", env)
     if sampling_steps is not None:
@@ -171,6 +185,7 @@ def cmd_eval(args) -> None:
 
     if not args.expert and not args.run:
         raise MimeticError("eval: give a RUN directory, or --expert")
+    _check_device(args.device)
     env, env_options = args.env, _parse_options(args.env_option, "--env-option")
     if args.run and not args.expert and _is_irl_run(args.run):  # its world by default, another one if its features match
         from mimetic.algos.irl import load_reward
@@ -183,7 +198,7 @@ def cmd_eval(args) -> None:
         env, env_options = c.env, env_options or dict(c.env_options)
     if env is None:
         raise MimeticError("eval: --env ENV is required (the checkpoint does not name its environment)")
-    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps)
+    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps, args.device)
     if args.video is not None:  # before the evaluation: a task that cannot render fails at once
         from mimetic.videos import render_options
 
@@ -229,6 +244,8 @@ def cmd_dagger(args) -> None:
 
     if args.resume:
         cfg = load_config(args.out)  # run_dagger reads it again; here it says which expert to build
+        if "--device" in args.given_flags:  # where it runs, not what it learns: may change on resume
+            cfg = dataclasses.replace(cfg, device=args.device)
         flags = {k: "--data" if k == "initial_data" else "--" + k.replace("_", "-") for k in _DAGGER_ARGS}
         extra = ["--from-scratch (the run warm-starts)"] if args.from_scratch and cfg.warm_start else []
         _refuse_changes_on_resume("dagger", args.out, args, cfg, flags, extra=extra)
@@ -237,7 +254,7 @@ def cmd_dagger(args) -> None:
             raise MimeticError("dagger: ENV is required (or --resume)")
         cfg = DaggerConfig(env=args.env, env_options=_parse_options(args.env_option, "--env-option"),
                            policy_options=_parse_options(args.policy_option, "--policy-option"),
-                           warm_start=not args.from_scratch, **{k: getattr(args, k) for k in _DAGGER_ARGS})
+                           warm_start=not args.from_scratch, device=args.device, **{k: getattr(args, k) for k in _DAGGER_ARGS})
         cfg.validate()  # before a window opens for a human expert
     expert = None
     if cfg.expert != "scripted":  # a human: the CLI builds the teleop actor, the algorithm only uses it
@@ -291,7 +308,8 @@ def cmd_compare(args) -> None:
         raise MimeticError(f"compare: --seeds expects comma-separated integers, got {args.seeds!r}") from None
     env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
     res = compare(args.env, methods, args.data, seeds, args.out, episodes=args.episodes, steps=args.steps,
-                  env_options=env_options, options=_parse_options(args.option, "--option"), progress=not args.quiet)
+                  env_options=env_options, options=_parse_options(args.option, "--option"), progress=not args.quiet,
+                  device=args.device)
     print(format_table(res), end="")
     print(f"table: {Path(args.out) / 'compare.md'}, plots: {', '.join(res['plots'].values())}")
 
@@ -425,6 +443,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--video-episodes", type=int, default=4, metavar="N", help="episodes to record (default 4)")
     s.add_argument("--video-codec", default="av1", choices=["av1", "h264"],
                    help="video codec (default av1, which Chromium and Firefox play; h264 for other players)")
+    _add_device(s)
     s.set_defaults(fn=cmd_eval)
 
     s = sub.add_parser("convert", help="import a dataset (LeRobot v3/v2.1, robomimic, zarr, imitation), or export one")
@@ -474,6 +493,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--num-envs", type=int, default=8)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    _add_device(s)
     s.set_defaults(fn=cmd_dagger)
 
     s = sub.add_parser("teleop", help="record human demonstrations by keyboard or gamepad, seeing the camera view "
@@ -511,6 +531,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="set a Config field of every method, e.g. obs_noise=0.1 (repeatable)")
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
     s.add_argument("--out", required=True, help="folder for the runs, compare.md/json and plots (re-run to resume)")
+    _add_device(s)
     s.set_defaults(fn=cmd_compare)
 
     s = sub.add_parser("shift", help="distribution shift between expert (dataset) and learner (policy rollouts) states")

@@ -99,8 +99,12 @@ class DaggerConfig:
     eval_episodes: int = 20  # learner rollouts on validation seeds per iteration
     num_envs: int = 8
     seed: int = 0
+    device: str = "auto"  # where the learners train and act: auto | cpu | cuda | mps (may change on --resume)
 
     def validate(self) -> None:
+        from mimetic.devices import resolve_device
+
+        resolve_device(self.device)  # one line if unavailable, before any episode is collected
         if self.beta not in BETA_SCHEDULES:
             raise MimeticError(f"--beta must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta!r}")
         if not 0.0 <= self.beta0 <= 1.0:
@@ -306,7 +310,7 @@ def _method_config(cfg: DaggerConfig, member: int = 0):
     unknown = sorted(set(cfg.policy_options) - names)
     if unknown:
         raise MimeticError(f"--policy-option: {cfg.policy} has no option(s) {unknown}; known: {sorted(names)}")
-    mc = module.Config(**cfg.policy_options)
+    mc = module.Config(**{"device": cfg.device, **cfg.policy_options})  # --policy-option device=... wins
     if cfg.steps is not None:
         mc.steps = cfg.steps
     mc.seed = cfg.seed + member
@@ -347,7 +351,7 @@ def _train_iteration(cfg: DaggerConfig, ds: Dataset, run: Path, iteration: int, 
         resume = (out / "checkpoint/state.json").exists()  # an interrupted training of this iteration
         init = None
         if cfg.warm_start and iteration > 0 and not resume:
-            init = load_policy(_member_dir(run, iteration - 1, k, members)).state_dict()
+            init = load_policy(_member_dir(run, iteration - 1, k, members), device=mc.device).state_dict()
         policies.append(module.train(mc, ds, out, env=cfg.env, env_options=cfg.env_options, resume=resume,
                                      progress=progress, split=heldout_split(ds, mc.val_fraction, mc.seed),
                                      init_state=init))
@@ -371,7 +375,8 @@ def _load_learners(cfg: DaggerConfig, run: Path, iteration: int):
     from mimetic.policies.base import PolicyActor, load_policy
 
     members = cfg.ensemble_size if cfg.gate == "ensemble" else 1
-    return [PolicyActor(load_policy(_member_dir(run, iteration, k, members))) for k in range(members)]
+    device = _method_config(cfg)[1].device
+    return [PolicyActor(load_policy(_member_dir(run, iteration, k, members), device=device)) for k in range(members)]
 
 
 LEGACY_LOG, LEGACY_CONFIG = "dagger.jsonl", "dagger.json"  # runs written before the shared run-directory files
@@ -481,8 +486,8 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     from mimetic.policies.base import PolicyActor, load_policy, save_policy
 
     run = Path(run)
-    if resume:
-        cfg = load_config(run)
+    if resume:  # the saved configuration, on the device this call asks for
+        cfg = dataclasses.replace(load_config(run), device=cfg.device)
     elif is_dagger_run(run):
         raise MimeticError(f"{run} already holds a DAgger run: pass --resume to continue it, or choose another --out")
     elif run.exists() and (run.is_file() or any(run.iterdir())):

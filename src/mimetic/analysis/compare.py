@@ -37,7 +37,7 @@ from mimetic.errors import MimeticError
 CURVE_KEYS = ("train_loss", "val_loss", "val_success")
 
 
-def _method_config(name: str, seed: int, steps: int | None, options: dict | None = None):
+def _method_config(name: str, seed: int, steps: int | None, options: dict | None = None, device: str | None = None):
     from mimetic.algos import method_module
 
     module = method_module(name)
@@ -56,7 +56,15 @@ def _method_config(name: str, seed: int, steps: int | None, options: dict | None
         if key not in names:
             raise MimeticError(f"method {name!r}: its Config has no field {key!r} (given by --option)")
         setattr(cfg, key, value)
+    if device is not None and "device" in names:  # methods without a device field (tabular IRL) run where they run
+        cfg.device = device
     return module, cfg
+
+
+def _same_training(trained: dict, cfg) -> bool:
+    """Whether a finished run's saved config is this comparison's: every field but the device it ran on."""
+    want = json.loads(json.dumps(dataclasses.asdict(cfg)))
+    return {k: v for k, v in trained.items() if k != "device"} == {k: v for k, v in want.items() if k != "device"}
 
 
 def supervised_methods() -> list[str]:
@@ -73,16 +81,17 @@ def supervised_methods() -> list[str]:
 
 
 def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_options: dict, episodes: int,
-            steps: int | None, progress: bool, options: dict | None = None) -> dict:
-    """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON."""
+            steps: int | None, progress: bool, options: dict | None = None, device: str | None = None) -> dict:
+    """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON.
+    `device`: where it trains and acts (None: each method's default, auto); a finished run is reused from any device."""
     from mimetic.algos.irl import is_irl_run, policy_actor
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
 
-    module, cfg = _method_config(method, seed, steps, options)
+    module, cfg = _method_config(method, seed, steps, options, device)
     if (run_dir / "train.json").exists():
         trained = read_json(run_dir / "train.json", "training run").get("config")
-        if trained != json.loads(json.dumps(dataclasses.asdict(cfg))):
+        if not isinstance(trained, dict) or not _same_training(trained, cfg):
             raise MimeticError(f"{run_dir} was trained with another config than this comparison asks for; "
                                "choose another --out")
     eval_path = run_dir / "eval.json"
@@ -97,7 +106,7 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
     resume = (run_dir / "checkpoint" / "state.json").exists()
     module.train(cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
     if (run_dir / "config.json").exists():
-        policy = load_policy(run_dir)
+        policy = load_policy(run_dir, device=device)
         check_compatible(policy, dataset.obs_dim, dataset.act_dim, str(run_dir))
         actor = PolicyActor(policy)
     elif is_irl_run(run_dir):  # as `mimetic eval RUN`: the soft-optimal policy under the learned reward
@@ -157,10 +166,11 @@ def paired_tests(methods: Sequence[str], evals: dict[str, list[dict]]) -> list[d
 
 def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[int], out: str | Path, *,
             episodes: int = 50, steps: int | None = None, env_options: dict | None = None, expert: bool = True,
-            options: dict | None = None, progress: bool = False) -> dict:
+            options: dict | None = None, progress: bool = False, device: str | None = None) -> dict:
     """Train every method with every seed on `data`, evaluate all on the same seeds; write table + plots to `out`.
 
     `options` (field -> value) set the same Config fields of every method, e.g. {"obs_noise": 0.1}.
+    `device` (auto|cpu|cuda|mps): where every method trains and acts; finished runs are reused from any device.
     """
     from mimetic.algos.run_dir import read_metrics
     from mimetic.analysis import plots
@@ -178,8 +188,12 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
         raise MimeticError("compare: --seeds needs at least one seed")
     if episodes < 1:
         raise MimeticError(f"compare: --episodes must be >= 1, got {episodes}")
+    if device is not None:  # an unavailable device fails before any training
+        from mimetic.devices import resolve_device
+
+        resolve_device(device)
     for m in methods:  # fail on a typo before hours of training
-        _method_config(m, int(seeds[0]), steps, options)
+        _method_config(m, int(seeds[0]), steps, options, device)
     dataset = Dataset.load(data)
     env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
     # a dataset from another task fails here, before any training
@@ -188,7 +202,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     rows, curves, evals = [], {}, {}
     for m in methods:
         results = [run_one(m, int(s), dataset, out / "runs" / f"{m}-seed{s}", env, env_options, episodes, steps, progress,
-                           options) for s in seeds]
+                           options, device) for s in seeds]
         evals[m] = results
         row = summarize_method(m, results)
         row["train_time_s"] = [next((r["time_s"] for r in reversed(read_metrics(p)) if "time_s" in r), None) for p in row["runs"]]
