@@ -116,7 +116,7 @@ def smoke(method: str, data: str, dataset, run_dir: Path, device: str = "auto", 
 def transfer_timing(device: str = "auto", batch: int = 64, n_obs_steps: int = 2, size: int = 84, repeats: int = 20) -> dict:
     """The cost of getting one batch of camera frames to the device: uint8 through `to_device` (pinned, non-blocking
     on CUDA) against converting to float32 on the CPU first (4x the bytes; the path the trainer avoids)."""
-    from mimetic.devices import resolve_device, to_device
+    from mimetic.devices import device_summary, resolve_device, to_device
 
     dev = resolve_device(device)
     frames = torch.randint(0, 256, (batch, n_obs_steps, size, size, 3), dtype=torch.uint8)
@@ -133,7 +133,7 @@ def transfer_timing(device: str = "auto", batch: int = 64, n_obs_steps: int = 2,
 
     uint8 = timed(lambda: to_device({"f": frames}, dev)["f"].float())
     float_first = timed(lambda: to_device({"f": frames.float()}, dev)["f"])
-    out = {"check": "transfer", "ok": True, "device": str(dev), "frames": list(frames.shape),
+    out = {"check": "transfer", "ok": True, "device": str(dev), "machine": device_summary(dev), "frames": list(frames.shape),
            "uint8_mb": round(frames.numel() / 2**20, 2), "uint8_then_float_on_device_ms": round(uint8, 3),
            "float_on_cpu_then_move_ms": round(float_first, 3)}
     if dev.type == "cuda":
@@ -152,7 +152,7 @@ def datasets(tmp_path_factory):
 @pytest.mark.parametrize("method", METHODS)
 def test_gpu_smoke(method, data, datasets, tmp_path):
     out = smoke(method, data, datasets[data], tmp_path / "run", device="cuda")
-    assert out["ok"] and out["device"].startswith("cuda") and out["autocast"] in ("bfloat16", "float16")
+    assert out["ok"] and out["device"].startswith("cuda") and out["autocast"] in ("bfloat16", "None")
     print(json.dumps(out))
 
 

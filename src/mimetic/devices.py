@@ -92,7 +92,7 @@ def module_device(module: torch.nn.Module) -> torch.device:
 def autocast(device: str | torch.device, enabled: bool | None = None, dtype: torch.dtype = AUTOCAST_DTYPE):
     """Mixed-precision context for the forward pass (and the loss) on `device`.
 
-    enabled=None: on for CUDA (bf16), off elsewhere. enabled=True forces it where torch supports it (CPU bf16,
+    enabled=None: on for CUDA (bf16; float32 on GPUs without bf16), off elsewhere. enabled=True forces it where torch supports it (CPU bf16,
     used by the tests; MPS); enabled=False is a no-op everywhere. Run `backward()` outside the context.
     """
     device = torch.device(device)
@@ -100,7 +100,7 @@ def autocast(device: str | torch.device, enabled: bool | None = None, dtype: tor
     if not on or device.type == "meta":
         return contextlib.nullcontext()
     if device.type == "cuda" and dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
-        dtype = torch.float16  # pre-Ampere GPUs: fp16 (their bf16 is emulated and slow)
+        return contextlib.nullcontext()  # pre-Ampere GPUs: float32 (fp16 would need loss scaling; their bf16 is emulated)
     return torch.autocast(device_type=device.type, dtype=dtype)
 
 
