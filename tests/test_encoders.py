@@ -211,3 +211,31 @@ def test_old_checkpoint_without_vision_fields_loads_and_acts_the_same(tmp_path):
     obs = torch.randn(5, 1, 4)
     assert torch.equal(old.predict(obs), policy.predict(obs))
     assert set(old.state_dict()) == set(policy.state_dict()) and not any(k.startswith("obs_encoder") for k in old.state_dict())
+
+
+def test_crops_draw_from_the_run_seed_and_resume_exactly(tmp_path, monkeypatch):
+    from mimetic.algos import bc
+    from mimetic.data import windows
+    from tests.test_features_training import camera_dataset
+
+    ds = camera_dataset(tmp_path / "d")
+    cfg = dict(hidden=[8], batch_size=8, steps=6, log_every=2, ckpt_every=2, color_jitter=0.2, crop_ratio=0.7)
+    straight = bc.train(bc.Config(**cfg), ds, tmp_path / "a", progress=False)
+    real_sample, calls = windows.WindowSampler.sample, {"n": 0}
+
+    def dying_sample(self, *a, **k):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt  # killed after the checkpoint of step 2 and one more step
+        return real_sample(self, *a, **k)
+
+    monkeypatch.setattr(windows.WindowSampler, "sample", dying_sample)
+    with pytest.raises(KeyboardInterrupt):
+        bc.train(bc.Config(**cfg), ds, tmp_path / "b", progress=False)
+    monkeypatch.setattr(windows.WindowSampler, "sample", real_sample)
+    torch.manual_seed(123)  # whatever ran in between, the checkpoint restores the generator the crops draw from
+    resumed = bc.train(bc.Config(**cfg), ds, tmp_path / "b", resume=True, progress=False)
+    for (k, v), w in zip(straight.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(v, w), k
+    other = bc.train(bc.Config(**cfg, seed=1), ds, tmp_path / "c", progress=False)
+    assert not torch.equal(other.obs_encoder.backbones[0].proj[0].weight, straight.obs_encoder.backbones[0].proj[0].weight)
