@@ -2,7 +2,12 @@
 
 Heads: deterministic (MSE), gaussian (NLL), gmm (NLL of a 5-component mixture). Optional
 observation history (`n_obs_steps`) and action chunks (`horizon`, executing `n_action_steps`).
-Options: the trainer's (`TrainConfig`) and the policy's (`MLPConfig`).
+Options: the trainer's (`TrainConfig`) and the policy's (`MLPConfig`), the observation encoder's among them.
+Inputs: every observation feature of the dataset by default (`--obs-keys` chooses); cameras go through the
+observation encoder (`mimetic.policies.encoders`: a small conv net with spatial softmax by default,
+`--vision-backbone resnet18`, `--crop-ratio`, `--color-jitter`, `--shared-backbone`, `--pretrained-backbone FILE`).
+Measured: visual BC on `reach` with the proprioceptive state and a 24 px camera succeeds in 0.57-0.66 of
+episodes after 300 steps, the same BC on the state alone 0.06-0.09 (tests/test_visual_learning.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 (`action_start`, derived from `n_obs_steps` unless given), min-max normalization, 100 training
 steps of a cosine schedule, 10 DDIM steps, EMA 0.995, AdamW with warmup + cosine learning rate; a small
 U-Net (down_dims [32, 64], kernel 3) trained 2000 steps at batch 128 (about 3 minutes on one CPU core
-for a state-based task).
+for a state-based task). With cameras, the observation encoder's features of the To observations (normalized
+state, then one vector per camera and step) condition the U-Net through FiLM.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Flow matching (rectified flow) on action chunks with the Diffusion Policy U-Net (see
-`mimetic.policies.flow`). Same defaults as `diffusion`, sampled with 4 Euler steps.
+`mimetic.policies.flow`). Same defaults as `diffusion`, sampled with 4 Euler steps; cameras condition the
+U-Net through the observation encoder as for `diffusion`.
 """
 
 from __future__ import annotations
