@@ -239,3 +239,28 @@ def test_crops_draw_from_the_run_seed_and_resume_exactly(tmp_path, monkeypatch):
         assert torch.equal(v, w), k
     other = bc.train(bc.Config(**cfg, seed=1), ds, tmp_path / "c", progress=False)
     assert not torch.equal(other.obs_encoder.backbones[0].proj[0].weight, straight.obs_encoder.backbones[0].proj[0].weight)
+
+
+@pytest.mark.parametrize("family", ["mlp-gmm", "act", "diffusion", "flow"])
+def test_every_tensor_of_a_training_step_is_made_on_the_policy_device(family, monkeypatch):
+    """On the meta device (no data, any device mismatch raises): a CPU tensor made inside the encoder, the crop, the
+    jitter or a head would fail here as it fails on CUDA."""
+    from mimetic.policies.act import ACTConfig, ACTPolicy
+    from mimetic.policies.diffusion import DiffusionConfig, DiffusionPolicy
+    from mimetic.policies.flow import FlowConfig, FlowPolicy
+
+    cls, cfg = {"mlp-gmm": (MLPPolicy, MLPConfig(obs_dim=3, act_dim=2, head="gmm", sample=True, input_features=features(3))),
+                "act": (ACTPolicy, ACTConfig(obs_dim=3, act_dim=2, input_features=features(3))),
+                "diffusion": (DiffusionPolicy, DiffusionConfig(obs_dim=3, act_dim=2, down_dims=[16], input_features=features(3))),
+                "flow": (FlowPolicy, FlowConfig(obs_dim=3, act_dim=2, down_dims=[16], input_features=features(3),
+                                                vision_pool="attention"))}[family]
+    cfg.color_jitter = 0.1
+    policy = cls(cfg).to("meta").train()
+    B, c = 4, policy.config
+    batch = {"obs": torch.zeros(B, c.n_obs_steps, 3), TOP: frames(B, c.n_obs_steps, 16, 16),
+             "action": torch.zeros(B, c.horizon, 2), "action_pad": torch.zeros(B, c.horizon, dtype=torch.bool)}
+    monkeypatch.setattr(torch.Tensor, "item", lambda self: 0.0)  # the logged numbers: meta tensors hold no data
+    loss, _ = policy({k: v.to("meta") for k, v in batch.items()})
+    assert loss.device.type == "meta"
+    if family in ("mlp-gmm", "act"):  # CPU inputs: the policy moves them (diffusion / flow sampling reads numbers)
+        assert policy.eval().predict(batch).device.type == "meta"
