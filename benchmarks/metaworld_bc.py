@@ -76,14 +76,14 @@ def run(args) -> None:
             print(json.dumps(row), flush=True)
 
 
-def load_or_collect_demos(env: str, root: Path, episodes: int):
+def load_or_collect_demos(env: str, root: Path, episodes: int, env_options: dict | None = None):
     """The successful scripted demonstrations (seeds 0..) in `root`, collected there on first use."""
     from mimetic.collect import collect
     from mimetic.data import Dataset
 
     if (root / "meta/info.json").exists():
         return Dataset.load(root)
-    return collect(env, root, episodes, seed=0, only_success=True, progress=False)
+    return collect(env, root, episodes, seed=0, only_success=True, progress=False, env_options=env_options)
 
 
 def load_rows(path: Path, rename: dict[str, str] | None = None) -> list[dict]:

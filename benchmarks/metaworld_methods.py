@@ -4,6 +4,7 @@
     python benchmarks/metaworld_methods.py --methods bc-mlp bc-gmm act diffusion flow \\
         --tasks door-open-v3 reach-v3 --demos 10 --episodes 50 \\
         --out benchmarks/results/metaworld_methods.jsonl
+    python benchmarks/metaworld_methods.py --images ...     # the image protocol (corner4 84x84, proprio state)
 
 For each task: `--demos` successful expert demonstrations (seeds 0..), each method trained with its
 defaults (`Config()`: what `mimetic train METHOD --val-fraction 0` runs) on all of them (final checkpoint;
@@ -38,6 +39,9 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
 }
+# The Meta-World image protocol (issue 12): one fixed camera, LeRobot's view, at 84x84, and a state that holds
+# only the robot's own position and gripper, so the policy must find the object and the goal in the image.
+IMAGE_PROTOCOL = {"cameras": "corner4", "image_size": 84, "state": "proprio"}
 # Variants evaluated on the same checkpoint (rows named e.g. "diffusion-5"; the default's row has the plain
 # name): diffusion / flow with other sampling steps, ACT with temporal ensembling (a chunk every step).
 VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
@@ -56,13 +60,15 @@ def run(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(out)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mw-methods-"))
+    env_options = dict(IMAGE_PROTOCOL) if args.images else {}
+    variants = {} if args.no_variants else VARIANTS
     for task in args.tasks:
         env = f"metaworld/{task}"
-        rows = {m: [m, *VARIANTS.get(m, {})] for m in ["expert"] + args.methods}
+        rows = {m: [m, *variants.get(m, {})] for m in ["expert"] + args.methods}
         todo = [m for m, names in rows.items() if any((task, n) not in done for n in names)]
         if not todo:
             continue
-        ds = load_or_collect_demos(env, work / task / "demos", args.demos)
+        ds = load_or_collect_demos(env, work / task / "demos", args.demos, env_options)
         for name in todo:
             t0 = time.perf_counter()
             run_dir = work / task / name
@@ -82,24 +88,24 @@ def run(args) -> None:
                 policy = module.train(cfg, ds, run_dir, progress=False)
                 train_s, steps = time.perf_counter() - t0, cfg.steps
             default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)
-            for row_name, opts in [(name, {})] + list(VARIANTS.get(name, {}).items()):
+            for row_name, opts in [(name, {})] + list(variants.get(name, {}).items()):
                 if (task, row_name) in done:
                     continue
                 if policy is None:
-                    actor = make_expert(env)
+                    actor = make_expert(env, **env_options)
                 else:
                     if default_steps:
                         policy.set_sampling_steps(opts.get("sampling_steps", default_steps))
                     actor = PolicyActor(policy, temporal_ensemble=opts.get("temporal_ensemble"))
                 t1 = time.perf_counter()
-                res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)
+                res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs, env_options=env_options)
                 row = {"task": task, "group": GROUP_OF.get(task, "other"), "policy": row_name,
                        "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
                        "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": steps,
                        "sampling_steps": opts.get("sampling_steps", default_steps),
                        "temporal_ensemble": opts.get("temporal_ensemble"),
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
-                       "eval_s": round(time.perf_counter() - t1, 1)}
+                       "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -119,6 +125,9 @@ def main() -> None:
     p.add_argument("--work", default="", help="keep datasets and trained runs here (default: a temporary folder)")
     p.add_argument("--bc-from", default="", help="also tabulate bc-mlp / bc-gmm rows from this metaworld_bc.py results file")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--images", action="store_true", help="the image protocol: camera corner4 at 84x84 and the "
+                   "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio)")
+    p.add_argument("--no-variants", action="store_true", help="evaluate each checkpoint at its defaults only")
     args = p.parse_args()
     if not args.table_only:
         run(args)
