@@ -84,6 +84,7 @@ def run(args) -> None:
                 # the defaults, except: all demonstrations train (val_fraction 0, the protocol's 10 demos), logging
                 cfg = module.Config(**options, val_fraction=0.0, seed=args.seed)
                 cfg.steps = args.steps or cfg.steps
+                cfg.batch_size = args.batch_size or cfg.batch_size
                 cfg.log_every = cfg.ckpt_every = cfg.steps
                 policy = module.train(cfg, ds, run_dir, progress=False)
                 train_s, steps = time.perf_counter() - t0, cfg.steps
@@ -105,6 +106,7 @@ def run(args) -> None:
                        "sampling_steps": opts.get("sampling_steps", default_steps),
                        "temporal_ensemble": opts.get("temporal_ensemble"),
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
+                       "batch_size": args.batch_size if policy else None,  # None: the method's default
                        "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
@@ -119,6 +121,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps", type=int, default=None, help="training steps (default: each method's default)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each method's default)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/metaworld_methods.jsonl")

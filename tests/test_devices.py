@@ -307,3 +307,16 @@ def test_dagger_config_device_survives_resume_and_can_change():
     assert _method_config(dataclasses.replace(cfg, policy_options={"device": "auto"}))[1].device == "auto"
     with pytest.raises(MimeticError, match="--device nope"):
         DaggerConfig(env="reach", device="nope").validate()
+
+
+def test_cpu_allocator_keeps_freed_memory():
+    """On glibc the trainer asks malloc to keep freed memory (large image activations otherwise cost fresh
+    pages every step); it is idempotent, and elsewhere a no-op that says so."""
+    import platform
+
+    from mimetic.devices import keep_cpu_allocations
+
+    applied = keep_cpu_allocations()
+    assert keep_cpu_allocations() == applied
+    if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
+        assert applied

@@ -41,7 +41,7 @@ from mimetic.algos.run_dir import RunDir
 from mimetic.data.augment import augment_batch
 from mimetic.data.dataset import Dataset
 from mimetic.data.windows import WindowSampler, window_index
-from mimetic.devices import autocast, resolve_device, rng_state, set_rng_state, to_device
+from mimetic.devices import autocast, keep_cpu_allocations, resolve_device, rng_state, set_rng_state, to_device
 from mimetic.errors import MimeticError
 from mimetic.features import Feature
 from mimetic.progress import progress_bar
@@ -128,6 +128,8 @@ def train_policy(
     run = Path(run_dir)
     check_train_config(cfg)
     device = resolve_device(cfg.device)
+    if device.type == "cpu":
+        keep_cpu_allocations()  # image batches: no fresh pages for every large tensor of every step
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
     rd = RunDir(run, "training run", method=(extra_info or {}).get("method"))
