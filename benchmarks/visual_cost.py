@@ -250,7 +250,8 @@ def write(result: dict, out: Path) -> None:
         "",
         "mmap off: the same training steps in a process run with " + " ".join(f"{k}={v}" for k, v in NO_MMAP.items())
         + " (glibc then reuses freed memory instead of serving every allocation above its mmap threshold, at most "
-        "32 MiB, with fresh pages faulted in at every step); not what `mimetic train` does unless the user sets them. "
+        "32 MiB, with fresh pages faulted in at every step). Since commit 'train on CPU keeps freed memory', `mimetic train` "
+        "on a CPU applies the same setting itself (mallopt), so both columns time what it does and should agree. "
         f"This process's MALLOC_* variables: {result.get('malloc_env') or 'none'}.",
         "",
         "| data | method | batch | params (encoder) | ms / train step | train steps/s | images/s | "
