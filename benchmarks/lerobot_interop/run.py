@@ -161,6 +161,23 @@ def Dataset_load(root: Path) -> None:
     Dataset.load(root).frames(CAM)
 
 
+
+def lerobot_reads(a, root: Path, mraw) -> dict:
+    """LeRobot reads the mimetic dataset at `root`: its frames against mimetic's decode and the frames given to mimetic."""
+    m, _ = mimetic_read(root, 1)
+    try:
+        lerobot(a.lerobot_python, "read", str(root), "--out", str(root) + ".lr.npz")
+    except RuntimeError as e:
+        return {"lerobot_error": str(e)}
+    lrf = np.load(str(root) + ".lr.npz")
+    return {"lerobot_vs_mimetic_decode": compare(lrf[CAM], m[CAM]),
+            "lerobot_vs_raw": compare(lrf[CAM], mraw, m["episode_index"]),
+            "mimetic_vs_raw": compare(m[CAM], mraw, m["episode_index"]),
+            "state": vec_equal(lrf["observation.state"], m["observation.state"]),
+            "action": vec_equal(lrf["action"], m["action"]),
+            "episode_index": bool(np.array_equal(lrf["episode_index"].reshape(-1), m["episode_index"]))}
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lerobot-python", default=DEFAULT_LEROBOT_PY, help="python of the LeRobot venv ($LEROBOT_PYTHON)")
@@ -249,19 +266,7 @@ def main(argv=None) -> None:
             t0 = time.perf_counter()
             Dataset.create(root, eps, fps=a.fps, image_storage="video", video_codec=codec)
             res = {"mimetic_write_s": round(time.perf_counter() - t0, 3)}
-            m, _ = mimetic_read(root, 1)
-            try:
-                lerobot(a.lerobot_python, "read", str(root), "--out", str(root) + ".lr.npz")
-            except RuntimeError as e:
-                res["lerobot_error"] = str(e)
-            else:
-                lrf = np.load(str(root) + ".lr.npz")
-                res["lerobot_vs_mimetic_decode"] = compare(lrf[CAM], m[CAM])
-                res["lerobot_vs_raw"] = compare(lrf[CAM], mraw, m["episode_index"])
-                res["mimetic_vs_raw"] = compare(m[CAM], mraw, m["episode_index"])
-                res["state"] = vec_equal(lrf["observation.state"], m["observation.state"])
-                res["action"] = vec_equal(lrf["action"], m["action"])
-                res["episode_index"] = bool(np.array_equal(lrf["episode_index"].reshape(-1), m["episode_index"]))
+            res.update(lerobot_reads(a, root, mraw))
             out["b_mimetic_writes_lerobot_reads"][name] = res
 
         # (b1') appended: episodes 0..1 created, the rest appended (a second MP4, file_index 1)
@@ -272,18 +277,7 @@ def main(argv=None) -> None:
             Dataset.create(root, eps[:2], fps=a.fps, image_storage="video", video_codec="av1")
             Dataset.load(root).append(eps[2:]) if len(eps) > 2 else None
             res = {"video_files": sorted(str(f.relative_to(root)) for f in root.glob("videos/*/*/*.mp4"))}
-            m, _ = mimetic_read(root, 1)
-            try:
-                lerobot(a.lerobot_python, "read", str(root), "--out", str(root) + ".lr.npz")
-            except RuntimeError as e:
-                res["lerobot_error"] = str(e)
-            else:
-                lrf = np.load(str(root) + ".lr.npz")
-                res["lerobot_vs_mimetic_decode"] = compare(lrf[CAM], m[CAM])
-                res["lerobot_vs_raw"] = compare(lrf[CAM], mraw, m["episode_index"])
-                res["mimetic_vs_raw"] = compare(m[CAM], mraw, m["episode_index"])
-                res["state"] = vec_equal(lrf["observation.state"], m["observation.state"])
-                res["action"] = vec_equal(lrf["action"], m["action"])
+            res.update(lerobot_reads(a, root, mraw))
             out["b_mimetic_writes_lerobot_reads"]["av1 appended"] = res
 
         # (b2) a dataset from `mimetic collect` with a camera
