@@ -32,10 +32,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Protocol
+from typing import Iterable, Protocol
 
 import numpy as np
 
+from mimetic.actors import batch_size
 from mimetic.errors import MimeticError
 from mimetic.features import as_obs_dict, is_image_key
 
@@ -190,7 +191,7 @@ class TeleopActor:
         self.quit = False
 
     def act(self, obs) -> np.ndarray:
-        n = len(next(iter(obs.values()))) if isinstance(obs, Mapping) else len(obs)
+        n = batch_size(obs)
         if n != 1:
             raise MimeticError(f"a human expert drives one environment at a time, got a batch of {n}")
         s = self.source.poll()
