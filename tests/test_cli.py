@@ -227,7 +227,7 @@ def test_eval_on_a_discrete_action_env(tmp_path, capsys):
     assert res["episodes"] == 6 and len(res["lengths"]) == 6 and 0.0 <= res["success_rate"] <= 1.0
 
 
-HEAVY = ("torch", "scipy", "metaworld")
+HEAVY = ("torch", "scipy", "metaworld", "ray")
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["envs"], ["train", "--help"], ["-q", "--threads", "2", "envs"]])

@@ -11,7 +11,7 @@ LAYERS = [
     {"errors", "progress", "features", "actors", "tabular", "devices"},
     {"envs", "data"},
     {"policies"},
-    {"rollout", "workers", "evaluate", "collect", "teleop", "videos"},
+    {"rollout", "workers", "shards", "evaluate", "collect", "teleop", "videos"},
     {"algos"},
     {"analysis", "quickstart"},
     {"cli", "__main__"},

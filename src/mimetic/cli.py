@@ -65,6 +65,26 @@ def _check_device(name: str) -> None:
     resolve_device(name)
 
 
+def _add_ray(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--ray", action="store_true",
+                        help=f"run {what} as Ray tasks: join the cluster in RAY_ADDRESS, else start a local Ray "
+                             "(pip install mimetic[ray]); the results do not depend on it")
+    parser.add_argument("--ray-address", default=None, metavar="ADDR",
+                        help="run them on the Ray cluster at ADDR (host:port, ray://host:port or auto); implies --ray")
+
+
+def _ray_backend(args):
+    """A RayBackend for --ray / --ray-address (checked now: Ray missing or an address that does not answer is one
+    line before any work), or None. Use as a context manager: a Ray this command started is shut down after it."""
+    import contextlib
+
+    if not (getattr(args, "ray", False) or getattr(args, "ray_address", None)):
+        return contextlib.nullcontext(None)
+    from mimetic.shards import RayBackend
+
+    return RayBackend(address=args.ray_address)
+
+
 def _write_json(path: str | None, obj) -> None:
     if path:
         from mimetic.data.io import atomic_write_json
@@ -83,10 +103,11 @@ def cmd_envs(args) -> None:
 def cmd_collect(args) -> None:
     from mimetic.collect import collect
 
-    ds = collect(args.env, args.out, args.episodes, seed=args.seed, only_success=args.only_success,
-                 env_options=_parse_options(args.env_option, "--env-option"), num_envs=args.num_envs,
-                 progress=not args.quiet, workers=args.workers, image_storage=args.image_storage,
-                 video_codec=args.video_codec)
+    with _ray_backend(args) as backend:
+        ds = collect(args.env, args.out, args.episodes, seed=args.seed, only_success=args.only_success,
+                     env_options=_parse_options(args.env_option, "--env-option"), num_envs=args.num_envs,
+                     progress=not args.quiet, workers=args.workers, image_storage=args.image_storage,
+                     video_codec=args.video_codec, backend=backend)
     succ = ds.episode_success().mean()
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, expert success {succ:.2f}")
 
@@ -205,8 +226,9 @@ def cmd_eval(args) -> None:
         render_options(env, env_options)
         if args.video_episodes < 1:
             raise MimeticError(f"--video-episodes must be at least 1, got {args.video_episodes}")
-    res = evaluate(actor, env, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
-                   progress=not args.quiet, workers=args.workers)
+    with _ray_backend(args) as backend:
+        res = evaluate(actor, env, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
+                       progress=not args.quiet, workers=args.workers, backend=backend)
     who = "expert" if args.expert else args.run
     lo, hi = res.ci95
     print(f"{who} on {env}: success {res.success_rate:.3f} [95% CI {lo:.3f}, {hi:.3f}], length {res.mean_length:.1f}, "
@@ -262,7 +284,11 @@ def cmd_dagger(args) -> None:
         from mimetic.teleop import TeleopActor, make_input_source
 
         expert = TeleopActor(make_input_source(cfg.expert), env_sizes(cfg.env, cfg.env_options).act_dim)
-    rows = run_dagger(cfg, args.out, resume=args.resume, progress=not args.quiet, expert=expert)
+    if expert is not None and (args.ray or args.ray_address):
+        raise MimeticError(f"dagger: --expert {cfg.expert} is a human at this machine; --ray sends rollouts to other "
+                           "processes, so it needs --expert scripted")
+    with _ray_backend(args) as backend:
+        rows = run_dagger(cfg, args.out, resume=args.resume, progress=not args.quiet, expert=expert, backend=backend)
     for r in rows:
         print(f"iteration {r['iteration']}: expert labels {r['expert_labels']}, "
               f"validation success {r['val_success']:.2f} [{r['val_ci95'][0]:.2f}, {r['val_ci95'][1]:.2f}]")
@@ -307,9 +333,10 @@ def cmd_compare(args) -> None:
     except ValueError:
         raise MimeticError(f"compare: --seeds expects comma-separated integers, got {args.seeds!r}") from None
     env_options = _parse_options(args.env_option, "--env-option") if args.env_option else None
-    res = compare(args.env, methods, args.data, seeds, args.out, episodes=args.episodes, steps=args.steps,
-                  env_options=env_options, options=_parse_options(args.option, "--option"), progress=not args.quiet,
-                  device=args.device)
+    with _ray_backend(args) as backend:
+        res = compare(args.env, methods, args.data, seeds, args.out, episodes=args.episodes, steps=args.steps,
+                      env_options=env_options, options=_parse_options(args.option, "--option"), progress=not args.quiet,
+                      device=args.device, backend=backend)
     print(format_table(res), end="")
     print(f"table: {Path(args.out) / 'compare.md'}, plots: {', '.join(res['plots'].values())}")
 
@@ -402,6 +429,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--image-storage", choices=["video", "png"], default=None,
                    help="cameras as MP4 video (default, LeRobot's layout) or lossless PNG in the data files")
     s.add_argument("--video-codec", choices=["av1", "h264"], default=None, help="video codec (default av1, LeRobot's)")
+    _add_ray(s, "the episodes (the dataset is written here)")
     s.set_defaults(fn=cmd_collect)
 
     s = sub.add_parser("train", help="train a policy: mimetic train METHOD --data DIR --out RUN")
@@ -443,6 +471,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--video-episodes", type=int, default=4, metavar="N", help="episodes to record (default 4)")
     s.add_argument("--video-codec", default="av1", choices=["av1", "h264"],
                    help="video codec (default av1, which Chromium and Firefox play; h264 for other players)")
+    _add_ray(s, "the evaluation episodes (policies act on the workers' CPUs)")
     _add_device(s)
     s.set_defaults(fn=cmd_eval)
 
@@ -493,6 +522,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--num-envs", type=int, default=8)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
+    _add_ray(s, "the rollouts and validation episodes (training stays here)")
     _add_device(s)
     s.set_defaults(fn=cmd_dagger)
 
@@ -531,6 +561,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="set a Config field of every method, e.g. obs_noise=0.1 (repeatable)")
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
     s.add_argument("--out", required=True, help="folder for the runs, compare.md/json and plots (re-run to resume)")
+    _add_ray(s, "the evaluations (training stays here)")
     _add_device(s)
     s.set_defaults(fn=cmd_compare)
 

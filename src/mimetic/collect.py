@@ -5,8 +5,9 @@ interrupted collection leaves a dataset holding only complete episodes. The seed
 recorded (info.json "mimetic.next_seed") so appending later continues with fresh seeds.
 The dataset's fps is the environment's control rate, and its vector features carry the task's
 per-dimension names where the task gives them (`feature_names`). The environments may run in worker processes
-(`workers`, see `mimetic.rollout.rollout`; started once for the whole collection); the episodes do
-not depend on it.
+(`workers`, see `mimetic.rollout.rollout`; started once for the whole collection), or in Ray tasks (`backend`,
+see `mimetic.shards`: batches run ahead on the cluster and are appended here, in seed order, by this process
+only); the episodes do not depend on either.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ from pathlib import Path
 from mimetic.data.dataset import Dataset
 from mimetic.errors import MimeticError
 from mimetic.progress import progress_bar
-from mimetic.rollout import run_episodes
-from mimetic.workers import open_envs
+from mimetic.shards import RayBackend, Rollouts
 
 
 def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None, only_success: bool = False,
             env_options: dict | None = None, num_envs: int = 8, progress: bool = True, expert=None,
             max_attempts_factor: int = 10, workers: int | None = None, image_storage: str | None = None,
-            video_codec: str | None = None) -> Dataset:
+            video_codec: str | None = None, backend: RayBackend | None = None) -> Dataset:
     """Run the expert of `env` and write `episodes` episodes to the dataset `out` (created or appended to).
 
     `image_storage` ("video" | "png") and `video_codec` ("av1" | "h264") choose how a new dataset stores camera
@@ -45,27 +45,36 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
             raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
     create_options = {k: v for k, v in (("image_storage", image_storage), ("video_codec", video_codec)) if v is not None}
     # built first, so an unknown env or bad options fail before the expert is asked for
-    envs = open_envs(env, num_envs if only_success else min(num_envs, episodes), env_options=env_options, workers=workers)
-    bar = None
+    batch = num_envs if only_success else min(num_envs, episodes)
+    runs = Rollouts(env, None, num_envs=batch, env_options=env_options, task=env, workers=workers, backend=backend)
+    bar = results = None
     try:
-        sizes = envs.info.sizes
+        sizes = runs.info.sizes
         fps = sizes.fps
         names = {k: list(f.names) for k, f in sizes.features.items() if f.names is not None}
         if names:  # the task's per-dimension names (x, y, goal_x, ...) go into info.json
             create_options["feature_names"] = names
-        expert = expert if expert is not None else make_expert(env, **env_options)
+        runs.actor = expert if expert is not None else make_expert(env, **env_options)
         if seed is None:
             seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
         ds = existing
         kept, next_seed, attempts = 0, seed, 0
-        bar = progress_bar(progress, total=episodes, desc=f"collect {env}", unit="ep")
+        bar = progress_bar(progress, total=episodes, desc=f"collect {env}" + (" (Ray)" if backend else ""), unit="ep")
+
+        def seed_batches():  # every batch the loop below may ask for, in order (Ray runs some ahead)
+            s = seed
+            while only_success or s < seed + episodes:
+                n = num_envs if only_success else min(num_envs, seed + episodes - s)
+                yield list(range(s, s + n))
+                s += n
+
+        results = runs.batches(seed_batches())
         while kept < episodes:
             if attempts >= max_attempts_factor * episodes:
                 raise MimeticError(f"the expert of {env} succeeded in only {kept} of {attempts} episodes; "
                                    f"stopped before reaching {episodes} (drop --only-success?)")
-            n = min(num_envs, episodes - kept) if not only_success else num_envs
-            seeds = list(range(next_seed, next_seed + n))
-            eps = run_episodes(envs, expert, seeds, task=env)
+            eps = next(results)
+            n = len(eps)
             attempts += n
             next_seed += n
             if only_success:
@@ -81,5 +90,7 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
     finally:
         if bar is not None:
             bar.close()
-        envs.close()
+        if results is not None:
+            results.close()  # batches Ray ran ahead and the loop did not need are cancelled
+        runs.close()
     return ds

@@ -18,8 +18,7 @@ import numpy as np
 
 from mimetic.actors import Actor
 from mimetic.errors import MimeticError
-from mimetic.rollout import run_episodes
-from mimetic.workers import open_envs
+from mimetic.shards import RayBackend, Rollouts
 
 EVAL_SEED = 1_000_000
 VAL_SEED = 2_000_000  # for periodic rollouts during training (checkpoint selection), disjoint from both
@@ -96,12 +95,15 @@ def evaluate(
     num_envs: int = 16,
     progress: bool = False,
     workers: int | None = None,
+    backend: RayBackend | None = None,
 ) -> EvalResult:
     """Run `episodes` episodes on seeds seed, seed+1, ... and summarize them.
 
-    `workers`: processes the environments run in (see `mimetic.rollout.rollout`); the result does not depend on it."""
+    `workers`: processes the environments run in (see `mimetic.rollout.rollout`); `backend`: a
+    `mimetic.shards.RayBackend` runs the episodes as Ray tasks instead. The result depends on neither."""
     if episodes < 1:
         raise MimeticError(f"--episodes must be at least 1, got {episodes}")
-    with open_envs(env, max(1, min(num_envs, episodes)), env_options=env_options, workers=workers) as envs:
-        eps = run_episodes(envs, actor, range(seed, seed + episodes), progress=progress, desc=f"eval {env}")
-        return summarize(eps, seed=seed, env=env, return_meaning=envs.info.return_meaning)
+    with Rollouts(env, actor, num_envs=min(num_envs, episodes), env_options=env_options, workers=workers,
+                  backend=backend) as runs:
+        eps = runs.episodes(range(seed, seed + episodes), progress=progress, desc=f"eval {env}")
+        return summarize(eps, seed=seed, env=env, return_meaning=runs.info.return_meaning)

@@ -141,12 +141,22 @@ def rollout(
     desc: str = "rollout",
     on_episode: Callable[[Episode], None] | None = None,
     workers: int | None = None,
+    backend=None,
 ) -> list[Episode]:
     """Run one episode per seed and return them in seed order.
 
     `workers`: processes the environments run in (1: this process; None: `mimetic.workers.auto_workers`, 2 where
-    a simulator renders cameras); the episodes do not depend on it."""
+    a simulator renders cameras); `backend`: a `mimetic.shards.RayBackend` runs them as Ray tasks instead
+    (`on_episode` then sees each episode once its shard is back, in seed order). The episodes depend on neither."""
     seeds = [int(s) for s in seeds]
     num_envs = max(1, min(num_envs, len(seeds)))
+    if backend is not None:
+        from mimetic.shards import Rollouts
+
+        with Rollouts(env, actor, num_envs=num_envs, env_options=env_options, task=task, backend=backend) as runs:
+            episodes = runs.episodes(seeds, progress=progress, desc=desc)
+        for ep in episodes if on_episode is not None else []:
+            on_episode(ep)
+        return episodes
     with open_envs(env, num_envs, env_options=env_options, workers=workers) as envs:
         return run_episodes(envs, actor, seeds, task=task, progress=progress, desc=desc, on_episode=on_episode)

@@ -218,8 +218,10 @@ class HumanGate:
 class DaggerActor:
     """Runs learner and expert side by side, executes one of them and records the expert's label.
 
-    Without a gate, the expert's action is executed with probability `beta` per step and env.
-    With a gate, the learner acts until the gate fires; the expert keeps control until it clears.
+    Without a gate, the expert's action is executed with probability `beta` per step and env, drawn from a
+    generator per episode seeded by (`rng`'s first draw, the episode's seed): an episode does not depend on the
+    batch or the Ray shard it runs in. With a gate, the learner acts until the gate fires; the expert keeps
+    control until it clears.
     `last_extras`: actor (0 learner / 1 expert), label (the expert's action), executed_action.
     """
 
@@ -228,6 +230,7 @@ class DaggerActor:
     def __init__(self, learner, expert, *, beta: float = 0.0, gate=None, rng: np.random.Generator | None = None):
         self.learner, self.expert, self.beta, self.gate = learner, expert, beta, gate
         self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.entropy = int(self.rng.integers(2**63))  # with each episode's seed, seeds that episode's mixture draws
         self.reset(1)
 
     def reset(self, num_envs: int = 1, seeds=None) -> None:
@@ -236,6 +239,7 @@ class DaggerActor:
         if self.gate is not None:
             self.gate.reset(num_envs, seeds)
         self.control = np.zeros(num_envs, bool)
+        self.draws = [np.random.default_rng([self.entropy, int(s)]) for s in (range(num_envs) if seeds is None else seeds)]
         self.last_extras: dict[str, np.ndarray] = {}
 
     def act(self, obs) -> np.ndarray:
@@ -247,7 +251,7 @@ class DaggerActor:
         if getattr(getattr(self.expert, "expert", self.expert), "quit", False):
             raise KeyboardInterrupt  # the human asked to stop: the run can be resumed
         if self.gate is None:
-            expert = self.rng.random(n) < self.beta
+            expert = np.array([g.random() < self.beta for g in self.draws], bool)
         elif isinstance(self.gate, HumanGate):
             expert = np.full(n, bool(self.gate.source.takeover))
         else:
@@ -371,11 +375,12 @@ def _member_dir(run: Path, iteration: int, k: int, members: int) -> Path:
     return d / f"m{k}" if members > 1 else d
 
 
-def _load_learners(cfg: DaggerConfig, run: Path, iteration: int):
+def _load_learners(cfg: DaggerConfig, run: Path, iteration: int, device: str | None = None):
+    """The learners of an iteration as actors, on `device` (default: the method's; the CPU for Ray workers)."""
     from mimetic.policies.base import PolicyActor, load_policy
 
     members = cfg.ensemble_size if cfg.gate == "ensemble" else 1
-    device = _method_config(cfg)[1].device
+    device = device or _method_config(cfg)[1].device
     return [PolicyActor(load_policy(_member_dir(run, iteration, k, members), device=device)) for k in range(members)]
 
 
@@ -428,11 +433,11 @@ def plot_log(rows: list[dict], path: Path, title: str = "") -> None:
     plt.close(fig)
 
 
-def _initial_episodes(cfg: DaggerConfig, obs_dim: int, act_dim: int, expert) -> tuple[list[Episode], int]:
+def _initial_episodes(cfg: DaggerConfig, obs_dim: int, act_dim: int, expert, backend=None) -> tuple[list[Episode], int]:
     """Iteration 0's expert episodes and the next demonstration seed."""
     if cfg.initial_data is None:
         eps = rollout(cfg.env, expert, range(cfg.initial_episodes), env_options=cfg.env_options,
-                      num_envs=1 if cfg.expert != "scripted" else cfg.num_envs, task=cfg.env)
+                      num_envs=1 if cfg.expert != "scripted" else cfg.num_envs, task=cfg.env, backend=backend)
         return _expert_episodes(eps, 0), cfg.initial_episodes
     src = Dataset.load(cfg.initial_data)
     if src.env_name not in (None, cfg.env):
@@ -472,14 +477,16 @@ def load_config(run: str | Path) -> DaggerConfig:
 
 
 def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, progress: bool = True,
-               expert=None, takeover=None) -> list[dict]:
+               expert=None, takeover=None, backend=None) -> list[dict]:
     """Run (or resume) DAgger / HG-DAgger into `run`; returns the per-iteration log rows.
 
     `expert`: the actor whose actions label every step (`reset(num_envs)`, `act(obs)`); None: the
     environment's scripted expert. A human expert (`cfg.expert` keyboard or gamepad) must be passed
     in (the CLI builds a mimetic.teleop.TeleopActor). `takeover`: for `gate="human"`, the object whose
     `takeover` attribute is true while the human holds control (default: the expert itself). An
-    expert with a true `quit` attribute stops the run (resumable).
+    expert with a true `quit` attribute stops the run (resumable). `backend`: a `mimetic.shards.RayBackend` runs
+    the rollouts and validation episodes as Ray tasks (learners act on the workers' CPUs; training and every write
+    stay here); the run is the same.
     """
     from mimetic.envs.spaces import env_sizes
     from mimetic.evaluate import VAL_SEED, evaluate
@@ -518,7 +525,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     rows = read_log(run)
     data_dir = run / "data"
     if not (data_dir / "meta/info.json").exists():
-        eps, next_seed = _initial_episodes(cfg, obs_dim, act_dim, expert)
+        eps, next_seed = _initial_episodes(cfg, obs_dim, act_dim, expert, backend)
         if not eps:
             raise MimeticError(f"--data {cfg.initial_data} has no episodes")
         Dataset.create(data_dir, eps, env=cfg.env, env_options=cfg.env_options, fps=fps,
@@ -529,13 +536,13 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
         t0 = time.perf_counter()
         row: dict = {"step": it, "iteration": it}  # step: the run-directory convention's key
         if it > 0 and int(ds.info["mimetic"].get("dagger_iteration", 0)) < it:
-            learners = _load_learners(cfg, run, it - 1)
+            learners = _load_learners(cfg, run, it - 1, device="cpu" if backend is not None else None)
             gate = _make_gate(cfg, ds, learners, takeover)
             beta = beta_at(cfg, it) if cfg.gate is None else 0.0
             actor = DaggerActor(learners[0], expert, beta=beta, gate=gate, rng=np.random.default_rng([cfg.seed, it]))
             seeds = range(ROLLOUT_SEED + (it - 1) * cfg.episodes_per_iter, ROLLOUT_SEED + it * cfg.episodes_per_iter)
             eps = rollout(cfg.env, actor, seeds, env_options=cfg.env_options, num_envs=num_envs, task=cfg.env,
-                          progress=progress, desc=f"dagger iteration {it}")
+                          progress=progress, desc=f"dagger iteration {it}", backend=backend)
             new = label_episodes(eps, it, takeover_only=cfg.gate is not None)
             ds.append(new, meta={"dagger_iteration": it})  # atomic: these episodes and the iteration number
             row.update(beta=beta, rollout_frames=int(sum(len(e) for e in eps)), rollout_success=float(np.mean([e.success for e in eps])),
@@ -543,7 +550,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
                        new_labels=int(sum(len(e) for e in new)))
         policies = _train_iteration(cfg, ds, run, it, progress)
         res = evaluate(PolicyActor(policies[0]), cfg.env, cfg.eval_episodes, seed=VAL_SEED, env_options=cfg.env_options,
-                       num_envs=cfg.num_envs)
+                       num_envs=cfg.num_envs, backend=backend)
         it_frames = int(np.sum(ds.extra("iteration") == it))
         row.setdefault("new_labels", it_frames)
         row.update(val_success=res.success_rate, val_ci95=list(res.ci95), val_return=res.mean_return,

@@ -81,9 +81,11 @@ def supervised_methods() -> list[str]:
 
 
 def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_options: dict, episodes: int,
-            steps: int | None, progress: bool, options: dict | None = None, device: str | None = None) -> dict:
+            steps: int | None, progress: bool, options: dict | None = None, device: str | None = None,
+            backend=None) -> dict:
     """Train (or reuse / resume) one run and evaluate its final checkpoint on EVAL_SEED.. ; returns the eval JSON.
-    `device`: where it trains and acts (None: each method's default, auto); a finished run is reused from any device."""
+    `device`: where it trains and acts (None: each method's default, auto); a finished run is reused from any device.
+    `backend`: a `mimetic.shards.RayBackend` evaluates on Ray (the same result)."""
     from mimetic.algos.irl import is_irl_run, policy_actor
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
@@ -113,7 +115,7 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
         actor = policy_actor(run_dir, env, env_options)
     else:
         raise MimeticError(f"method {method!r} left no policy checkpoint in {run_dir}; compare needs one to evaluate")
-    res = evaluate(actor, env, episodes, EVAL_SEED, env_options=env_options, progress=progress).to_json()
+    res = evaluate(actor, env, episodes, EVAL_SEED, env_options=env_options, progress=progress, backend=backend).to_json()
     res.update(policy=str(run_dir), method=method, train_seed=seed, env_options=dict(env_options or {}))
     atomic_write_json(eval_path, res)
     return res
@@ -166,11 +168,12 @@ def paired_tests(methods: Sequence[str], evals: dict[str, list[dict]]) -> list[d
 
 def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[int], out: str | Path, *,
             episodes: int = 50, steps: int | None = None, env_options: dict | None = None, expert: bool = True,
-            options: dict | None = None, progress: bool = False, device: str | None = None) -> dict:
+            options: dict | None = None, progress: bool = False, device: str | None = None, backend=None) -> dict:
     """Train every method with every seed on `data`, evaluate all on the same seeds; write table + plots to `out`.
 
     `options` (field -> value) set the same Config fields of every method, e.g. {"obs_noise": 0.1}.
     `device` (auto|cpu|cuda|mps): where every method trains and acts; finished runs are reused from any device.
+    `backend`: a `mimetic.shards.RayBackend` runs the evaluations as Ray tasks (training stays here); same results.
     """
     from mimetic.algos.run_dir import read_metrics
     from mimetic.analysis import plots
@@ -202,7 +205,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     rows, curves, evals = [], {}, {}
     for m in methods:
         results = [run_one(m, int(s), dataset, out / "runs" / f"{m}-seed{s}", env, env_options, episodes, steps, progress,
-                           options, device) for s in seeds]
+                           options, device, backend) for s in seeds]
         evals[m] = results
         row = summarize_method(m, results)
         row["train_time_s"] = [next((r["time_s"] for r in reversed(read_metrics(p)) if "time_s" in r), None) for p in row["runs"]]
