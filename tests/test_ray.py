@@ -24,7 +24,7 @@ def cluster():
     # the workers import tests/ray_helpers.py (actors and an environment defined for these tests)
     os.environ["PYTHONPATH"] = os.pathsep.join([str(HERE)] + ([old] if old else []))
     try:
-        ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
     finally:
         if old is None:
             del os.environ["PYTHONPATH"]
@@ -181,3 +181,16 @@ def test_the_address_of_a_running_cluster_is_joined(cluster, tmp_path):
     assert main(args + [str(tmp_path / "a.json")]) == 0
     assert main(args + [str(tmp_path / "b.json"), "--ray-address", address]) == 0
     assert (tmp_path / "a.json").read_text() == (tmp_path / "b.json").read_text()
+
+
+def test_compare_evaluations_on_ray_equal_in_process(cluster, tmp_path):
+    """compare --ray: training stays here, the evaluations run on Ray and give the same eval.json."""
+    from mimetic.collect import collect
+
+    collect("reach", tmp_path / "demos", 4, seed=0, progress=False)
+    args = ["-q", "compare", "reach", "--methods", "bc", "--data", str(tmp_path / "demos"), "--seeds", "0",
+            "--episodes", "6", "--steps", "60", "--device", "cpu", "--out"]
+    assert main(args + [str(tmp_path / "local")]) == 0
+    assert main(args + [str(tmp_path / "ray"), "--ray"]) == 0
+    a, b = (json.loads((tmp_path / d / "runs/bc-seed0/eval.json").read_text()) for d in ("local", "ray"))
+    assert a.pop("policy") != b.pop("policy") and a == b

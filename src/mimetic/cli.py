@@ -68,7 +68,8 @@ def _check_device(name: str) -> None:
 def _add_ray(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--ray", action="store_true",
                         help=f"run {what} as Ray tasks: join the cluster in RAY_ADDRESS, else start a local Ray "
-                             "(pip install mimetic[ray]); the results do not depend on it")
+                             "(pip install mimetic[ray]); each task steps its environments in its own process "
+                             "(--workers does not apply); the results do not depend on it")
     parser.add_argument("--ray-address", default=None, metavar="ADDR",
                         help="run them on the Ray cluster at ADDR (host:port, ray://host:port or auto); implies --ray")
 

@@ -52,23 +52,21 @@ class RayBackend:
     def __post_init__(self):
         self.started = False  # whether connect() started or joined Ray (close() then shuts it down)
 
-    def where(self) -> str:
-        return self.address or os.environ.get("RAY_ADDRESS") or "a local Ray instance"
-
     def connect(self):
         ray = import_ray()
-        address = self.address or os.environ.get("RAY_ADDRESS") or None
-        if address not in (None, "auto", "local") and not self.started:
+        # "local": a new instance, never a `ray start` cluster ray.init would find on this machine by itself
+        address = self.address or os.environ.get("RAY_ADDRESS") or "local"
+        if address not in ("auto", "local") and not self.started:
             _check_answers(address, self.connect_timeout)
         if ray.is_initialized():
             return ray
         kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        if address is None or address == "local":
+        if address == "local":
             kwargs["num_cpus"] = self.num_cpus
         try:
             ray.init(address=address, **kwargs)
         except Exception as e:  # noqa: BLE001 - connection and start-up failures are the user's to fix
-            raise MimeticError(f"Ray at {address or 'a new local instance'} could not be reached or started: "
+            raise MimeticError(f"Ray at {'a new local instance' if address == 'local' else address} could not be reached or started: "
                                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
         self.started = True
         return ray
@@ -189,6 +187,9 @@ def _check_answers(address: str, timeout: float) -> None:
         raise MimeticError(f"Ray cluster at {address} does not answer (no reply in {timeout:.0f} s): {hint}") from None
     if r.returncode == 1:
         why = (r.stderr.strip().splitlines() or ["no reply"])[-1]
+        if "auth" in why.lower():  # it answers, but started with token authentication (`ray start` does by default)
+            raise MimeticError(f"Ray cluster at {address} refuses this client ({why.split('. ')[0]}): set "
+                               "RAY_AUTH_MODE=token here, with the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
         raise MimeticError(f"Ray cluster at {address} does not answer ({why}): {hint}")
 
 
