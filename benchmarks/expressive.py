@@ -3,6 +3,7 @@
     python benchmarks/expressive.py [--env reach-fork] [--methods bc bc-long act diffusion flow]
                                     [--demos 100] [--episodes 100] [--seeds eval|val]
                                     [--long-steps 30000] [--work DIR] [--out FILE.jsonl] [--md FILE.md]
+    python benchmarks/expressive.py --env reach-bimodal --images 32 ...   # from pixels (issue 12)
 
 Every method is trained with its `Config()` defaults, exactly what `mimetic train METHOD --data DEMOS`
 runs (no benchmark presets): `bc` is deterministic BC (MLP 3x256, MSE) at its default budget and
@@ -15,6 +16,10 @@ checkpoint is also evaluated in variants (diffusion / flow with other sampling s
 temporal ensembling), all reported. Failures are split into collisions (the episode ended early)
 and time-outs. One JSON line per (env, seeds, method, variant) is appended to --out (a finished
 row is skipped on a re-run); the markdown table is printed and written to --md.
+
+`--images SIZE`: the same from pixels. The task renders its `top` camera at SIZE x SIZE and the state is
+its proprioception only (position and velocity): the goal and the obstacle are only in the image. Every
+method reads both (its defaults: the conv encoder with spatial softmax); rows are named e.g. "diffusion@img32".
 """
 
 from __future__ import annotations
@@ -78,15 +83,18 @@ def run(args, meta: dict) -> None:
     if out.exists():
         done = {(r["env"], r["seeds"], r["policy"], r["config"]["seed"]) for r in map(json.loads, out.read_text().splitlines())}
     work = Path(args.work)
-    demos = work / f"{args.env}-demos{args.demos}"
+    env_options = {"cameras": "top", "state": "proprio", "image_size": args.images} if args.images else {}
+    suffix = f"@img{args.images}" if args.images else ""
+    demos = work / f"{args.env}-demos{args.demos}{suffix}"
     if not (demos / "meta/info.json").exists():
-        collect(args.env, demos, args.demos, seed=0, progress=False)
+        collect(args.env, demos, args.demos, seed=0, progress=False, env_options=env_options)
     ds = Dataset.load(demos)
-    obs0 = ds.episode(0).observations.astype(np.float32)
+    obs0 = None if args.images else ds.episode(0).observations.astype(np.float32)
     seed = {"eval": EVAL_SEED, "val": VAL_SEED}[args.seeds]
     max_steps = make_env(args.env).max_steps
     for name in args.methods:
         variants = [name] + ([f"{name}-te0.1"] if name == "act" else []) + [f"{name}-{k}steps" for k in SWEEP.get(name, [])]
+        variants = [v + suffix for v in variants]
         if all((args.env, args.seeds, v, args.train_seed) in done for v in variants):
             continue
         module = method_module(METHODS[name])
@@ -94,7 +102,7 @@ def run(args, meta: dict) -> None:
         if name == "bc-long":
             cfg.steps = args.long_steps
         cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
-        run_dir = work / f"{args.env}-{name}-seed{args.train_seed}"
+        run_dir = work / f"{args.env}-{name}{suffix}-seed{args.train_seed}"
         if run_dir.exists():  # a run interrupted before all its rows were written: train it again
             shutil.rmtree(run_dir)
         t = time.perf_counter()
@@ -108,15 +116,17 @@ def run(args, meta: dict) -> None:
             if (args.env, args.seeds, v, args.train_seed) in done:
                 continue
             kw, sampling = {}, getattr(policy, "sampling_steps", None)
-            if v.endswith("-te0.1"):
+            plain = v.removesuffix(suffix)
+            if plain.endswith("-te0.1"):
                 kw = {"temporal_ensemble": 0.1}
-            elif v.endswith("steps"):
-                sampling = int(v.rsplit("-", 1)[1][: -len("steps")])
+            elif plain.endswith("steps"):
+                sampling = int(plain.rsplit("-", 1)[1][: -len("steps")])
             if hasattr(policy, "set_sampling_steps"):
-                policy.set_sampling_steps(sampling if v != name else policy.config.num_inference_steps)
-            res = evaluate(PolicyActor(policy, **kw), args.env, args.episodes, seed=seed)
+                policy.set_sampling_steps(sampling if plain != name else policy.config.num_inference_steps)
+            res = evaluate(PolicyActor(policy, **kw), args.env, args.episodes, seed=seed, env_options=env_options)
             row = {"policy": v, **base, "sampling_steps": sampling if hasattr(policy, "set_sampling_steps") else None,
-                   **kw, **outcome(res, max_steps), "ms_per_chunk": ms_per_chunk(policy, obs0)}
+                   **kw, **outcome(res, max_steps), "env_options": env_options,
+                   "ms_per_chunk": ms_per_chunk(policy, obs0) if obs0 is not None else None}
             with open(out, "a") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps({k: row[k] for k in ("policy", "seeds", "steps", "success_rate", "ci95", "collisions", "timeouts", "train_s")}),
@@ -133,7 +143,7 @@ def report(rows: list[dict]) -> str:
         for r in sel:
             lines.append(f"| {r['policy']} | {r['config']['seed']} | {r['steps']} ({r['batch_size']}) | {r['parameters']:,} | {r['train_s']:.0f} | "
                          f"{r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}] | {r['collisions']} / {r['timeouts']} | "
-                         f"{r['ms_per_chunk']} | {r['commit']} |")
+                         f"{r['ms_per_chunk'] if r['ms_per_chunk'] is not None else '–'} | {r['commit']} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -151,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default="benchmarks/results/expressive.jsonl")
     p.add_argument("--md", default=None, help="also write the markdown table here")
     p.add_argument("--table-only", action="store_true")
+    p.add_argument("--images", type=int, default=0, metavar="SIZE",
+                   help="learn from the top camera at SIZE x SIZE with a proprioception-only state (0: the full state)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()

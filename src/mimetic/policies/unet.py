@@ -116,6 +116,9 @@ class ChunkGenerativeConfig(PolicyConfig):
     kernel_size: int = 3
     n_groups: int = 8
     time_embed_dim: int = 64
+    # hidden sizes of an MLP (Mish) between the encoded observations and the FiLM layer; [] feeds them straight in
+    # (Diffusion Policy's low-dimensional setting)
+    cond_hidden: list[int] = field(default_factory=list)
     num_inference_steps: int = 10
     sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
 
@@ -149,7 +152,13 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
-        self.model = ConditionalUnet1D(config.act_dim, config.n_obs_steps * self.obs_encoder.output_dim, list(config.down_dims),
+        cond_dim = config.n_obs_steps * self.obs_encoder.output_dim
+        layers = []
+        for width in config.cond_hidden:
+            layers += [nn.Linear(cond_dim, width), nn.Mish()]
+            cond_dim = width
+        self.cond_mlp = nn.Sequential(*layers)  # empty: the identity
+        self.model = ConditionalUnet1D(config.act_dim, cond_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
         self.sampling_steps = config.num_inference_steps
         self._traced: dict[tuple, torch.jit.ScriptModule] = {}
@@ -183,5 +192,6 @@ class ChunkGenerativePolicy(Policy):
         return {**self.__dict__, "_traced": {}}
 
     def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
-        """(B, To, encoder.output_dim) encoded observations -> the FiLM condition (B, To * output_dim)."""
-        return obs_n.reshape(len(obs_n), -1)
+        """(B, To, encoder.output_dim) encoded observations -> the FiLM condition (B, To * output_dim), through
+        the `cond_hidden` MLP when there is one."""
+        return self.cond_mlp(obs_n.reshape(len(obs_n), -1))
