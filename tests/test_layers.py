@@ -8,7 +8,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "mimetic"
 
 # bottom to top; rooms on one line form one layer
 LAYERS = [
-    {"errors", "progress", "features", "actors", "tabular", "devices"},
+    {"errors", "progress", "features", "actors", "tabular", "devices", "distributed"},
     {"envs", "data"},
     {"policies"},
     {"rollout", "workers", "shards", "evaluate", "collect", "teleop", "videos"},

@@ -125,7 +125,7 @@ def _refuse_changes_on_resume(verb: str, run, args, cfg, flags: dict[str, str], 
 
 
 def cmd_train(args) -> None:
-    from mimetic.algos import method_module
+    from mimetic.algos import SUPERVISED, method_module
     from mimetic.data.dataset import Dataset
 
     module = method_module(args.method)
@@ -157,11 +157,46 @@ def cmd_train(args) -> None:
             raise MimeticError("train: --data DIR is required")
         cfg = _dataclass_from_args(module.Config, args)
         data, env = args.data, args.env
+    if args.nproc != 1:  # this command as N training processes on this machine (the N workers run it without --nproc)
+        args.exit_status = _launch_ranks(args, cfg)
+        return
+    from mimetic import distributed
+
+    if args.method not in SUPERVISED:
+        distributed.require_single_process(f"train {args.method}")
     dataset = Dataset.load(data)
     if env is not None:
         _check_env_matches(env, env_options if env_options is not None else dataset.env_options, dataset)
     module.train(cfg, dataset, run, env=env, env_options=env_options, resume=args.resume, progress=not args.quiet)
-    print(f"trained {args.method} -> {run}")
+    if distributed.is_main():
+        print(f"trained {args.method} -> {run}")
+
+
+def _launch_ranks(args, cfg) -> int:
+    """`train --nproc N`: run this command as N ranks of torch's elastic launcher (torchrun's machinery) on this
+    machine; what cannot work is one line before any process starts."""
+    from mimetic import distributed
+    from mimetic.algos import SUPERVISED
+    from mimetic.devices import resolve_device
+
+    if args.nproc < 1:
+        raise MimeticError(f"--nproc must be at least 1, got {args.nproc}")
+    if distributed.world_size() > 1:
+        raise MimeticError("--nproc: this process is already one of torchrun's ranks; leave --nproc out under torchrun")
+    if args.method not in SUPERVISED:
+        raise MimeticError(f"--nproc: train {args.method} runs in one process; --nproc trains {', '.join(SUPERVISED)}")
+    slots, what = distributed.machine_slots(resolve_device(cfg.device))
+    if args.nproc > slots:
+        raise MimeticError(f"--nproc {args.nproc}: this machine has {slots} {what} for --device {cfg.device}; "
+                           f"use at most --nproc {slots} (torchrun for several machines)")
+    distributed.check_batch(cfg.batch_size, n=args.nproc)
+    argv, i = [], 0
+    while i < len(args.argv):  # the same command without --nproc
+        a = args.argv[i]
+        i += 2 if a == "--nproc" else 1
+        if a != "--nproc" and not a.startswith("--nproc="):
+            argv.append(a)
+    return distributed.launch(argv, args.nproc)
 
 
 def _check_env_matches(env: str, env_options: dict, dataset) -> None:
@@ -444,6 +479,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
         m.add_argument("--env", default=None, help="environment (default: the one the dataset was collected in)")
         m.add_argument("--env-option", action="append", metavar="KEY=VALUE")
         m.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+        m.add_argument("--nproc", type=int, default=1, metavar="N",
+                       help="train as N processes on this machine with torch DistributedDataParallel (at most its CPU "
+                            "cores, or GPUs on cuda; --batch-size is the global batch, divisible by N); supervised "
+                            "methods only. Several machines: torchrun ... -m mimetic train METHOD (README)")
         if name == method:  # only the method being run (or asked for --help) is imported, for its Config
             add_dataclass_options(m, method_module(name).Config)
         m.set_defaults(fn=cmd_train)
@@ -608,6 +647,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     args.given_flags = {a.split("=")[0] for a in argv if a.startswith("--")}
+    args.argv = argv
     args.steps_given = "--steps" in args.given_flags
     if getattr(args, "seed", 0) is None and args.verb == "eval":
         from mimetic.evaluate import EVAL_SEED
@@ -620,12 +660,14 @@ def main(argv: list[str] | None = None) -> int:
             log_to(args.log_to)
         args.fn(args)
     except MimeticError as e:
-        print(f"mimetic: error: {e}", file=sys.stderr)
-        return 2
+        status = getattr(e, "exit_status", 2)  # 3: a --nproc worker that lost the others (its launcher says so)
+        if status == 2:
+            print(f"mimetic: error: {e}", file=sys.stderr)
+        return status
     except KeyboardInterrupt:
         print("mimetic: interrupted", file=sys.stderr)
         return 130
-    return 0
+    return getattr(args, "exit_status", 0)  # train --nproc: 2 if a training process failed
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ METHODS: dict[str, str] = {
     "gail": "mimetic.algos.gail",
     "airl": "mimetic.algos.airl",
 }
+SUPERVISED = ("bc", "act", "diffusion", "flow")  # trained by algos.trainer: these run under torchrun / --nproc
 
 
 def method_module(name: str):

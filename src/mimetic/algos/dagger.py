@@ -488,10 +488,12 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     the rollouts and validation episodes as Ray tasks (learners act on the workers' CPUs; training and every write
     stay here); the run is the same.
     """
+    from mimetic.distributed import require_single_process
     from mimetic.envs.spaces import env_sizes
     from mimetic.evaluate import VAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy, save_policy
 
+    require_single_process("dagger")  # its rollouts and dataset appends are not shared out over ranks (yet)
     run = Path(run)
     if resume:  # the saved configuration, on the device this call asks for
         cfg = dataclasses.replace(load_config(run), device=cfg.device)

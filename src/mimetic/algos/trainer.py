@@ -37,8 +37,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mimetic import distributed as dist
 from mimetic.algos.run_dir import RunDir
-from mimetic.data.augment import augment_batch
+from mimetic.data.augment import add_obs_noise, augment_batch
 from mimetic.data.dataset import Dataset
 from mimetic.data.windows import WindowSampler, window_index
 from mimetic.devices import autocast, keep_cpu_allocations, resolve_device, rng_state, set_rng_state, to_device
@@ -127,14 +128,18 @@ def train_policy(
     """
     run = Path(run_dir)
     check_train_config(cfg)
-    device = resolve_device(cfg.device)
+    n_ranks, main = dist.world_size(), dist.is_main()
+    dist.check_batch(cfg.batch_size)
+    device = dist.rank_device(resolve_device(cfg.device))
     if device.type == "cpu":
         keep_cpu_allocations()  # image batches: no fresh pages for every large tensor of every step
     if dataset.num_episodes == 0:
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
+    dist.init(device)
     rd = RunDir(run, "training run", method=(extra_info or {}).get("method"))
-    state = rd.start(resume)
-    torch.manual_seed(cfg.seed)
+    state = dist.on_main(lambda: rd.start(resume))  # only rank 0 touches the run folder; every rank gets the state
+    # dropout, noise and crops draw from torch's generator: its own stream per rank (rank 0's is the one-process one)
+    torch.manual_seed(cfg.seed if main else int(np.random.SeedSequence([cfg.seed, dist.rank()]).generate_state(1)[0]))
     c = policy.config
     if split is None:
         train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
@@ -159,7 +164,11 @@ def train_policy(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
-        set_rng_state(state, device)  # dropout, diffusion noise and timesteps draw from torch's global generators
+        if int(state.get("world_size", 1)) != n_ranks:
+            raise MimeticError(f"{run}'s checkpoint was written by {state.get('world_size', 1)} training processes; "
+                               f"resume it with as many (this job has {n_ranks}) to continue exactly")
+        # dropout, diffusion noise and timesteps draw from torch's global generators: each rank restores its own
+        set_rng_state(state["rank_rng"][dist.rank()] if n_ranks > 1 else state, device)
         step = int(state["step"])
         best_val_success = float(state.get("best_val_success", -1.0))
     else:
@@ -172,23 +181,30 @@ def train_policy(
     info = {"policy": policy.type_name, "dataset": str(Path(dataset.root).resolve()), "train": dataclasses.asdict(cfg),
             "train_episodes": train_eps.tolist(), "val_episodes": val_eps.tolist(), "parameters": policy.num_parameters()}
     info.update(extra_info or {})
-    rd.write_info(info)
+    if main:
+        rd.write_info(info)
+    model = dist.wrap(policy, device)  # DDP under torchrun: backward averages the gradients over ranks
 
     def deployable() -> Policy:
         return ema if ema is not None else policy
 
-    bar = progress_bar(progress, total=cfg.steps, initial=step, desc=f"train {policy.type_name}", unit="step")
+    bar = progress_bar(progress and main, total=cfg.steps, initial=step, desc=f"train {policy.type_name}", unit="step")
     t0, losses = time.perf_counter(), []
     policy.train()
     try:
         while step < cfg.steps:
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * lr_factor(step, cfg)
-            batch = to_device(train.sample(cfg.batch_size, gen), device)  # cameras stay uint8 until the encoder
+            # every rank draws the same global batch from `gen` and keeps its share (all of it in one process)
+            batch = to_device(train.sample(cfg.batch_size, gen, share=dist.shard), device)  # cameras stay uint8
             # crops happen in the policy's observation encoder (train_supervised maps --random-crop onto it)
-            batch = augment_batch(batch, obs_noise=cfg.obs_noise, crop=0, normalizer=policy.obs_norm, generator=gen)
+            if n_ranks == 1:
+                batch = augment_batch(batch, obs_noise=cfg.obs_noise, crop=0, normalizer=policy.obs_norm, generator=gen)
+            elif cfg.obs_noise > 0:  # the global batch's noise (as one process draws it), this rank's share of it
+                tiled = batch["obs"].repeat(n_ranks, *[1] * (batch["obs"].ndim - 1))  # the share sits at its place
+                batch = {**batch, "obs": dist.shard(add_obs_noise(tiled, cfg.obs_noise, policy.obs_norm, gen))}
             with autocast(device):
-                loss, _ = policy(batch)  # forward = loss: what distributed wrappers hook
+                loss, _ = model(batch)  # forward = loss: what distributed wrappers hook
             value = loss.item()
             if not math.isfinite(value):
                 raise MimeticError(f"training diverged at step {step}: loss is {float(loss)} (lower --lr?)")
@@ -204,10 +220,12 @@ def train_policy(
             step += 1
             losses.append(value)
             bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                row = {"step": step, "train_loss": float(np.mean(losses)), "lr": opt.param_groups[0]["lr"],
+            log = step % cfg.log_every == 0 or step == cfg.steps
+            if log:
+                train_loss, losses = dist.mean(float(np.mean(losses))), []  # the mean over every rank's share
+            if log and main:  # rank 0 alone writes the run folder and validates
+                row = {"step": step, "train_loss": train_loss, "lr": opt.param_groups[0]["lr"],
                        "time_s": round(time.perf_counter() - t0, 3)}
-                losses = []
                 if val is not None:
                     row["val_loss"] = validation_loss(deployable(), val, cfg.batch_size)
                     policy.train()
@@ -219,15 +237,24 @@ def train_policy(
                         save_policy(deployable(), run / "best")
                 rd.append_metrics(row)
                 bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("train_loss", "val_loss", "val_success")})
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            checkpoint = step % cfg.ckpt_every == 0 or step == cfg.steps
+            rank_rng = dist.gather(rng_state(device)) if checkpoint else None  # every rank's generators: exact resume
+            if checkpoint and main:
                 save_policy(deployable(), run)
                 state = {"model": policy.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
                          **rng_state(device), "step": step, "best_val_success": best_val_success}
                 if ema is not None:
                     state["ema"] = ema.state_dict()
+                if n_ranks > 1:
+                    state.update(world_size=n_ranks, rank_rng=rank_rng)
                 rd.save_checkpoint(state)
+    except RuntimeError as e:  # a collective in DDP's backward, the logged loss or a checkpoint: another rank died
+        if not dist.is_lost(e):
+            raise
+        raise dist.lost(e) from None
     finally:
         bar.close()
+    dist.barrier()  # the other ranks return once rank 0 has written the run
     out = deployable().eval()
     return out
 

@@ -101,9 +101,11 @@ class WindowSampler:
         out["action_pad"] = self.act_pad[rows]
         return out
 
-    def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    def sample(self, batch_size: int, generator: torch.Generator, share=None) -> dict[str, torch.Tensor]:
+        """A random batch; `share` maps the rows drawn to this process's part of them (distributed training:
+        every rank draws the same global batch and keeps its own share)."""
         rows = torch.randint(len(self), (batch_size,), generator=generator)
-        return self.batch(rows)
+        return self.batch(rows if share is None else share(rows))
 
     def iterate(self, batch_size: int):
         for i in range(0, len(self), batch_size):
