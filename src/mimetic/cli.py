@@ -660,10 +660,9 @@ def main(argv: list[str] | None = None) -> int:
             log_to(args.log_to)
         args.fn(args)
     except MimeticError as e:
-        status = getattr(e, "exit_status", 2)  # 3: a --nproc worker that lost the others (its launcher says so)
-        if status == 2:
+        if not getattr(e, "quiet", False):  # quiet: a line another process prints (rank 0, or train --nproc)
             print(f"mimetic: error: {e}", file=sys.stderr)
-        return status
+        return getattr(e, "exit_status", 2)
     except KeyboardInterrupt:
         print("mimetic: interrupted", file=sys.stderr)
         return 130

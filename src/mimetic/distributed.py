@@ -138,7 +138,14 @@ def lost(e: BaseException) -> MimeticError:
     why = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(e)).split(". This is typically")[0]  # gloo's source location, advice
     err = MimeticError(f"rank {rank()}: lost the other training processes (one died or hung; the run continues "
                        f"with --resume from its last checkpoint): {why}")
-    err.exit_status = LOST_STATUS if os.environ.get(LAUNCHED_ENV) else 2  # the CLI prints the line only for status 2
+    if os.environ.get(LAUNCHED_ENV):  # under `train --nproc` the launcher says which rank died, in one line
+        err.quiet, err.exit_status = True, LOST_STATUS
+    return err
+
+
+def everywhere(err: MimeticError) -> MimeticError:
+    """An error every rank raises alike: only rank 0's command line prints it (`quiet` on the others)."""
+    err.quiet = not is_main()
     return err
 
 
@@ -158,8 +165,8 @@ def check_batch(batch_size: int, what: str = "--batch-size", n: int | None = Non
     it equally."""
     n = world_size() if n is None else n
     if batch_size % n:
-        raise MimeticError(f"{what} {batch_size} is the global batch, shared equally by the {n} training processes: "
-                           f"it must be divisible by {n}")
+        raise everywhere(MimeticError(f"{what} {batch_size} is the global batch, shared equally by the {n} training processes: "
+                           f"it must be divisible by {n}"))
     return batch_size // n
 
 
@@ -198,7 +205,7 @@ def on_main(fn):
         torch.distributed.broadcast_object_list(box, src=0)
     value, error = box[0]
     if error is not None:
-        raise MimeticError(error)
+        raise everywhere(MimeticError(error))
     return value
 
 
@@ -237,7 +244,8 @@ def machine_slots(device: torch.device) -> tuple[int, str]:
 def launch(argv: list[str], nproc: int) -> int:
     """Run `python -m mimetic ARGV` as `nproc` ranks on this machine with torch's elastic launcher (torchrun's
     machinery, c10d rendezvous on localhost). Returns 0, or 2 with one line if a worker failed: a worker's own
-    MimeticError line (exit status 2), else which rank died and how (a rank that only lost the others is silent)."""
+    MimeticError line (exit status 2: rank 0 printed it), else which rank died and how (a rank that only lost
+    the others is silent)."""
     import logging
     import uuid
 

@@ -137,7 +137,15 @@ def train_policy(
         raise MimeticError(f"dataset {dataset.root} has no episodes to train on")
     dist.init(device)
     rd = RunDir(run, "training run", method=(extra_info or {}).get("method"))
-    state = dist.on_main(lambda: rd.start(resume))  # only rank 0 touches the run folder; every rank gets the state
+
+    def open_run() -> dict | None:
+        state = rd.start(resume)
+        if state is not None and int(state.get("world_size", 1)) != n_ranks:
+            raise MimeticError(f"{run}'s checkpoint was written by {state.get('world_size', 1)} training process(es); "
+                               f"resume it with as many (this job has {n_ranks}) to continue exactly")
+        return state
+
+    state = dist.on_main(open_run)  # only rank 0 touches the run folder; every rank gets the state (or its error)
     # dropout, noise and crops draw from torch's generator: its own stream per rank (rank 0's is the one-process one)
     torch.manual_seed(cfg.seed if main else int(np.random.SeedSequence([cfg.seed, dist.rank()]).generate_state(1)[0]))
     c = policy.config
@@ -164,9 +172,6 @@ def train_policy(
         if ema is not None:
             ema.load_state_dict(state["ema"])
         gen.set_state(state["generator"])
-        if int(state.get("world_size", 1)) != n_ranks:
-            raise MimeticError(f"{run}'s checkpoint was written by {state.get('world_size', 1)} training processes; "
-                               f"resume it with as many (this job has {n_ranks}) to continue exactly")
         # dropout, diffusion noise and timesteps draw from torch's global generators: each rank restores its own
         set_rng_state(state["rank_rng"][dist.rank()] if n_ranks > 1 else state, device)
         step = int(state["step"])
