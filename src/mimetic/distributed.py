@@ -247,17 +247,25 @@ def launch(argv: list[str], nproc: int) -> int:
     MimeticError line (exit status 2: rank 0 printed it), else which rank died and how (a rank that only lost
     the others is silent)."""
     import logging
+    import signal
     import uuid
 
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)  # we say which worker failed
-    os.environ[LAUNCHED_ENV] = "1"
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # its warnings as workers stop: we say what happened
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"mimetic-{uuid.uuid4().hex[:8]}",
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
+    os.environ[LAUNCHED_ENV] = "1"  # inherited by the workers
     try:
         elastic_launch(config, sys.executable)("-m", "mimetic", *argv)
+    except SignalException as e:  # Ctrl-C (each worker says "interrupted") or a kill of this launcher: workers stopped
+        sig = signal.Signals(int(e.sigval))
+        if sig != signal.SIGINT:
+            print(f"mimetic: error: stopped by {sig.name}; the training processes were stopped", file=sys.stderr)
+        return 128 + sig.value
     except ChildFailedError as e:
         failures = sorted(e.failures.items(), key=lambda kv: kv[1].timestamp)
         if any(f.exitcode == 2 for _, f in failures):  # a worker printed its MimeticError line: enough
@@ -271,4 +279,6 @@ def launch(argv: list[str], nproc: int) -> int:
         print(f"mimetic: error: training process rank {failed_rank} {how}; the other processes were stopped "
               f"(continue with --resume from the last checkpoint)", file=sys.stderr)
         return 2
+    finally:
+        os.environ.pop(LAUNCHED_ENV, None)
     return 0
