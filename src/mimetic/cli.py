@@ -164,7 +164,7 @@ def cmd_train(args) -> None:
 
     if args.method not in SUPERVISED:
         distributed.require_single_process(f"train {args.method}")
-    dataset = Dataset.load(data)
+    dataset = Dataset.load(data, frame_cache_mb=args.frame_cache_mb)  # cameras decoded on demand past the setting
     if env is not None:
         _check_env_matches(env, env_options if env_options is not None else dataset.env_options, dataset)
     module.train(cfg, dataset, run, env=env, env_options=env_options, resume=args.resume, progress=not args.quiet)
@@ -475,6 +475,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for name in METHODS:
         m = msub.add_parser(name, help=f"train with {name} (its options: mimetic train {name} --help)")
         m.add_argument("--data", help="dataset directory")
+        m.add_argument("--frame-cache-mb", type=float, default=None, metavar="MB",
+                       help="decoded camera frames held in memory at most (default $MIMETIC_FRAME_CACHE_MB, else 1024): "
+                            "a dataset whose frames need more is decoded on demand through a cache of this size")
         m.add_argument("--out", required=True, help="run directory")
         m.add_argument("--env", default=None, help="environment (default: the one the dataset was collected in)")
         m.add_argument("--env-option", action="append", metavar="KEY=VALUE")

@@ -14,8 +14,10 @@ videos/<key>/chunk-000/file-000.mp4          camera frames, several episodes per
 Cameras are stored as LeRobot v3 stores them: by default as video, one MP4 per camera and file
 (AV1, yuv420p, g=2, crf=30: LeRobot's defaults; `video_codec="h264"` also works), an episode being
 the frames from `from_timestamp` to `to_timestamp` of its file; or, with `image_storage="png"`,
-as lossless PNG bytes in the data files (LeRobot's `image` dtype). Frames are held in memory as
-uint8 and decoded exactly by frame index.
+as lossless PNG bytes in the data files (LeRobot's `image` dtype). Frames are uint8 and decoded
+exactly by frame index: all of them into memory when they fit in the frame cache setting, else on
+demand through a bounded cache (`Dataset.load(root, lazy=..., frame_cache_mb=...)`, see
+`mimetic.data.lazy`: datasets larger than memory).
 
 Appending costs O(new episodes): each append writes new files (data, episodes metadata and one
 video per camera, all under the next file index) and updates stats.json by combining the stored
@@ -58,6 +60,7 @@ IMAGE_STORAGES = ("video", "png")
 QUANTILES = (0.01, 0.10, 0.50, 0.90, 0.99)
 STANDARD = ("action", "next.reward", "next.done", "next.success")
 INDEX = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+PNG_ROW_GROUP_BYTES = 1 << 20  # data files with PNG frames: row groups of about 1 MiB of images (lazy reads)
 IMAGE_STATS_FRAMES = 100  # frames per episode sampled for image statistics (LeRobot samples too)
 
 
@@ -152,7 +155,9 @@ class _Columns:
     def __getitem__(self, key: str) -> np.ndarray:
         parts = self.cols[key]
         if len(parts) > 1:
-            parts[:] = [np.concatenate(parts)]
+            from mimetic.data.lazy import join
+
+            parts[:] = [join(parts)]  # cameras of a lazy dataset stay lazy
         return parts[0]
 
     def __len__(self) -> int:
@@ -168,10 +173,13 @@ class Dataset:
     """A demonstration dataset. `Dataset.load(dir)`, `Dataset.create(dir, ...)`, `ds.append(episodes)`.
 
     Observations are typed features (`features`): `frames(key)` gives every frame of one key (float32
-    (N, d) vectors, uint8 (N, H, W, 3) images); `observations` is the `observation.state` feature."""
+    (N, d) vectors, uint8 (N, H, W, 3) images; in a lazy dataset a camera's frames are a `LazyFrames`,
+    decoded when indexed); `observations` is the `observation.state` feature."""
 
-    def __init__(self, root: Path, info: dict, columns: _Columns, tasks: list[str], ep_meta: dict[str, np.ndarray]):
+    def __init__(self, root: Path, info: dict, columns: _Columns, tasks: list[str], ep_meta: dict[str, np.ndarray],
+                 store=None):
         self.root = Path(root)
+        self._store = store  # a lazy dataset's FrameStore (frame cache, open videos); None when frames are in memory
         self.info = info
         self._c = columns
         self.tasks = tasks
@@ -205,8 +213,19 @@ class Dataset:
         dtypes = {self.info["features"][k]["dtype"] for k in self.image_keys}
         return None if not dtypes else ("video" if "video" in dtypes else "png")
 
+    @property
+    def lazy(self) -> bool:
+        """Whether camera frames are decoded on demand (through `frame_cache`) rather than held in memory."""
+        return self._store is not None
+
+    @property
+    def frame_cache(self):
+        """A lazy dataset's decoded-frame cache (`mimetic.data.lazy.FrameCache`: nbytes, peak_nbytes, max_bytes)."""
+        return None if self._store is None else self._store.cache
+
     def frames(self, key: str) -> np.ndarray:
-        """Every frame of observation feature `key` (or "action"), in dataset order."""
+        """Every frame of observation feature `key` (or "action"), in dataset order (cameras of a lazy dataset:
+        a `LazyFrames` that decodes the frames it is indexed with)."""
         if key not in self._c or (key != ACTION and key not in self.observation_keys):
             raise MimeticError(f"dataset {self.root} has no feature {key!r} (it has {self.observation_keys + [ACTION]})")
         return self._c[key]
@@ -514,7 +533,11 @@ class Dataset:
             video_ts[key] = (offsets / self.fps, (offsets + lengths) / self.fps)
         # 2. the new frames, 3. their episodes, 4. tasks, 5. stats
         index = n0 + np.arange(int(lengths.sum()), dtype=np.int64)
-        atomic_write_parquet(self.root / _path(DATA_PATH, k), self._frames_table(part, index))
+        table = self._frames_table(part, index)
+        png = [key for key in self.image_keys if info["features"][key]["dtype"] == "image"]
+        # PNG frames: row groups of about PNG_ROW_GROUP_BYTES, the unit a lazy dataset reads a frame from
+        rows = max(16, int(PNG_ROW_GROUP_BYTES * len(index) / max(1, sum(table.column(key).nbytes for key in png))))
+        atomic_write_parquet(self.root / _path(DATA_PATH, k), table, row_group_size=rows if png else None)
         new_stats = [self._frames_stats({key: part[key][o:o + n] for key in self.observation_keys + [ACTION, "next.reward"]},
                                         np.array([n])) for o, n in zip(offsets, lengths)]
         atomic_write_parquet(self.root / _path(EPISODES_PATH, k),
@@ -534,11 +557,28 @@ class Dataset:
         atomic_write_json(self.root / "meta/info.json", info)
         # only now does this object change
         self.info, self.tasks, self._stats = info, tasks, stats
+        if self._store is not None:  # a lazy dataset reads the new frames back from the files just written
+            part.update(self._lazy_part(k, n0, int(lengths.sum())))
         self._c.add(part)
         self.episode_starts = np.concatenate([self.episode_starts, starts])
         self.episode_ends = np.concatenate([self.episode_ends, ends])
         self._ep_file = np.concatenate([self._ep_file, np.full(len(episodes), k, np.int64)])
         self.episode_terminated = np.concatenate([self.episode_terminated, [ep.terminated for ep in episodes]]).astype(bool)
+
+    def _lazy_part(self, k: int, n0: int, n: int) -> dict:
+        """The cameras of frames n0..n0+n, all written by one append under file index k, as LazyFrames."""
+        from mimetic.data.lazy import PngFrames, VideoFrames
+
+        out = {}
+        for key in self.image_keys:
+            shape = tuple(self.info["features"][key]["shape"])
+            if self.info["features"][key]["dtype"] == "video":
+                path = self.root / _path(VIDEO_PATH, k, video_key=key)  # where append wrote them
+                out[key] = VideoFrames(self._store, key, shape, [(0, n, path, 0)])
+            else:
+                path = self.root / _path(DATA_PATH, k)
+                out[key] = PngFrames(self._store, key, shape, [path], np.zeros(n, np.int32), np.arange(n))
+        return out
 
     def _frames_table(self, part: Mapping[str, np.ndarray], index: np.ndarray) -> pa.Table:
         cols: dict[str, pa.Array] = {}
@@ -596,8 +636,13 @@ class Dataset:
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, root: str | Path) -> "Dataset":
-        """Load and validate a dataset; raise MimeticError naming the file and field on any problem."""
+    def load(cls, root: str | Path, *, lazy: bool | None = None, frame_cache_mb: float | None = None) -> "Dataset":
+        """Load and validate a dataset; raise MimeticError naming the file and field on any problem.
+
+        Camera frames: `lazy=False` decodes every one into memory; `lazy=True` decodes them when indexed,
+        through a cache of at most `frame_cache_mb` MB (default $MIMETIC_FRAME_CACHE_MB, else 1024);
+        `lazy=None` is lazy only when the decoded frames would not fit in that setting
+        (`mimetic.data.lazy`). Vector columns are held in memory either way."""
         root = Path(root)
         if not root.exists():
             raise MimeticError(f"dataset {root} not found")
@@ -627,6 +672,15 @@ class Dataset:
                 raise MimeticError(f"{where}: {key!r} must be a non-negative integer")
         info.setdefault("mimetic", {"env": None, "env_options": {}})
         n_ep, n_fr, fps = info["total_episodes"], info["total_frames"], info["fps"]
+        from mimetic.data.lazy import FrameStore, frame_cache_bytes
+
+        cache_bytes = frame_cache_bytes(frame_cache_mb)
+        cams = [k for k in obs_keys if is_image_key(k)]
+        decoded = n_fr * sum(int(np.prod(typed[k].shape)) for k in cams)
+        store = FrameStore(cache_bytes) if cams and (decoded > cache_bytes if lazy is None else lazy) else None
+        png_keys = [k for k in cams if feats[k].get("dtype") != "video"]
+        skip = set(png_keys) if store is not None else set()  # a lazy dataset reads PNG bytes when indexed
+        png_file: list[np.ndarray] = []  # per data file: (its rows, their dataset frame index)
 
         tasks: list[str] = []
         if (root / "meta/tasks.parquet").exists():
@@ -643,11 +697,15 @@ class Dataset:
         tables = []
         for fi in data_files:
             p = root / _path(info.get("data_path", DATA_PATH), fi)
-            t = read_parquet(p)
+            t = read_parquet(p, skip=skip)
             for k in (ACTION, "index", "episode_index", "frame_index"):
                 if k not in t.column_names:
                     raise MimeticError(f"{p}: column {k!r} is missing")
-            tables.append(t.filter(pc.less(t.column("index"), n_fr)))
+            keep = pc.less(t.column("index"), n_fr)
+            if skip:
+                rows = np.flatnonzero(keep.to_numpy(zero_copy_only=False))
+                png_file.append(np.stack([rows, t.column("index").to_numpy()[rows]]))
+            tables.append(t.filter(keep))
         if not tables:
             frames_tbl = None
         else:
@@ -691,7 +749,10 @@ class Dataset:
                     raise MimeticError(f"{root}: {key} contains NaN or inf (frame {r}, episode {int(scalar('episode_index', np.int64, 0)[r])})")
                 columns[key] = arr
             elif feats[key].get("dtype") == "video":
-                columns[key] = _read_video_frames(root, info, key, typed[key].shape, meta, ep_cols)
+                read = _lazy_video_frames if store is not None else _read_video_frames
+                columns[key] = read(root, info, key, typed[key].shape, meta, ep_cols, store)
+            elif store is not None:
+                columns[key] = _lazy_png_frames(root, info, key, typed[key].shape, data_files, png_file, n_fr, store)
             else:
                 columns[key] = _read_png_frames(root, key, typed[key].shape, frames_tbl)
         columns["next.reward"] = scalar("next.reward", np.float32, 0.0)
@@ -716,7 +777,7 @@ class Dataset:
         expect_ep = np.repeat(np.arange(n_ep), ends - starts)
         if not np.array_equal(columns["episode_index"], expect_ep):
             raise MimeticError(f"{root}/data: episode_index column disagrees with meta/episodes ranges")
-        return cls(root, info, _Columns(columns), tasks, meta)
+        return cls(root, info, _Columns(columns), tasks, meta, store)
 
 
 def _extra_keys(feats: Mapping[str, dict]) -> list[str]:
@@ -765,31 +826,91 @@ def _read_episodes(root: Path, n_ep: int, video_keys: list[str]) -> tuple[dict[s
     return meta, ep_cols
 
 
-def _read_video_frames(root: Path, info: dict, key: str, shape, meta, ep_cols) -> np.ndarray:
-    """Every committed frame of camera `key`, decoded from its MP4 files (each file decoded once)."""
-    from mimetic.data.video import decode_video
-
+def _video_files(root: Path, info: dict, key: str, shape, meta, ep_cols, read):
+    """Camera `key`'s MP4 files: for each, `read(path, first dataset frame, last)` -> (frames or None, frame count,
+    frame shape); the size and every episode's frame range are checked against what it returns. Yields
+    (path, frames, [(episode, dataset frames g0..g1, first frame in the file)])."""
     fps = info["fps"]
     starts, ends = meta["dataset_from_index"], meta["dataset_to_index"]
-    out = np.zeros((int(ends[-1]) if len(ends) else 0, *shape), np.uint8)
     files = ep_cols[f"videos/{key}/chunk_index"].astype(np.int64) * CHUNKS_SIZE + ep_cols[f"videos/{key}/file_index"].astype(np.int64)
     t0 = ep_cols[f"videos/{key}/from_timestamp"].astype(np.float64)
     t1 = ep_cols[f"videos/{key}/to_timestamp"].astype(np.float64)
     template = info.get("video_path") or VIDEO_PATH
     for fi in sorted(set(files.tolist())):
         path = root / _path(template, fi, video_key=key)
-        frames = decode_video(path)
-        if frames.shape[1:] != tuple(shape):
-            raise MimeticError(f"{path}: frames are {list(frames.shape[1:])} but info.json says {key} is {list(shape)}")
-        for e in np.flatnonzero(files == fi):
+        eps = np.flatnonzero(files == fi)
+        frames, total, got = read(path, int(starts[eps[0]]), int(ends[eps[-1]]) - 1)
+        if got != tuple(shape):
+            raise MimeticError(f"{path}: frames are {list(got)} but info.json says {key} is {list(shape)}")
+        rows = []
+        for e in eps:
             lo = int(round(t0[e] * fps))
             n = int(ends[e] - starts[e])
-            if abs((t1[e] - t0[e]) * fps - n) > 0.5 or lo + n > len(frames):
+            if abs((t1[e] - t0[e]) * fps - n) > 0.5 or (total and lo + n > total):
                 raise MimeticError(f"{path}: episode {e} has {n} rows in data/ but the video holds frames "
-                                   f"{lo}..{min(lo + n, len(frames)) - 1} of {len(frames)} for it "
+                                   f"{lo}..{min(lo + n, total) - 1} of {total} for it "
                                    f"(timestamps {t0[e]:.3f}..{t1[e]:.3f} s at {fps} fps)")
-            out[starts[e]:ends[e]] = frames[lo:lo + n]
+            rows.append((int(e), int(starts[e]), int(ends[e]), lo))
+        yield path, frames, rows
+
+
+def _read_video_frames(root: Path, info: dict, key: str, shape, meta, ep_cols, store=None) -> np.ndarray:
+    """Every committed frame of camera `key`, decoded from its MP4 files (each file decoded once)."""
+    from mimetic.data.video import decode_video
+
+    def read(path, g0, g1):
+        frames = decode_video(path)
+        return frames, len(frames), frames.shape[1:]
+
+    ends = meta["dataset_to_index"]
+    out = np.zeros((int(ends[-1]) if len(ends) else 0, *shape), np.uint8)
+    for _, frames, rows in _video_files(root, info, key, shape, meta, ep_cols, read):
+        for _, g0, g1, lo in rows:
+            out[g0:g1] = frames[lo:lo + g1 - g0]
     return out
+
+
+def _lazy_video_frames(root: Path, info: dict, key: str, shape, meta, ep_cols, store):
+    """Camera `key` as VideoFrames: each file's header checked (found, readable, not truncated, frame size,
+    frames enough for its episodes), nothing decoded."""
+    from mimetic.data.lazy import VideoFrames
+    from mimetic.data.video import RandomAccess
+
+    def read(path, g0, g1):
+        try:
+            reader = RandomAccess(path)
+        except MimeticError as e:
+            raise MimeticError(f"{e} ({key}, dataset frames {g0}..{g1})") from None
+        total, got = reader.frames, reader.shape
+        reader.close()
+        return None, total, got
+
+    segments: list[tuple[int, int, Path, int]] = []
+    for path, _, rows in _video_files(root, info, key, shape, meta, ep_cols, read):
+        for _, g0, g1, lo in rows:
+            last = segments[-1] if segments else None
+            if last and last[2] == path and last[1] == g0 and last[3] + g0 - last[0] == lo:
+                segments[-1] = (last[0], g1, path, last[3])  # continues the previous episode's frames
+            else:
+                segments.append((g0, g1, path, lo))
+    return VideoFrames(store, key, shape, segments)
+
+
+def _lazy_png_frames(root: Path, info: dict, key: str, shape, data_files, png_file, n_fr: int, store):
+    """Camera `key` stored as PNG bytes, as PngFrames: frame g is a row of one data file."""
+    from mimetic.data.lazy import PngFrames
+
+    import pyarrow.parquet as pq
+
+    file, row = np.full(n_fr, -1, np.int32), np.zeros(n_fr, np.int64)
+    paths = []
+    for j, (fi, (rows, index)) in enumerate(zip(data_files, png_file)):
+        p = root / _path(info.get("data_path", DATA_PATH), fi)
+        if key not in pq.read_schema(p).names:
+            raise MimeticError(f"{root}/data: column {key!r} is missing")
+        paths.append(p)
+        file[index], row[index] = j, rows
+    return PngFrames(store, key, shape, paths, file, row)
 
 
 def _read_png_frames(root: Path, key: str, shape, frames_tbl) -> np.ndarray:

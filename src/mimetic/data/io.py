@@ -57,9 +57,9 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
-def atomic_write_parquet(path: Path, table: pa.Table) -> None:
+def atomic_write_parquet(path: Path, table: pa.Table, row_group_size: int | None = None) -> None:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="snappy")
+    pq.write_table(table, sink, compression="snappy", row_group_size=row_group_size)
     atomic_write_bytes(path, sink.getvalue().to_pybytes())
 
 
@@ -73,8 +73,12 @@ def read_json(path: Path, what: str = "file"):
         raise MimeticError(f"{what} {path} is not valid JSON: {e}") from None
 
 
-def read_parquet(path: Path) -> pa.Table:
+def read_parquet(path: Path, skip=()) -> pa.Table:
+    """The table at `path`, without the columns named in `skip`."""
     try:
+        if skip:
+            names = pq.read_schema(path).names
+            return pq.read_table(path, columns=[c for c in names if c not in skip])
         return pq.read_table(path)
     except FileNotFoundError:
         raise MimeticError(f"{path} not found") from None

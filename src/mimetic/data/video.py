@@ -169,7 +169,7 @@ def encode_video(
 class _Reader:
     """An open MP4 with its video stream, frame count, and frame index <-> pts conversion."""
 
-    def __init__(self, path):
+    def __init__(self, path, thread_type: str = THREAD_TYPE):
         self.path = Path(path)
         if not self.path.is_file():
             raise MimeticError(f"video {self.path} not found")
@@ -181,7 +181,7 @@ class _Reader:
             if not self.container.streams.video:
                 raise MimeticError(f"video {self.path} has no video stream")
             self.stream = self.container.streams.video[0]
-            self.stream.codec_context.thread_type = THREAD_TYPE
+            self.stream.codec_context.thread_type = thread_type
             # guessed_rate: r_frame_rate, from the timestamps, as ffprobe reports it
             rate = self.stream.guessed_rate or self.stream.base_rate or self.stream.average_rate
             if not rate or not self.stream.time_base:
@@ -266,69 +266,122 @@ def decode_frames(path, indices) -> np.ndarray:
     """The frames at `indices` (any order, repeats allowed), uint8 (len(indices), H, W, 3).
 
     A frame's index is its timestamp times fps. For each wanted frame the reader seeks to the keyframe
-    at or before it and decodes forward (or keeps decoding when the frame is a few frames ahead).
+    at or before it and decodes forward (or keeps decoding when the frame is a few frames ahead):
+    `RandomAccess`, which lazy datasets keep open.
     """
     idx = np.asarray(indices)
     if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu"):
         raise MimeticError(f"video {path}: frame indices must be a 1-d sequence of integers, got {idx.dtype} {idx.shape}")
     idx = idx.astype(np.int64)
-    with _Reader(path) as r:
+    reader = RandomAccess(path, thread_type=THREAD_TYPE)
+    try:
+        r = reader.r
         if idx.size and (idx.min() < 0 or (r.frames and idx.max() >= r.frames)):
             raise MimeticError(f"video {r.path} has {r.frames} frames; frame indices must be in [0, {r.frames}), got {idx.min()}..{idx.max()}")
         if not idx.size:
             return np.zeros((0, r.stream.height, r.stream.width, 3), np.uint8)
         got: dict[int, np.ndarray] = {}
-        frames, last = None, None
-        for t in np.unique(idx).tolist():
-            # decode on from the last frame while that costs no more frames than the widest keyframe
-            # spacing seen (g=2: at most 2); seek otherwise
-            if frames is None or t <= last or t - last > max(r.gop, 2):
-                frames, frame = _seek(r, t)
-            else:
-                frame = _advance(r, frames, t)
-            got[t], last = r.rgb(frame), t
+        reader.read(np.unique(idx).tolist(), got.__setitem__, en_route=False)
+    finally:
+        reader.close()
     return np.stack([got[t] for t in idx.tolist()])
-
-
-def _advance(r: _Reader, frames, target: int):
-    """Decode from `frames` up to frame `target` and return it."""
-    for frame in frames:
-        k = r.index(frame)
-        if frame.key_frame:
-            if r.last_key is not None:
-                r.gop = max(r.gop, k - r.last_key)
-            r.last_key = k
-        if k == target:
-            return frame
-        if k > target:
-            raise _Overshot(k)
-    raise MimeticError(f"video {r.path} ends before frame {target} (truncated or corrupt)")
 
 
 class _Overshot(Exception):
     """Decoding after a seek began past the wanted frame (the keyframe found was after it)."""
 
 
-def _seek(r: _Reader, target: int):
-    """Seek to the keyframe at or before `target` and decode to it; return the frame iterator and the frame.
+class RandomAccess:
+    """One MP4 kept open and read by frame index, its decoder kept between calls (`mimetic.data.lazy`).
 
-    MP4 seeking goes by decode timestamps, which can precede presentation timestamps (H.264 B-frames):
-    if the first frame decoded lies past `target`, seek again from further back.
+    `read(wanted, keep)` decodes the frames at `wanted` (sorted, unique) exactly as `decode_frames` finds
+    them: seek to the keyframe at or before a frame and decode forward, or keep decoding from the last
+    frame when the wanted one is at most a keyframe interval ahead (so in-order reads, as validation
+    batches make, never seek). `keep(index, rgb)` receives every frame decoded on the way as well: the
+    rest of a keyframe interval costs nothing more to keep than to throw away (`en_route=False`: only the
+    wanted frames). Slice threads by default: frame threads decode several frames past the one asked
+    for after every seek. MP4 seeking goes by decode timestamps, which can precede presentation
+    timestamps (H.264 B-frames): if the first frame decoded lies past the wanted one, it seeks again
+    from further back.
     """
-    back = 0
-    while True:
-        start = max(target - back, 0)
-        try:
-            r.container.seek(r.pts(start), stream=r.stream, backward=True, any_frame=False)
-        except av.FFmpegError as e:
-            raise MimeticError(f"video {r.path}: cannot seek to frame {target}: {_one_line(e)}") from None
-        frames, r.last_key = r.decode(), None
-        try:
-            return frames, _advance(r, frames, target)
-        except _Overshot as e:
-            if start == 0:
-                raise MimeticError(f"video {r.path} has no frame {target} (next frame is {e.args[0]})") from None
-            back = max(2 * back, 1)
+
+    def __init__(self, path, thread_type: str = "SLICE"):
+        self.r = _Reader(path, thread_type=thread_type)
+        self._it, self._last = None, -1
+
+    @property
+    def frames(self) -> int:
+        return self.r.frames
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (int(self.r.stream.height), int(self.r.stream.width), 3)
+
+    def close(self) -> None:
+        self._it = None
+        self.r.container.close()
+
+    def read(self, wanted, keep, en_route: bool = True) -> None:
+        r, seen = self.r, set()
+        for t in wanted:
+            t = int(t)
+            if t in seen:
+                continue
+            if r.frames and not 0 <= t < r.frames:
+                raise _frame_error(MimeticError(f"video {r.path} has {r.frames} frames, not a frame {t}"), t)
+            try:
+                if self._it is not None and self._last < t <= self._last + max(r.gop, 2):
+                    try:
+                        self._run(t, keep, seen, en_route)
+                        continue
+                    except _Overshot:
+                        pass
+                self._seek(t, keep, seen, en_route)
+            except MimeticError as e:
+                self._it = None
+                raise _frame_error(e, t) from None
+
+    def _run(self, t: int, keep, seen: set, en_route: bool) -> None:
+        r = self.r
+        for frame in self._it:
+            k = r.index(frame)
+            if frame.key_frame:
+                if r.last_key is not None:
+                    r.gop = max(r.gop, k - r.last_key)
+                r.last_key = k
+            if k > t:
+                self._it = None
+                raise _Overshot(k)
+            self._last = k
+            if k not in seen and (k == t or en_route):
+                seen.add(k)
+                keep(k, r.rgb(frame))
+            if k == t:
+                return
+        self._it = None
+        raise MimeticError(f"video {r.path} ends before frame {t} (truncated or corrupt)")
+
+    def _seek(self, t: int, keep, seen: set, en_route: bool) -> None:
+        r, back = self.r, 0
+        while True:
+            start = max(t - back, 0)
+            try:
+                r.container.seek(r.pts(start), stream=r.stream, backward=True, any_frame=False)
+            except av.FFmpegError as e:
+                raise MimeticError(f"video {r.path}: cannot seek to frame {t}: {_one_line(e)}") from None
+            self._it, self._last, r.last_key = r.decode(), -1, None
+            try:
+                return self._run(t, keep, seen, en_route)
+            except _Overshot as e:
+                if start == 0:
+                    raise MimeticError(f"video {r.path} has no frame {t} (next frame is {e.args[0]})") from None
+                back = max(2 * back, 1)
+
+
+def _frame_error(e: MimeticError, frame: int) -> MimeticError:
+    """`e`, remembering which frame of the file was being read (the caller names it)."""
+    e.frame = frame
+    return e
 
 
 def concat_videos(paths, path) -> list[int]:

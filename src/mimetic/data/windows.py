@@ -12,6 +12,8 @@ Frames are given per observation feature (key -> array). A batch holds the vecto
 concatenated in the order given as `obs` (B, To, d) float32 (what policies read), and each camera
 feature under its own key as (B, To, H, W, 3) uint8: frames stay uint8 and are never copied to float
 (the tensors share the dataset's memory); an encoder scales them (`policies.base.normalize_images`).
+A camera may also be an array-like that decodes on demand (a lazy dataset's `LazyFrames`): a batch then
+decodes just its own frames, so a DDP rank reads only its share of each global batch.
 """
 
 from __future__ import annotations
@@ -79,11 +81,13 @@ class WindowSampler:
         for key, arr in frames.items():
             if len(arr) != n:
                 raise MimeticError(f"windows: {key!r} has {len(arr)} frames but there are {n} actions")
-            if is_image_key(key) and (np.asarray(arr).dtype != np.uint8 or np.ndim(arr) != 4):
-                raise MimeticError(f"windows: {key!r} must be uint8 frames (N, H, W, 3), got {np.asarray(arr).dtype} "
-                                   f"{np.shape(arr)}")
+            if is_image_key(key) and (np.dtype(arr.dtype) != np.uint8 or len(arr.shape) != 4):
+                raise MimeticError(f"windows: {key!r} must be uint8 frames (N, H, W, 3), got {arr.dtype} "
+                                   f"{tuple(arr.shape)}")
         self.obs = _shared_tensor(vector_input(frames))
-        self.images = {k: _shared_tensor(np.asarray(a)) for k, a in frames.items() if is_image_key(k)}
+        # cameras in memory: tensors on the same memory; lazy ones (decoded when indexed): kept as they are
+        self.images = {k: _shared_tensor(a) if isinstance(a, np.ndarray) else a
+                       for k, a in frames.items() if is_image_key(k)}
         self.act = torch.as_tensor(actions, dtype=torch.float32)
         rows = np.arange(len(index.obs_idx)) if rows is None else rows
         self.obs_idx = torch.as_tensor(index.obs_idx[rows])
@@ -96,7 +100,8 @@ class WindowSampler:
     def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         obs_idx = self.obs_idx[rows]
         out = {"obs": self.obs[obs_idx]}
-        out.update({k: frames[obs_idx] for k, frames in self.images.items()})
+        out.update({k: frames[obs_idx] if isinstance(frames, torch.Tensor) else torch.from_numpy(frames[obs_idx.numpy()])
+                    for k, frames in self.images.items()})
         out["action"] = self.act[self.act_idx[rows]]
         out["action_pad"] = self.act_pad[rows]
         return out
