@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -147,6 +148,24 @@ def test_training_lazy_gives_the_weights_of_eager(tmp_path):
     assert [r["val_loss"] for r in rows[0]] == [r["val_loss"] for r in rows[1]]  # validation read lazily too
     assert ds_l.frame_cache.misses > 0 and ds_l.frame_cache.peak_nbytes <= ds_l.frame_cache.max_bytes
     assert file_hashes(root) == before  # training read the dataset and wrote nothing to it
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="--nproc 2 needs two cores")
+def test_ddp_ranks_reading_lazily_train_as_eager_ones(tmp_path):
+    """Two training processes (gloo), each decoding only the windows of its share of every batch, end with the
+    weights of two processes that decoded the whole dataset at load."""
+    from safetensors.torch import load_file
+
+    root = build(tmp_path / "ds", "video", appends=1)
+    runs = {}
+    for mode, cache in (("lazy", "0.01"), ("eager", "100")):
+        out = subprocess.run([sys.executable, "-m", "mimetic", "-q", "train", "bc", "--data", str(root), "--out",
+                              str(tmp_path / mode), "--nproc", "2", "--steps", "3", "--batch-size", "8", "--hidden", "8",
+                              "--n-obs-steps", "2", "--frame-cache-mb", cache], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        runs[mode] = load_file(tmp_path / mode / "model.safetensors")
+    assert runs["lazy"].keys() == runs["eager"].keys()
+    assert all(torch.equal(runs["lazy"][k], runs["eager"][k]) for k in runs["lazy"])
 
 
 def test_a_batch_decodes_only_its_own_frames(tmp_path):
