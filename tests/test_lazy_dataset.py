@@ -65,6 +65,8 @@ def test_lazy_frames_equal_eager_frames(tmp_path, storage, codec):
         np.testing.assert_array_equal(got[torch.as_tensor(idx[:, 0])], want[idx[:, 0]])
     np.testing.assert_array_equal(got[::-1], want[::-1])  # every frame, backwards: a seek for each
     np.testing.assert_array_equal(got[-1], want[-1])
+    np.testing.assert_array_equal(got[3, :, 2], want[3, :, 2])
+    np.testing.assert_array_equal(got[2:9:3, 4, ..., 1], want[2:9:3, 4, ..., 1])
     np.testing.assert_array_equal(lazy.episode(3).obs[CAM], eager.episode(3).obs[CAM])
     cache = lazy.frame_cache
     assert 0 < cache.peak_nbytes <= cache.max_bytes == frame_cache_bytes(0.02) and cache.nbytes <= cache.max_bytes

@@ -145,6 +145,12 @@ class LazyFrames:
 
     def __getitem__(self, idx) -> np.ndarray:
         n = len(self)
+        if isinstance(idx, tuple):  # frames first, then numpy indexing within them
+            first, rest = (idx[0] if idx else slice(None)), idx[1:]
+            if not isinstance(first, (int, np.integer, slice)):
+                raise IndexError("lazy frames take an integer array alone, or an integer or slice before other indices")
+            out = self[first]
+            return out[rest] if isinstance(first, (int, np.integer)) else out[(slice(None), *rest)]
         if isinstance(idx, (int, np.integer)):
             i = int(idx) + (n if int(idx) < 0 else 0)
             if not 0 <= i < n:
