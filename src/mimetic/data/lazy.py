@@ -175,9 +175,12 @@ class LazyFrames:
         unique, inverse = np.unique(arr.reshape(-1), return_inverse=True)
         return self._take(unique)[inverse.reshape(-1)].reshape(*arr.shape, *self.frame_shape)
 
-    def __array__(self, dtype=None, copy=None):
+    def __array__(self, dtype=None, copy=None):  # every frame: np.asarray(frames) decodes the whole camera
         out = self[:]
         return out if dtype is None else out.astype(dtype)
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self, dtype)
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
         """The frames at sorted unique in-range indices."""
