@@ -316,7 +316,9 @@ def method_config(policy_config_class, name: str = "Config", **defaults) -> type
         specs.append((f.name, hints[f.name], field))
     if defaults:
         raise TypeError(f"method_config: unknown fields {sorted(defaults)} for {policy_config_class.__name__}")
-    return dataclasses.make_dataclass(name, specs, bases=(TrainConfig,))
+    config = dataclasses.make_dataclass(name, specs, bases=(TrainConfig,))
+    config.ABSENT = dict(policy_config_class.ABSENT)  # see PolicyConfig.ABSENT: for runs saved before a field existed
+    return config
 
 
 def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str | None = None,

@@ -19,7 +19,7 @@ import importlib
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Union
+from typing import ClassVar, Mapping, Union
 
 import numpy as np
 import torch
@@ -43,7 +43,14 @@ POLICY_TYPES: dict[str, str] = {
 
 @dataclass
 class PolicyConfig:
-    """Fields every policy has. Families subclass this with their own fields."""
+    """Fields every policy has. Families subclass this with their own fields.
+
+    `ABSENT` holds, for a field added after checkpoints were already written with this config, the value
+    those checkpoints were trained with: a saved config that lacks the field loads with it, not with
+    today's default (the weights would not fit).
+    """
+
+    ABSENT: ClassVar[dict] = {}
 
     obs_dim: int = 0
     act_dim: int = 0
@@ -286,7 +293,7 @@ def config_from_dict(cls, d: dict, where: str):
     unknown = set(d) - names
     if unknown:
         raise MimeticError(f"{where}: unknown config fields {sorted(unknown)} for {cls.__name__}")
-    return cls(**d)
+    return cls(**{**cls.ABSENT, **d})
 
 
 def save_policy(policy: Policy, directory: str | Path) -> None:
