@@ -105,6 +105,38 @@ def test_episodes_anywhere_in_their_video_file(tmp_path):
     np.testing.assert_array_equal(got[:], want)
 
 
+_FORKED = {}
+
+
+def _frames_in_child(idx):
+    return _FORKED["ds"].frames(CAM)[idx]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork")
+def test_a_lazy_dataset_in_worker_processes(tmp_path):
+    """A lazy dataset in forked workers (a torch DataLoader's) reads through each worker's own open files; pickled
+    (spawned workers) it carries its setting, not its open files or cached frames."""
+    import multiprocessing
+    import pickle
+
+    root = build(tmp_path / "ds", "video", appends=1)
+    ds = Dataset.load(root, lazy=True, frame_cache_mb=0.01)
+    want = Dataset.load(root, lazy=False).frames(CAM)
+    ds.frames(CAM)[[0, 30]]  # the parent has both files open
+    idx = [np.random.default_rng(i).integers(0, len(want), 12) for i in range(4)]
+    _FORKED["ds"] = ds
+    try:
+        with multiprocessing.get_context("fork").Pool(2) as pool:
+            got = pool.map(_frames_in_child, idx)
+    finally:
+        _FORKED.clear()
+    for g, i in zip(got, idx):
+        np.testing.assert_array_equal(g, want[i])
+    copy = pickle.loads(pickle.dumps(ds))
+    assert copy.lazy and len(copy.frame_cache) == 0 and copy.frame_cache.max_bytes == ds.frame_cache.max_bytes
+    np.testing.assert_array_equal(copy.frames(CAM)[idx[0]], want[idx[0]])
+
+
 def test_default_is_lazy_only_past_the_cache_setting(tmp_path, monkeypatch):
     root = build(tmp_path / "ds", "png", appends=0)  # 21 frames of 16x16x3: 16 KB decoded
     assert not Dataset.load(root).lazy  # the default 1024 MB holds them

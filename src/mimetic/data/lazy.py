@@ -19,6 +19,10 @@ The default (`lazy=None`) is eager when the decoded frames of every camera fit i
 the decoded-frame memory either way. The setting: `frame_cache_mb` argument, else the environment
 variable MIMETIC_FRAME_CACHE_MB, else DEFAULT_FRAME_CACHE_MB; `mimetic train --frame-cache-mb MB`.
 
+Worker processes: a forked one (a torch DataLoader's) opens its own files on first read (open files
+share offsets with the parent); a pickled lazy dataset (a spawned one) carries its setting, not its
+open files or cached frames.
+
 Reading never writes: files are opened read-only. A file missing, truncated or corrupt when a frame is
 fetched is one MimeticError naming the file, the frame of that file and the dataset frame.
 """
@@ -36,6 +40,7 @@ from mimetic.errors import MimeticError
 DEFAULT_FRAME_CACHE_MB = 1024.0
 FRAME_CACHE_ENV = "MIMETIC_FRAME_CACHE_MB"
 MAX_OPEN_VIDEOS = 8  # open MP4 decoders kept per dataset (each holds a few reference frames)
+_INHERITED: list = []  # in a forked process: the parent's open videos, set aside (see FrameStore.video)
 
 
 def frame_cache_bytes(mb: float | None = None) -> int:
@@ -101,10 +106,16 @@ class FrameStore:
     def __init__(self, max_bytes: int):
         self.cache = FrameCache(max_bytes)
         self._videos: OrderedDict = OrderedDict()
+        self._pid = os.getpid()
 
     def video(self, path: Path):
         from mimetic.data.video import RandomAccess
 
+        if self._pid != os.getpid():  # a forked process (a DataLoader worker): the parent's open files share its
+            # file offsets, so this process opens its own; the parent's are kept, never freed here (freeing
+            # FFmpeg's contexts waits on threads that only the parent has: it hangs)
+            _INHERITED.append(self._videos)
+            self._videos, self._pid = OrderedDict(), os.getpid()
         reader = self._videos.get(path)
         if reader is None:
             reader = RandomAccess(path)
@@ -113,6 +124,12 @@ class FrameStore:
                 self._videos.popitem(last=False)[1].close()
         self._videos.move_to_end(path)
         return reader
+
+    def __getstate__(self):  # pickled (a spawned worker): the setting, not the open files or the cached frames
+        return {"max_bytes": self.cache.max_bytes}
+
+    def __setstate__(self, state):
+        self.__init__(state["max_bytes"])
 
     def forget(self, path: Path) -> None:
         reader = self._videos.pop(path, None)
