@@ -32,10 +32,28 @@ VARIANTS = {
     "gauss": dict(norm_obs="gaussian"),  # z-scored observations instead of min-max
     "lr3e-4": dict(lr=3e-4),
     "steps4k": dict(steps=4000),
+    "cond-mlp-sample": dict(cond_hidden=[256, 256], prediction_type="sample"),
+    "cond-mlp-ta4": dict(cond_hidden=[256, 256], n_action_steps=4),
     "to1-cond-mlp": dict(n_obs_steps=1, cond_hidden=[256, 256]),
     "to1-cond-mlp-4k": dict(n_obs_steps=1, cond_hidden=[256, 256], steps=4000),
     "to1-wide": dict(n_obs_steps=1, down_dims=[64, 128]),
 }
+
+
+def table(rows: list[dict]) -> str:
+    """Markdown: one line per (method, row), validation success per task and the mean over the tasks it ran on."""
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    cells: dict[tuple, dict] = {}
+    for r in rows:  # the first row of a (method, row, task) counts (a duplicate re-run is identical or ignored)
+        cells.setdefault((r["method"], r["row"]), {}).setdefault(r["task"], r["val_success"])
+    lines = ["| method | variant | " + " | ".join(tasks) + " | mean | train s (median) |",
+             "|---|---|" + "---|" * (len(tasks) + 2)]
+    for (method, row), got in cells.items():
+        secs = sorted(r["train_s"] for r in rows if (r["method"], r["row"]) == (method, row))
+        mean = f"{sum(got.values()) / len(got):.2f}" + ("" if len(got) == len(tasks) else f" ({len(got)} tasks)")
+        lines.append(f"| {method} | {row} | " + " | ".join(f"{got[t]:.3f}" if t in got else "–" for t in tasks)
+                     + f" | {mean} | {secs[len(secs) // 2]} |")
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -44,13 +62,17 @@ def main() -> None:
     from mimetic.policies.base import PolicyActor, load_policy
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", required=True, choices=["diffusion", "flow"])
-    p.add_argument("--tasks", nargs="+", required=True)
+    p.add_argument("--method", choices=["diffusion", "flow"])
+    p.add_argument("--tasks", nargs="+", default=[])
     p.add_argument("--variants", nargs="+", default=["base"], choices=list(VARIANTS))
     p.add_argument("--episodes", type=int, default=40)
     p.add_argument("--work", default="/tmp/mimetic-generative-ablation")
     p.add_argument("--out", default="benchmarks/results/generative_ablation.jsonl")
+    p.add_argument("--table-only", action="store_true", help="print the markdown table of --out and stop")
     args = p.parse_args()
+    if args.table_only:
+        print(table([json.loads(line) for line in Path(args.out).read_text().splitlines()]))
+        return
     torch.set_num_threads(1)
     out = Path(args.out)
     done = {(r["task"], r["method"], r["row"]) for r in map(json.loads, out.read_text().splitlines())} if out.exists() else set()
