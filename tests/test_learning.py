@@ -120,20 +120,21 @@ def test_act_learns_reach(reach, tmp_path):
 
 
 # diffusion and flow: a one-level U-Net (32 channels, kernel 3), chunks of 8 from step -1 (two observations), 6 actions
-# executed per chunk, 600 steps at lr 3e-3, ~7-9 s each on an idle machine. The prediction type is NOT set: the
-# test trains the shipped default (epsilon). Measured (seeds 0, 1, 2; Wilson bounds): diffusion 0.84 [0.76, 0.90],
-# 0.76 [0.67, 0.83], 0.90 [0.83, 0.94] (0.46-0.69 at 400 steps); flow 0.91 [0.84, 0.95], 0.99, 0.93 [0.86, 0.97];
-# untrained 0.02-0.04 (upper bound <= 0.13).
+# executed per chunk, 600 steps at lr 3e-3, ~7-9 s each on an idle machine. The prediction type and the conditioning
+# MLP are NOT set: the test trains the shipped defaults (sample prediction, cond_hidden [256, 256]). Measured (seeds
+# 0, 1, 2, 2026-11-28, commit 338c068): diffusion 1.00 [0.96, 1.00] at each seed, flow 1.00 [0.96, 1.00] at each;
+# untrained 0.04 [0.01, 0.13] / 0.02 [0.00, 0.10]. (With epsilon prediction and no conditioning MLP, the earlier
+# defaults: diffusion 0.76-0.90, flow 0.91-0.99.)
 CHUNK = dict(down_dims=[32], kernel_size=3, time_embed_dim=32, horizon=8, n_action_steps=6, batch_size=64, lr=3e-3,
              warmup_steps=50, steps=600, log_every=600)
 
 
 def test_diffusion_learns_reach(reach, tmp_path):
-    assert_learns("diffusion", CHUNK, 0.6, reach, tmp_path)
+    assert_learns("diffusion", CHUNK, 0.8, reach, tmp_path)
 
 
 def test_flow_learns_reach(reach, tmp_path):
-    assert_learns("flow", CHUNK, 0.7, reach, tmp_path)
+    assert_learns("flow", CHUNK, 0.8, reach, tmp_path)
 
 
 # The samplers are checked with an exact model in test_expressive.py; these check that loss() trains the network
