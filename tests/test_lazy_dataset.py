@@ -219,6 +219,28 @@ def test_a_batch_decodes_only_its_own_frames(tmp_path):
     assert len(wanted) <= len(ds.frame_cache) <= 2 * len(wanted)
 
 
+def test_the_next_batch_is_decoded_in_the_background(tmp_path):
+    """`sample` decodes the rows its generator will draw next while the step trains; batches are those of eager
+    frames whether the prefetch is taken, or wasted because something else drew from the generator first."""
+    from mimetic.data.windows import WindowSampler, window_index
+
+    root = build(tmp_path / "ds", "video", appends=1)
+    samplers, gens = {}, {}
+    for mode in ("lazy", "eager"):
+        ds = Dataset.load(root, lazy=mode == "lazy", frame_cache_mb=0.01)
+        index = window_index(ds.episode_starts, ds.episode_ends, n_obs_steps=2)
+        samplers[mode] = WindowSampler({STATE: ds.frames(STATE), CAM: ds.frames(CAM)}, ds.actions, index)
+        gens[mode] = torch.Generator().manual_seed(0)
+    for step in range(5):
+        got = {m: samplers[m].sample(8, gens[m], share=lambda rows: rows[2:6]) for m in samplers}
+        assert torch.equal(got["lazy"][CAM], got["eager"][CAM]) and got["lazy"][CAM].shape == (4, 2, 16, 16, 3)
+        if step == 2:  # augmentation draws from the generator: the prefetched rows are not the next batch's
+            for g in gens.values():
+                torch.rand(3, generator=g)
+        assert samplers["lazy"]._pending is not None and samplers["eager"]._pending is None
+    assert torch.equal(gens["lazy"].get_state(), gens["eager"].get_state())  # prefetching drew nothing from it
+
+
 # ------------------------------------------------------------------------------ bad input
 @pytest.mark.parametrize("damage", ["missing", "truncated", "garbage"])
 def test_damaged_video_at_lazy_load_is_one_line(tmp_path, damage):

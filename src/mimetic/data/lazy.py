@@ -30,6 +30,7 @@ fetched is one MimeticError naming the file, the frame of that file and the data
 from __future__ import annotations
 
 import os
+import threading
 from collections import OrderedDict
 from pathlib import Path
 
@@ -101,12 +102,14 @@ class FrameCache:
 
 
 class FrameStore:
-    """What a lazy dataset's cameras share: the frame cache and the open video files."""
+    """What a lazy dataset's cameras share: the frame cache, the open video files, and a lock (a batch may be
+    decoded in a background thread, `WindowSampler.prefetch`, while validation reads)."""
 
     def __init__(self, max_bytes: int):
         self.cache = FrameCache(max_bytes)
         self._videos: OrderedDict = OrderedDict()
         self._pid = os.getpid()
+        self.lock = threading.RLock()
 
     def video(self, path: Path):
         from mimetic.data.video import RandomAccess
@@ -220,6 +223,10 @@ class VideoFrames(LazyFrames):
         self._f0 = np.array([s[3] for s in segments], np.int64)
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
+        with self.store.lock:
+            return self._take_locked(idx)
+
+    def _take_locked(self, idx: np.ndarray) -> np.ndarray:
         out = np.empty((len(idx), *self.frame_shape), np.uint8)
         seg = np.searchsorted(self._g0, idx, side="right") - 1
         cache = self.store.cache
@@ -303,6 +310,10 @@ class PngFrames(LazyFrames):
         return blob.cells
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
+        with self.store.lock:
+            return self._take_locked(idx)
+
+    def _take_locked(self, idx: np.ndarray) -> np.ndarray:
         from mimetic.data.video import decode_png
 
         out = np.empty((len(idx), *self.frame_shape), np.uint8)

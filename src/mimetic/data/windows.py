@@ -13,11 +13,15 @@ concatenated in the order given as `obs` (B, To, d) float32 (what policies read)
 feature under its own key as (B, To, H, W, 3) uint8: frames stay uint8 and are never copied to float
 (the tensors share the dataset's memory); an encoder scales them (`policies.base.normalize_images`).
 A camera may also be an array-like that decodes on demand (a lazy dataset's `LazyFrames`): a batch then
-decodes just its own frames, so a DDP rank reads only its share of each global batch.
+decodes just its own frames, so a DDP rank reads only its share of each global batch, and `prefetch(rows)`
+decodes the next batch's frames in a background thread while the current step trains (PyAV decodes
+without the GIL; `sample` prefetches the rows its generator will draw next): `batch(rows)` takes them
+when the rows are the same, and decodes them itself otherwise, so batches never depend on prefetching.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from dataclasses import dataclass
 from typing import Mapping
@@ -93,14 +97,51 @@ class WindowSampler:
         self.obs_idx = torch.as_tensor(index.obs_idx[rows])
         self.act_idx = torch.as_tensor(index.act_idx[rows])
         self.act_pad = torch.as_tensor(index.act_pad[rows])
+        self._pending = None  # a prefetch: (rows, thread, result dict)
 
     def __len__(self) -> int:
         return len(self.obs_idx)
 
+    def prefetch(self, rows: torch.Tensor) -> None:
+        """Start decoding the lazily read camera frames of `rows` in a background thread (nothing to do for frames
+        in memory); `batch(rows)` with the same rows takes them."""
+        lazy = {k: f for k, f in self.images.items() if not isinstance(f, torch.Tensor)}
+        self._collect()
+        if not lazy:
+            return
+        rows = torch.as_tensor(rows).clone()
+        idx, result = self.obs_idx[rows].numpy(), {}
+
+        def decode():
+            try:
+                for k, frames in lazy.items():
+                    result[k] = torch.from_numpy(frames[idx])
+            except BaseException as e:  # raised by batch() if it wants these rows
+                result["error"] = e
+
+        thread = threading.Thread(target=decode, name="mimetic-prefetch", daemon=True)
+        thread.start()
+        self._pending = (rows, thread, result)
+
+    def _collect(self, rows: torch.Tensor | None = None) -> dict | None:
+        """The prefetched frames if they are those of `rows` (waiting for them); the prefetch is used up either way."""
+        if self._pending is None:
+            return None
+        pending, thread, result = self._pending
+        self._pending = None
+        thread.join()
+        if rows is None or pending.shape != rows.shape or not torch.equal(pending, rows):
+            return None
+        if "error" in result:
+            raise result["error"]
+        return result
+
     def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
         obs_idx = self.obs_idx[rows]
         out = {"obs": self.obs[obs_idx]}
-        out.update({k: frames[obs_idx] if isinstance(frames, torch.Tensor) else torch.from_numpy(frames[obs_idx.numpy()])
+        ready = self._collect(torch.as_tensor(rows)) or {}
+        out.update({k: frames[obs_idx] if isinstance(frames, torch.Tensor)
+                    else ready[k] if k in ready else torch.from_numpy(frames[obs_idx.numpy()])
                     for k, frames in self.images.items()})
         out["action"] = self.act[self.act_idx[rows]]
         out["action_pad"] = self.act_pad[rows]
@@ -108,9 +149,16 @@ class WindowSampler:
 
     def sample(self, batch_size: int, generator: torch.Generator, share=None) -> dict[str, torch.Tensor]:
         """A random batch; `share` maps the rows drawn to this process's part of them (distributed training:
-        every rank draws the same global batch and keeps its own share)."""
+        every rank draws the same global batch and keeps its own share). With cameras read lazily, the rows the
+        generator will draw next (if nothing else draws from it first) are decoded in the background meanwhile."""
         rows = torch.randint(len(self), (batch_size,), generator=generator)
-        return self.batch(rows if share is None else share(rows))
+        out = self.batch(rows if share is None else share(rows))
+        if any(not isinstance(f, torch.Tensor) for f in self.images.values()):
+            peek = torch.Generator().manual_seed(0)
+            peek.set_state(generator.get_state())  # a copy: `generator` itself draws nothing more here
+            rows = torch.randint(len(self), (batch_size,), generator=peek)
+            self.prefetch(rows if share is None else share(rows))
+        return out
 
     def iterate(self, batch_size: int):
         for i in range(0, len(self), batch_size):
