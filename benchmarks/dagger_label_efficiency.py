@@ -69,7 +69,7 @@ def main() -> None:
     points_path = out / "points.jsonl"
     points = [json.loads(l) for l in points_path.read_text().splitlines()] if points_path.exists() else []
     done = {q["run"] for q in points}
-    steps = args.steps or bc.Config().steps  # the budget of one training run (default: bc's own)
+    steps = args.steps or bc.Config.STATE_DEFAULTS["steps"]  # the budget of one training run (default: bc's own)
 
     def add(point: dict) -> None:
         points.append(point)

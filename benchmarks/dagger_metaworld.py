@@ -114,6 +114,7 @@ def baselines(task: str, args, results: Path) -> None:
 
     from mimetic.algos import bc
     from mimetic.algos.dagger import read_log
+    from mimetic.algos.trainer import resolve_for_dataset
     from mimetic.data.dataset import Dataset
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor
@@ -142,6 +143,7 @@ def baselines(task: str, args, results: Path) -> None:
             ds, cfg = Dataset.load(sub), bc.Config()
         run = out / f"{args.variant}-{task}-{policy}"
         t0 = time.perf_counter()
+        cfg = resolve_for_dataset(cfg, ds)
         trained = bc.train(cfg, ds, run, progress=False, resume=(run / "checkpoint/state.json").exists())
         train_s = time.perf_counter() - t0
         res = evaluate(PolicyActor(trained), env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs)

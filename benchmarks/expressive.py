@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from mimetic.algos import method_module
+from mimetic.algos.trainer import resolve_for_dataset
 from mimetic.collect import collect
 from mimetic.data import Dataset
 from mimetic.envs import make_env
@@ -101,6 +102,7 @@ def run(args, meta: dict) -> None:
         cfg = module.Config(seed=args.train_seed)  # the defaults; --train-seed only changes the training seed
         if name == "bc-long":
             cfg.steps = args.long_steps
+        cfg = resolve_for_dataset(cfg, ds)  # with --images, the defaults of a policy that reads cameras
         cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
         run_dir = work / f"{args.env}-{name}{suffix}-seed{args.train_seed}"
         if run_dir.exists():  # a run interrupted before all its rows were written: train it again

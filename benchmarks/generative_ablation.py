@@ -58,6 +58,7 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     from mimetic.algos import method_module
+    from mimetic.algos.trainer import resolve_for_dataset
     from mimetic.evaluate import VAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy
 
@@ -89,7 +90,7 @@ def main() -> None:
             if (run_dir / "config.json").exists() and (task, args.method, name) in done:
                 policy = load_policy(run_dir)
             else:
-                cfg = module.Config(**VARIANTS[name], val_fraction=0.0, seed=0)
+                cfg = resolve_for_dataset(module.Config(**VARIANTS[name], val_fraction=0.0, seed=0), ds)
                 cfg.log_every = cfg.ckpt_every = cfg.steps
                 policy = module.train(cfg, ds, run_dir, progress=False)
             train_s = time.perf_counter() - t0

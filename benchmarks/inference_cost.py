@@ -24,7 +24,7 @@ from expressive import PRESETS, median_ms  # noqa: E402
 from metaworld_methods import METHODS  # noqa: E402
 
 from mimetic.algos import method_module  # noqa: E402
-from mimetic.algos.trainer import policy_config  # noqa: E402
+from mimetic.algos.trainer import policy_config, resolve_defaults  # noqa: E402
 from mimetic.policies.base import POLICY_TYPES  # noqa: E402
 
 POLICY = {"bc": "mlp", "act": "act", "diffusion": "diffusion", "flow": "flow"}
@@ -38,7 +38,7 @@ def build(method: str, obs_dim: int, act_dim: int, preset: dict, **overrides):
     import importlib
 
     module = method_module(method)
-    cfg = module.Config(**{**preset, **overrides})
+    cfg = resolve_defaults(module.Config(**{**preset, **overrides}), reads_cameras=False)  # state observations
     mod, cls = POLICY_TYPES[POLICY[method]].split(":")
     policy_class = getattr(importlib.import_module(mod), cls)
     return policy_class(policy_config(policy_class.config_class, cfg, obs_dim, act_dim)), cfg

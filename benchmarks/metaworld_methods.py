@@ -51,6 +51,7 @@ VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
 
 def run(args) -> None:
     from mimetic.algos import method_module
+    from mimetic.algos.trainer import resolve_for_dataset
     from mimetic.envs import make_expert
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy
@@ -81,10 +82,10 @@ def run(args) -> None:
             else:
                 method, options = METHODS[name]
                 module = method_module(method)
-                # the defaults, except: all demonstrations train (val_fraction 0, the protocol's 10 demos), logging
-                cfg = module.Config(**options, val_fraction=0.0, seed=args.seed)
-                cfg.steps = args.steps or cfg.steps
-                cfg.batch_size = args.batch_size or cfg.batch_size
+                # the defaults (with --images those of a policy that reads cameras), except: all demonstrations
+                # train (val_fraction 0, the protocol's 10 demos), logging
+                cfg = resolve_for_dataset(module.Config(**options, val_fraction=0.0, seed=args.seed, steps=args.steps,
+                                                        batch_size=args.batch_size), ds)
                 cfg.log_every = cfg.ckpt_every = cfg.steps
                 policy = module.train(cfg, ds, run_dir, progress=False)
                 train_s, steps = time.perf_counter() - t0, cfg.steps
@@ -119,9 +120,9 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=DEV_SUITE)
     p.add_argument("--demos", type=int, default=10)
     p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: each method's default)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: each method's default; 2000 with --images)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each method's default)")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each method's default; 64 with --images)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/metaworld_methods.jsonl")

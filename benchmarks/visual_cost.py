@@ -167,6 +167,7 @@ def main() -> int:
         p.error("--warmup and --repeats must be at least 1")
 
     from mimetic.algos import method_module
+    from mimetic.algos.trainer import resolve_for_dataset
 
     torch.set_num_threads(args.threads)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="visual-cost-"))
@@ -197,7 +198,7 @@ def main() -> int:
         n_cameras = sum(ds.features[k].is_image for k in ds.observation_keys)
         for name in args.methods:
             method, options = METHODS[name]
-            default_batch = method_module(method).Config().batch_size
+            default_batch = resolve_for_dataset(method_module(method).Config(**options), ds).batch_size
             policy = None
             for batch in dict.fromkeys([default_batch, *args.batch]):  # once where the default is the batch
                 run_dir = work / setting / f"{name}-b{batch}{'-nommap' if no_mmap else ''}"

@@ -45,7 +45,11 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, dest=f.name, type=inner, nargs="+", default=default, help=f"(default: {default})")
         else:
             base = next((a for a in typing.get_args(t) if a is not type(None)), t) if origin else t
-            parser.add_argument(flag, dest=f.name, type=base, default=default, help=f"(default: {default})")
+            shown = default
+            if f.name in getattr(cls, "IMAGE_DEFAULTS", {}):  # None: resolved by the trainer, see method_config
+                state, images = cls.STATE_DEFAULTS[f.name], cls.IMAGE_DEFAULTS[f.name]
+                shown = state if state == images else f"{state}; {images} when the policy reads cameras"
+            parser.add_argument(flag, dest=f.name, type=base, default=default, help=f"(default: {shown})")
 
 
 def _dataclass_from_args(cls, args):
@@ -190,7 +194,8 @@ def _launch_ranks(args, cfg) -> int:
     if args.nproc > slots:
         raise MimeticError(f"--nproc {args.nproc}: this machine has {slots} {what} for --device {cfg.device}; "
                            f"use at most --nproc {slots} (torchrun for several machines)")
-    distributed.check_batch(cfg.batch_size, n=args.nproc)
+    if cfg.batch_size is not None:  # a default batch is checked by the ranks, once resolved for the dataset
+        distributed.check_batch(cfg.batch_size, n=args.nproc)
     argv, i = [], 0
     while i < len(args.argv):  # the same command without --nproc
         a = args.argv[i]

@@ -2,7 +2,7 @@
 
 Defaults for state-based tasks: chunks of 16 actions, 8 executed per prediction (or use
 `mimetic eval --temporal-ensemble M`), a small transformer (d=64, feed-forward 256, 2+2+2 layers), KL weight 10; 2000 steps at batch 64,
-lr 1e-3 (about 3 minutes on one CPU core for a state-based task). Cameras become tokens: each camera's backbone
+lr 1e-3 (about 3 minutes on one CPU core for a state-based task; the same batch and steps with cameras). Cameras become tokens: each camera's backbone
 feature map (before pooling, at most 8 x 8 positions) projected to dim_model, with 2-D sinusoidal position,
 camera and observation-step embeddings, next to the state tokens (see `mimetic.policies.act`).
 """

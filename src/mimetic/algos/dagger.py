@@ -488,6 +488,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     the rollouts and validation episodes as Ray tasks (learners act on the workers' CPUs; training and every write
     stay here); the run is the same.
     """
+    from mimetic.algos.trainer import resolve_for_dataset
     from mimetic.distributed import require_single_process
     from mimetic.envs.spaces import env_sizes
     from mimetic.evaluate import VAL_SEED, evaluate
@@ -557,7 +558,7 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
         row.setdefault("new_labels", it_frames)
         row.update(val_success=res.success_rate, val_ci95=list(res.ci95), val_return=res.mean_return,
                    dataset_episodes=ds.num_episodes, dataset_frames=ds.num_frames,
-                   expert_labels=ds.num_frames, train_steps=_method_config(cfg)[1].steps,
+                   expert_labels=ds.num_frames, train_steps=resolve_for_dataset(_method_config(cfg)[1], ds).steps,
                    time_s=round(time.perf_counter() - t0, 2))
         rows.append(row)
         row["deployed_iteration"] = best = deployed_iteration(rows, cfg.select)

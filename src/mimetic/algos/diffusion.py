@@ -4,7 +4,7 @@
 steps of a cosine schedule, the clean chunk predicted (`prediction_type="sample"`), 10 DDIM steps, EMA 0.995,
 AdamW with warmup + cosine learning rate; a small U-Net (down_dims [32, 64], kernel 3) whose FiLM layers read
 the observations through a [256, 256] MLP, trained 2000 steps at batch 128 (about 2 minutes on one CPU core
-for a state-based task). Ta=4, sample prediction and the MLP were chosen on validation seeds
+for a state-based task; batch 64 when the policy reads a camera). Ta=4, sample prediction and the MLP were chosen on validation seeds
 (benchmarks/generative_ablation.py; BENCHMARKS.md "Diffusion and flow pull their weight"). With cameras, the observation encoder's features of the To observations (normalized
 state, then one vector per camera and step) condition the U-Net through FiLM.
 """

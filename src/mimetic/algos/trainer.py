@@ -81,7 +81,7 @@ def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[n
 def check_train_config(cfg: TrainConfig) -> None:
     """Refuse option values the loop cannot run with, in one line (not a traceback deep in training)."""
     for name in ("steps", "batch_size", "log_every", "ckpt_every"):
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) is not None and getattr(cfg, name) < 1:  # None: the default, resolved by resolve_defaults
             raise MimeticError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
     for name in ("warmup_steps", "eval_every", "eval_episodes", "obs_noise", "random_crop"):
         if getattr(cfg, name) < 0:
@@ -291,19 +291,29 @@ def rollout_success(policy: Policy, episodes: int) -> float:
 _DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features")
 
 
-def method_config(policy_config_class, name: str = "Config", **defaults) -> type:
+# Defaults of a policy that reads at least one camera, for every supervised method: ~0.3-0.5 s per step on one
+# CPU core at 84x84, so 2000 steps stay within ~30 minutes of one core (batch 256 costs ~1 s per step).
+IMAGE_DEFAULTS = {"batch_size": 64, "steps": 2000}
+
+
+def method_config(policy_config_class, name: str = "Config", images: dict = IMAGE_DEFAULTS, **defaults) -> type:
     """A method's Config dataclass: every TrainConfig field plus the policy's own fields.
 
     The policy's defaults are used as they are (one place to change them), except where `defaults`
     overrides a field of either. The CLI turns each field into an option of `mimetic train METHOD`.
+    A field named in `images` defaults to None, "not given": `resolve_defaults` fills it with the state
+    default (`Config.STATE_DEFAULTS`) or, when the policy reads a camera, the image one (`Config.IMAGE_DEFAULTS`).
     """
     hints = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(policy_config_class)}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    state = {k: defaults.pop(k, train_defaults[k]) for k in images}
 
     def spec(value):
         return dataclasses.field(default_factory=lambda: list(value)) if isinstance(value, list) else dataclasses.field(default=value)
 
-    specs = [(k, hints[k], spec(defaults.pop(k))) for k in list(defaults) if k in train_names]
+    specs = [(k, hints[k] | None, dataclasses.field(default=None)) for k in images]
+    specs += [(k, hints[k], spec(defaults.pop(k))) for k in list(defaults) if k in train_names]
     for f in dataclasses.fields(policy_config_class):
         if f.name in _DERIVED or f.name in train_names:
             continue
@@ -318,7 +328,24 @@ def method_config(policy_config_class, name: str = "Config", **defaults) -> type
         raise TypeError(f"method_config: unknown fields {sorted(defaults)} for {policy_config_class.__name__}")
     config = dataclasses.make_dataclass(name, specs, bases=(TrainConfig,))
     config.ABSENT = dict(policy_config_class.ABSENT)  # see PolicyConfig.ABSENT: for runs saved before a field existed
+    config.STATE_DEFAULTS, config.IMAGE_DEFAULTS = state, dict(images)
     return config
+
+
+def resolve_defaults(cfg, reads_cameras: bool):
+    """A copy of the method config `cfg` with its unset (None) fields given their defaults: the image ones when the
+    policy reads at least one camera, else the state ones. `cfg` itself is not touched; a config without such
+    defaults (not made by `method_config`) comes back as it is."""
+    table = getattr(type(cfg), "IMAGE_DEFAULTS" if reads_cameras else "STATE_DEFAULTS", {})
+    return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) is None})
+
+
+def resolve_for_dataset(cfg, dataset: Dataset):
+    """`resolve_defaults` for a policy trained on `dataset` (with cfg's `obs_keys`, if any)."""
+    if not hasattr(type(cfg), "IMAGE_DEFAULTS"):
+        return cfg
+    inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
+    return resolve_defaults(cfg, any(f.is_image for f in inputs.values()))
 
 
 def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str | None = None,
@@ -371,6 +398,7 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
     inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
+    cfg = resolve_defaults(cfg, any(f.is_image for f in inputs.values()))  # batch_size, steps: smaller with cameras
     obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values() if not f.is_image)
     pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs)
     if getattr(cfg, "random_crop", 0) > 0:  # --random-crop SIZE: the encoder's crop (a new config; cfg is not touched)

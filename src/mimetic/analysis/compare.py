@@ -87,10 +87,12 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
     `device`: where it trains and acts (None: each method's default, auto); a finished run is reused from any device.
     `backend`: a `mimetic.shards.RayBackend` evaluates on Ray (the same result)."""
     from mimetic.algos.irl import is_irl_run, policy_actor
+    from mimetic.algos.trainer import resolve_for_dataset
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
 
     module, cfg = _method_config(method, seed, steps, options, device)
+    cfg = resolve_for_dataset(cfg, dataset)  # the batch size and steps of a policy that reads cameras, if it does
     if (run_dir / "train.json").exists():
         trained = read_json(run_dir / "train.json", "training run").get("config")
         if not isinstance(trained, dict) or not _same_training(trained, cfg):

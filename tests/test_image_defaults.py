@@ -1,0 +1,75 @@
+"""Defaults sized for a CPU when the policy reads cameras (issue 12): batch 64 and 2000 steps for every supervised
+method unless given; a state-only policy keeps each method's own defaults exactly."""
+
+import json
+
+import pytest
+
+from mimetic.algos import method_module
+from mimetic.algos.trainer import resolve_defaults, resolve_for_dataset
+from mimetic.cli import main
+
+STATE_DEFAULTS = {"bc": (256, 3000), "act": (64, 2000), "diffusion": (128, 2000), "flow": (128, 2000)}
+CAMERA = {"cameras": "top", "state": "proprio", "image_size": 16}
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    """(camera dataset, state dataset) of `reach`, 3 demonstrations each."""
+    from mimetic.collect import collect
+
+    root = tmp_path_factory.mktemp("demos")
+    return (collect("reach", root / "cam", 3, seed=0, progress=False, env_options=CAMERA),
+            collect("reach", root / "state", 3, seed=0, progress=False))
+
+
+def sizes(cfg) -> tuple:
+    return cfg.batch_size, cfg.steps
+
+
+@pytest.mark.parametrize("method", list(STATE_DEFAULTS))
+def test_resolve_defaults_per_method(method):
+    Config = method_module(method).Config
+    cfg = Config()
+    assert sizes(resolve_defaults(cfg, reads_cameras=True)) == (64, 2000)
+    assert sizes(resolve_defaults(cfg, reads_cameras=False)) == STATE_DEFAULTS[method]
+    assert sizes(cfg) == (None, None)  # a copy: the caller's config is not written into
+    assert sizes(resolve_defaults(Config(batch_size=32, steps=7), reads_cameras=True)) == (32, 7)  # given values win
+
+
+def test_resolve_for_dataset_follows_the_features_the_policy_reads(demos):
+    cam, state = demos
+    bc = method_module("bc")
+    assert sizes(resolve_for_dataset(bc.Config(), cam)) == (64, 2000)
+    assert sizes(resolve_for_dataset(bc.Config(obs_keys="observation.state"), cam)) == (256, 3000)  # no camera read
+    assert sizes(resolve_for_dataset(bc.Config(), state)) == (256, 3000)
+
+
+def test_training_records_the_resolved_values(demos, tmp_path):
+    cam, state = demos
+    bc = method_module("bc")
+    bc.train(bc.Config(hidden=[8], steps=2), cam, tmp_path / "cam", progress=False)
+    saved = json.loads((tmp_path / "cam/train.json").read_text())
+    assert saved["train"]["batch_size"] == saved["config"]["batch_size"] == 64 and saved["config"]["steps"] == 2
+    bc.train(bc.Config(hidden=[8], steps=2, batch_size=8), cam, tmp_path / "given", progress=False)
+    assert json.loads((tmp_path / "given/train.json").read_text())["config"]["batch_size"] == 8  # an explicit value wins
+    diffusion = method_module("diffusion")
+    diffusion.train(diffusion.Config(down_dims=[8, 16], steps=1), state, tmp_path / "state", progress=False)
+    assert json.loads((tmp_path / "state/train.json").read_text())["train"]["batch_size"] == 128  # as before
+
+
+def test_cli_camera_run_resumes_and_help_names_both_defaults(demos, tmp_path, capsys):
+    cam, _ = demos
+    out = tmp_path / "r"
+    assert main(["-q", "train", "bc", "--data", str(cam.root), "--out", str(out), "--steps", "2", "--hidden", "8"]) == 0
+    assert main(["-q", "train", "bc", "--out", str(out), "--resume", "--steps", "3"]) == 0  # no "changed" complaint
+    assert main(["-q", "train", "bc", "--out", str(out), "--resume", "--steps", "4", "--batch-size", "64"]) == 0
+    saved = json.loads((out / "train.json").read_text())["config"]
+    assert (saved["batch_size"], saved["steps"]) == (64, 4)
+    assert main(["-q", "train", "bc", "--out", str(out), "--resume", "--batch-size", "32"]) == 2
+    assert "--batch-size 32 (the run has 64)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "bc", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 256; 64 when the policy reads cameras)" in help_text
+    assert "(default: 3000; 2000 when the policy reads cameras)" in help_text
