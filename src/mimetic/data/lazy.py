@@ -10,7 +10,8 @@ group read per miss). Vector columns (state, action: small) stay in memory eithe
 Decoded frames go through one bounded LRU cache per dataset (`FrameCache`, keyed by file and frame),
 whose size is the setting: the frames it holds never exceed `frame_cache_mb` megabytes (its `nbytes`
 and `peak_nbytes` count the frame data exactly; FFmpeg's decoders, one per open file with at most
-`MAX_OPEN_VIDEOS` open, and the batch being built come on top). Training's random windows hit the
+`MAX_OPEN_VIDEOS` open, the batch being built and the next one being decoded in the background,
+`WindowSampler.prefetch`, come on top). Training's random windows hit the
 cache in proportion to cache size / dataset size; what it mostly saves is the neighbouring frames of
 an observation history and in-order validation passes.
 
