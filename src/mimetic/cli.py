@@ -143,7 +143,7 @@ def cmd_train(args) -> None:
             raise MimeticError(f"{run} holds a {saved['method']} run, not {args.method}: resume it with "
                                f"`mimetic train {saved['method']} --out {run} --resume`")
         names = {f.name for f in dataclasses.fields(module.Config)}
-        saved_cfg = {**module.Config.ABSENT, **saved.get("config", {})}  # a run saved before a field existed
+        saved_cfg = {**getattr(module.Config, "ABSENT", {}), **saved.get("config", {})}  # saved before a field existed
         cfg = module.Config(**{k: v for k, v in saved_cfg.items() if k in names})
         flags = {n: "--" + n.replace("_", "-") for n in sorted(names - {"steps", "device"}) if hasattr(args, n)}
         _refuse_changes_on_resume("train", run, args, cfg, flags, extra=[], note=" (only --steps and --device can)")
