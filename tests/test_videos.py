@@ -191,7 +191,7 @@ def test_report_videos_play_in_headless_chromium(report, tmp_path):
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", "--autoplay-policy=no-user-gesture-required",
            f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
     m = re.search(r'<div id="probe" data-videos="(\d+)" data-playable="(\d+)" data-images="(\d+)" data-loaded="(\d+)"', dom)
     assert m, dom[-2000:]
     videos, playable, images, loaded = map(int, m.groups())
