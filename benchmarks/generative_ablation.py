@@ -48,7 +48,7 @@ def table(rows: list[dict]) -> str:
         cells.setdefault((r["method"], r["row"]), {}).setdefault(r["task"], r["val_success"])
     lines = ["| method | variant | " + " | ".join(tasks) + " | mean | train s (median) |",
              "|---|---|" + "---|" * (len(tasks) + 2)]
-    for (method, row), got in cells.items():
+    for (method, row), got in sorted(cells.items(), key=lambda kv: kv[0][0]):  # by method, then in run order
         secs = sorted(r["train_s"] for r in rows if (r["method"], r["row"]) == (method, row))
         mean = f"{sum(got.values()) / len(got):.2f}" + ("" if len(got) == len(tasks) else f" ({len(got)} tasks)")
         lines.append(f"| {method} | {row} | " + " | ".join(f"{got[t]:.3f}" if t in got else "–" for t in tasks)
