@@ -33,10 +33,6 @@ VARIANTS = {
     "lr3e-4": dict(lr=3e-4),
     "steps4k": dict(steps=4000),
     "cond-mlp-sample": dict(cond_hidden=[256, 256], prediction_type="sample"),
-    "cond-mlp-ta4": dict(cond_hidden=[256, 256], n_action_steps=4),
-    "to1-cond-mlp": dict(n_obs_steps=1, cond_hidden=[256, 256]),
-    "to1-cond-mlp-4k": dict(n_obs_steps=1, cond_hidden=[256, 256], steps=4000),
-    "to1-wide": dict(n_obs_steps=1, down_dims=[64, 128]),
 }
 
 
