@@ -9,6 +9,10 @@ with the variant's fields changed, trained on all of them (final checkpoint, EMA
 episodes on the validation seeds. Each trained checkpoint is also evaluated executing 4 actions per chunk
 instead of 8 (row "<variant>+ta4": an evaluation-time change, no training). One JSON line per (task, method,
 row) is appended to --out; rows already there are skipped, so an interrupted run resumes.
+
+The variants change today's `Config()`: the rows in benchmarks/results/generative_ablation.jsonl were measured
+from the defaults before commit ef93fde (no conditioning MLP, Ta=8, epsilon prediction), so "base" there is
+what the other rows are compared against; re-running "base" now measures the new defaults.
 """
 
 from __future__ import annotations
