@@ -101,8 +101,12 @@ def _write_json(path: str | None, obj) -> None:
 def cmd_envs(args) -> None:
     from mimetic.envs import list_envs
 
+    from mimetic.envs.suites import describe_suites
+
     for name in list_envs():
         print(name)
+    for line in describe_suites():
+        print(line)
 
 
 def cmd_collect(args) -> None:
@@ -218,12 +222,12 @@ def _is_irl_run(run) -> bool:
 
 
 def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None,
-               sampling_steps: int | None = None, device: str | None = None):
+               sampling_steps: int | None = None, device: str | None = None, demo=None):
     """The actor to evaluate: the env's expert, or the policy checkpoint in `run` (diffusion / flow
-    sampling with `sampling_steps` steps instead of the checkpoint's own number, if given), on `device`."""
+    sampling with `sampling_steps` steps instead of the checkpoint's own number, if given), on `device`.
+    A task-conditioned policy is told the task's instruction (`instruction_for(env, env_options)`) and `demo`."""
     from mimetic.envs import make_expert
-    from mimetic.envs.spaces import env_sizes
-    from mimetic.policies.base import PolicyActor, load_policy
+    from mimetic.policies.base import load_policy
 
     if expert:
         return make_expert(env, **env_options)
@@ -233,6 +237,17 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
         if ensemble is not None or sampling_steps is not None:
             raise MimeticError(f"eval: {run} is a maxent-irl run (a tabular policy); --temporal-ensemble and --sampling-steps do not apply")
         return policy_actor(run, env, env_options)
+    from mimetic.envs.suites import instruction_for
+
+    policy = _load_eval_policy(run, env, env_options, sampling_steps, device)
+    return _policy_actor(policy, ensemble, instruction_for(env, env_options), demo)
+
+
+def _load_eval_policy(run: str, env: str, env_options: dict, sampling_steps: int | None, device: str | None):
+    """The policy in `run`, checked against `env`'s features, sampling in `sampling_steps` steps if given."""
+    from mimetic.envs.spaces import env_sizes
+    from mimetic.policies.base import load_policy
+
     policy = load_policy(run, device=device)
     inputs = getattr(policy.config, "input_features", None) or {"observation.state": (policy.config.obs_dim,)}
     env_sizes(env, env_options).check_features({**inputs, "action": (policy.config.act_dim,)}, f"policy {run}", env)
@@ -240,7 +255,20 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
         if not hasattr(policy, "set_sampling_steps"):
             raise MimeticError(f"--sampling-steps: {run} holds a {policy.type_name} policy; only diffusion and flow sample in steps")
         policy.set_sampling_steps(sampling_steps)
-    return PolicyActor(policy, temporal_ensemble=ensemble)
+    return policy
+
+
+def _policy_actor(policy, ensemble: float | None, task: str | None, demo):
+    """A PolicyActor; a task-conditioned policy is told the task (its instruction) and the demonstration `demo`."""
+    from mimetic.policies.base import PolicyActor
+
+    condition = getattr(policy.config, "condition", "none")
+    if demo is not None and condition != "demo":
+        raise MimeticError(f"--demo: this {policy.type_name} policy is conditioned on {condition!r}, not on a "
+                           "demonstration (train it with --condition demo)")
+    if condition == "none":
+        return PolicyActor(policy, temporal_ensemble=ensemble)
+    return PolicyActor(policy, temporal_ensemble=ensemble, task=task, demo=demo)
 
 
 def cmd_eval(args) -> None:
@@ -261,7 +289,22 @@ def cmd_eval(args) -> None:
         env, env_options = c.env, env_options or dict(c.env_options)
     if env is None:
         raise MimeticError("eval: --env ENV is required (the checkpoint does not name its environment)")
-    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps, args.device)
+    from mimetic.envs.suites import instruction_for, is_suite
+
+    if is_suite(env):
+        _eval_suite(args, env, env_options)
+        return
+    if args.tasks:
+        raise MimeticError(f"--tasks selects tasks of a suite; {env} is one task")
+    demo = None
+    if args.demo:
+        _check_demo_flag(args)
+        from mimetic.evaluate import task_demos
+
+        text = instruction_for(env, env_options)
+        demo = task_demos(args.demo, [text], args.seed)[text]
+    actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps, args.device,
+                       demo=demo)
     if args.video is not None:  # before the evaluation: a task that cannot render fails at once
         from mimetic.videos import render_options
 
@@ -286,6 +329,47 @@ def cmd_eval(args) -> None:
         manifest = record_videos(actor, env, seeds, args.video, env_options=env_options, num_envs=args.num_envs,
                                  codec=args.video_codec, evaluation=res, progress=not args.quiet)
         print(format_videos(manifest, args.video))
+
+
+def _check_demo_flag(args) -> None:
+    if args.expert or not args.run:
+        raise MimeticError("--demo gives a demonstration to a policy conditioned on one; the expert needs none")
+
+
+def _eval_suite(args, suite: str, env_options: dict) -> None:
+    """`mimetic eval RUN --env SUITE`: every task of the suite (or those --tasks names) on the same seeds."""
+    from mimetic.envs import make_expert
+    from mimetic.envs.suites import check_task_options, select_tasks, suite_tasks
+    from mimetic.evaluate import evaluate_suite, format_suite_table, task_demos
+
+    tasks = select_tasks(suite_tasks(suite), args.tasks, suite)
+    if args.video is not None:
+        raise MimeticError(f"--video records one task; {suite} is a suite: give --env one of its tasks")
+    check_task_options(tasks, env_options, f"eval {suite}")
+    if args.expert:
+        def actor_for(t):
+            return make_expert(t.env, **{**env_options, **t.options})
+    else:
+        if _is_irl_run(args.run):
+            raise MimeticError(f"eval: {args.run} is a maxent-irl run (one tabular task); {suite} is a suite")
+        first = tasks[0]
+        policy = _load_eval_policy(args.run, first.env, {**env_options, **first.options}, args.sampling_steps, args.device)
+        demos = {}
+        if args.demo:
+            _check_demo_flag(args)
+            demos = task_demos(args.demo, [t.instruction for t in tasks], args.seed)
+
+        def actor_for(t):
+            return _policy_actor(policy, args.temporal_ensemble, t.instruction, demos.get(t.instruction))
+    with _ray_backend(args) as backend:
+        res = evaluate_suite(actor_for, suite, args.episodes, args.seed, env_options=env_options, num_envs=args.num_envs,
+                             progress=not args.quiet, workers=args.workers, backend=backend, tasks=tasks)
+    who = "expert" if args.expert else args.run
+    out = res.to_json()
+    out["policy"] = who
+    print(f"{who} on {suite}: {len(tasks)} tasks, {res.episodes} episodes each (seed {res.seed})")
+    print(format_suite_table(out), end="")
+    _write_json(args.json, out)
 
 
 def cmd_convert(args) -> None:
@@ -496,7 +580,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             add_dataclass_options(m, method_module(name).Config)
         m.set_defaults(fn=cmd_train)
 
-    s = sub.add_parser("eval", help="evaluate a policy checkpoint (or the expert) on an environment")
+    s = sub.add_parser("eval", help="evaluate a policy checkpoint (or the expert) on an environment, or on every task "
+                       "of a suite (metaworld/MT10, reach-corners, ...: a per-task table and the mean)")
     s.add_argument("run", nargs="?", help="run / checkpoint directory")
     s.add_argument("--expert", action="store_true", help="evaluate the environment's scripted expert")
     s.add_argument("--env", default=None)
@@ -520,6 +605,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--video-episodes", type=int, default=4, metavar="N", help="episodes to record (default 4)")
     s.add_argument("--video-codec", default="av1", choices=["av1", "h264"],
                    help="video codec (default av1, which Chromium and Firefox play; h264 for other players)")
+    s.add_argument("--tasks", default=None, metavar="A,B",
+                   help="a suite (--env metaworld/MT10, reach-corners, ...): evaluate only these of its tasks")
+    s.add_argument("--demo", default=None, metavar="DATASET",
+                   help="a policy conditioned on a demonstration (--condition demo): give it, for each task, one "
+                        "episode of DATASET whose task string is the task's instruction, drawn with --seed")
     _add_ray(s, "the evaluation episodes (policies act on the workers' CPUs)")
     _add_device(s)
     s.set_defaults(fn=cmd_eval)

@@ -2,7 +2,9 @@
 
 Episodes are appended in batches as they finish, each batch committed atomically, so an
 interrupted collection leaves a dataset holding only complete episodes. The seeds used are
-recorded (info.json "mimetic.next_seed") so appending later continues with fresh seeds.
+recorded (info.json "mimetic.next_seed") so appending later continues with fresh seeds. A suite's tasks are
+collected one after the other on the same seeds: an interrupted suite collection keeps the complete episodes
+of the tasks it reached, and a later `collect` continues every task after the highest seed used.
 The dataset's fps is the environment's control rate, and its vector features carry the task's
 per-dimension names where the task gives them (`feature_names`). The environments may run in worker processes
 (`workers`, see `mimetic.rollout.rollout`; started once for the whole collection), or in Ray tasks (`backend`,
@@ -26,14 +28,22 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
             video_codec: str | None = None, backend: RayBackend | None = None) -> Dataset:
     """Run the expert of `env` and write `episodes` episodes to the dataset `out` (created or appended to).
 
+    `env` may be a suite (`mimetic.envs.suites`: `metaworld/MT10`, `reach-corners`, a comma-separated list): then
+    `episodes` episodes of each task, on the same seeds, each task run with `env_options` plus the options it
+    fixes, by its own expert, every episode's task string its task's instruction; the dataset's env is the suite
+    and info.json's "mimetic.suite" lists its tasks (name, env, instruction, options). A single task's episodes
+    carry `instruction_for(env, env_options)` (a Meta-World task's instruction, else the env name).
     `image_storage` ("video" | "png") and `video_codec` ("av1" | "h264") choose how a new dataset stores camera
     frames (None: the Dataset's default); an existing dataset keeps its own."""
-    from mimetic.envs import make_expert
+    from mimetic.envs.suites import SuiteTask, check_task_options, instruction_for, suite_tasks
 
     if episodes <= 0:
         raise MimeticError(f"--episodes must be positive, got {episodes}")
     out = Path(out)
     env_options = dict(env_options or {})
+    tasks = suite_tasks(env)
+    if tasks is not None and expert is not None:
+        raise MimeticError(f"collect {env}: a suite is collected by each task's own expert, not a given one")
     existing = None
     if out.exists():
         if (out / "meta/info.json").exists():
@@ -43,10 +53,38 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
                                    f"not {env!r} {env_options}: collect into another --out")
         elif out.is_file() or any(out.iterdir()):
             raise MimeticError(f"{out} exists and is not a dataset: choose another --out")
+    if seed is None:
+        seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
+    if tasks is None:
+        tasks = [SuiteTask(env, env, instruction_for(env, env_options))]
+        suite_meta = {}
+    else:
+        suite_meta = {"suite": [t.to_json() for t in tasks]}
+        check_task_options(tasks, env_options, f"collect {env}")
+    ds, next_seed = existing, seed
+    for t in tasks:
+        ds, end = _collect_task(t, env, out, episodes, seed, ds, {**env_options, **t.options}, env_options,
+                                dict(suite_meta, next_seed=next_seed), only_success=only_success, num_envs=num_envs,
+                                progress=progress, expert=expert, max_attempts_factor=max_attempts_factor,
+                                workers=workers, image_storage=image_storage, video_codec=video_codec, backend=backend)
+        next_seed = max(next_seed, end)
+    return ds
+
+
+def _collect_task(task, env: str, out: Path, episodes: int, seed: int, ds: Dataset | None, task_options: dict,
+                  env_options: dict, meta: dict, *, only_success: bool, num_envs: int, progress: bool, expert,
+                  max_attempts_factor: int, workers: int | None, image_storage: str | None, video_codec: str | None,
+                  backend: RayBackend | None) -> tuple[Dataset | None, int]:
+    """`episodes` episodes of one task (its env run with `task_options`) from seed `seed`, appended to `ds` (created
+    at `out` as the dataset of `env` with `env_options` if None); returns the dataset and the next unused seed.
+    `meta` goes into info.json's "mimetic" section with every commit (its next_seed is raised as seeds are used)."""
+    from mimetic.envs import make_expert
+
     create_options = {k: v for k, v in (("image_storage", image_storage), ("video_codec", video_codec)) if v is not None}
     # built first, so an unknown env or bad options fail before the expert is asked for
     batch = num_envs if only_success else min(num_envs, episodes)
-    runs = Rollouts(env, None, num_envs=batch, env_options=env_options, task=env, workers=workers, backend=backend)
+    runs = Rollouts(task.env, None, num_envs=batch, env_options=task_options, task=task.instruction, workers=workers,
+                    backend=backend)
     bar = results = None
     try:
         sizes = runs.info.sizes
@@ -54,12 +92,10 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
         names = {k: list(f.names) for k, f in sizes.features.items() if f.names is not None}
         if names:  # the task's per-dimension names (x, y, goal_x, ...) go into info.json
             create_options["feature_names"] = names
-        runs.actor = expert if expert is not None else make_expert(env, **env_options)
-        if seed is None:
-            seed = int(existing.info.get("mimetic", {}).get("next_seed", 0)) if existing else 0
-        ds = existing
+        runs.actor = expert if expert is not None else make_expert(task.env, **task_options)
         kept, next_seed, attempts = 0, seed, 0
-        bar = progress_bar(progress, total=episodes, desc=f"collect {env}" + (" (Ray)" if backend else ""), unit="ep")
+        what = task.name if task.name == env else f"{env}: {task.name}"
+        bar = progress_bar(progress, total=episodes, desc=f"collect {what}" + (" (Ray)" if backend else ""), unit="ep")
 
         def seed_batches():  # every batch the loop below may ask for, in order (Ray runs some ahead)
             s = seed
@@ -71,7 +107,7 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
         results = runs.batches(seed_batches())
         while kept < episodes:
             if attempts >= max_attempts_factor * episodes:
-                raise MimeticError(f"the expert of {env} succeeded in only {kept} of {attempts} episodes; "
+                raise MimeticError(f"the expert of {task.name} succeeded in only {kept} of {attempts} episodes; "
                                    f"stopped before reaching {episodes} (drop --only-success?)")
             eps = next(results)
             n = len(eps)
@@ -79,7 +115,7 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
             next_seed += n
             if only_success:
                 eps = [e for e in eps if e.success][: episodes - kept]
-            meta = {"next_seed": next_seed}
+            meta = {**meta, "next_seed": max(meta.get("next_seed", 0), next_seed)}
             if eps:
                 if ds is None:
                     ds = Dataset.create(out, eps, env=env, env_options=env_options, fps=fps, meta=meta, **create_options)
@@ -93,4 +129,4 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
         if results is not None:
             results.close()  # batches Ray ran ahead and the loop did not need are cancelled
         runs.close()
-    return ds
+    return ds, next_seed

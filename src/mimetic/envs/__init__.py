@@ -9,6 +9,9 @@ Names:
 - `metaworld/<task>-v3` for the 50 Meta-World v3 tasks,
 - `gym/<id>` for any registered gymnasium environment.
 
+Suites of several tasks (`metaworld/MT10`, `reach-corners`, comma-separated lists) are not environments:
+`mimetic.envs.suites` lists them, and `collect` / `eval` take them.
+
 A task module provides `make_env(seed=None, **options)` and optionally `make_expert(**options)`;
 modules are imported only when their task is asked for, so `import mimetic.envs` stays fast.
 """
@@ -39,6 +42,12 @@ def _resolve(name: str):
     """Return (module, options_from_name) for a task name, or raise MimeticError."""
     if not isinstance(name, str) or not name:
         raise MimeticError(f"environment name must be a non-empty string, got {name!r}")
+    from mimetic.envs.suites import is_suite, suite_tasks
+
+    if is_suite(name):
+        n = len(suite_tasks(name))  # an unknown member of a list is its own one-line error
+        raise MimeticError(f"{name!r} is a suite of {n} tasks, not one environment: `mimetic collect` and "
+                           "`mimetic eval` take it; give one of its tasks elsewhere")
     if name.startswith("metaworld/"):
         return importlib.import_module("mimetic.envs.metaworld"), {"task": name.split("/", 1)[1]}
     if name.startswith("gym/"):

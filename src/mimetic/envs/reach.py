@@ -3,7 +3,8 @@
 Observation (6): position (2), velocity (2), goal (2). Action (2): a force in [-1, 1]^2.
 Dynamics: v <- 0.8 v + 0.2 a ; p <- clip(p + 0.1 v, -1, 1). Reward: minus the distance to the goal.
 Success (and termination): within `tolerance` of the goal. Time limit: `max_steps` (truncation).
-The expert is a saturated PD controller.
+The expert is a saturated PD controller. `goal="x,y"` (or a 2-sequence) fixes the goal; the start is still drawn
+from the reset seed, at least 0.3 away from it (the `reach-corners` suite fixes the goal at a corner).
 
 Camera `top` (`cameras=top`, `image_size=64`): a numpy top-down view of the arena [-1, 1]^2 (x to the
 right, y up), the goal as a green disk, the agent as a red disk drawn over it (reach-bimodal and
@@ -82,9 +83,10 @@ class ReachEnv(gym.Env):
     state_names = STATE_NAMES
 
     def __init__(self, max_steps: int = 100, tolerance: float = 0.05, cameras=None, image_size=IMAGE_SIZE,
-                 state: str = "full"):
+                 state: str = "full", goal=None):
         self.max_steps = int(max_steps)
         self.tolerance = float(tolerance)
+        self.fixed_goal = parse_goal(goal)
         self._cam = CameraObs(self.task, cameras, image_size, state, CAMERAS, PROPRIO_DIMS)
         self._views: dict[int, TopCamera] = {}  # image size -> camera
         self._episode = 0
@@ -131,9 +133,14 @@ class ReachEnv(gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         self._pos = rng.uniform(-0.9, 0.9, size=2)
-        self._goal = rng.uniform(-0.9, 0.9, size=2)
-        while np.linalg.norm(self._goal - self._pos) < 0.3:
+        if self.fixed_goal is not None:
+            self._goal = self.fixed_goal.copy()
+            while np.linalg.norm(self._goal - self._pos) < 0.3:
+                self._pos = rng.uniform(-0.9, 0.9, size=2)
+        else:
             self._goal = rng.uniform(-0.9, 0.9, size=2)
+            while np.linalg.norm(self._goal - self._pos) < 0.3:
+                self._goal = rng.uniform(-0.9, 0.9, size=2)
         self._vel = np.zeros(2)
         self._t = 0
         return self._observation(new_episode=True), {"success": False}
@@ -149,14 +156,28 @@ class ReachEnv(gym.Env):
         return self._observation(), -dist, success, truncated, {"success": success}
 
 
+def parse_goal(goal) -> np.ndarray | None:
+    """The `goal` option: None, "x,y" or a 2-sequence of numbers in [-1, 1] (ValueError otherwise)."""
+    if goal is None:
+        return None
+    try:
+        g = np.array([float(v) for v in (goal.split(",") if isinstance(goal, str) else goal)], dtype=np.float64)
+    except (TypeError, ValueError):
+        g = np.zeros(0)
+    if g.shape != (2,) or not np.all(np.abs(g) <= 1.0):
+        raise ValueError(f"goal must be 'x,y' (or two numbers) in [-1, 1], got {goal!r}")
+    return g
+
+
 def expert_action(obs: np.ndarray) -> np.ndarray:
     pos, vel, goal = obs[0:2], obs[2:4], obs[4:6]
     return np.clip(4.0 * (goal - pos) - 1.5 * vel, -1.0, 1.0)
 
 
 def make_env(max_steps: int = 100, tolerance: float = 0.05, cameras=None, image_size=IMAGE_SIZE,
-             state: str = "full") -> gym.Env:
-    return ReachEnv(max_steps=max_steps, tolerance=tolerance, cameras=cameras, image_size=image_size, state=state)
+             state: str = "full", goal=None) -> gym.Env:
+    return ReachEnv(max_steps=max_steps, tolerance=tolerance, cameras=cameras, image_size=image_size, state=state,
+                    goal=goal)
 
 
 def make_expert(**_options) -> FunctionActor:
