@@ -171,3 +171,15 @@ def test_unconditioned_policy_on_a_suite(tmp_path, capsys):
     code, out, err = run(capsys, "eval", tmp_path / "r", "--episodes", 2, "--demo", tmp_path / "d", "--env",
                          "reach-corners")
     assert code == 2 and err.count("\n") == 1
+    # compare on the suite: a method's success is the mean over tasks, with a per-task table; report shows both
+    code, out, err = run(capsys, "compare", "reach-corners", "--methods", "bc", "--data", tmp_path / "d", "--seeds", 0,
+                         "--episodes", 2, "--steps", 20, "--out", tmp_path / "c")
+    assert code == 0, err
+    res = json.loads((tmp_path / "c/compare.json").read_text())
+    row = res["results"][0]
+    assert set(row["tasks"]) == {t.name for t in suite_tasks("reach-corners")} and row["episodes_total"] == 8
+    assert row["success_mean"] == pytest.approx(np.mean([t["success_mean"] for t in row["tasks"].values()]))
+    assert "reach the top right corner" in out and res["expert"]["success_rate"] == 1.0
+    code, out, err = run(capsys, "report", tmp_path / "c", tmp_path / "e.json", "--out", tmp_path / "r.html")
+    page = (tmp_path / "r.html").read_text()
+    assert code == 0 and "Per task" in page and "mean over tasks" in page and "reach the bottom left corner" in page

@@ -12,6 +12,9 @@ OUT/compare.json, compare.md the table: success per training seed, mean ± std a
 OUT/success.png, curves.png  bar chart (mean over seeds, t-interval, one dot per seed); learning curves
 ```
 
+On a suite (`metaworld/MT10`, `reach-corners`, ...; see `mimetic.envs.suites`) every run is evaluated on each
+task (`evaluate_suite`): a run's success is the mean over tasks, and the tables add one row per task.
+
 Training seeds, not episodes, are the unit of replication: a Wilson interval pooled over seeds x
 episodes treats every episode as independent and ignores how much runs differ, so the headline
 interval is the t-interval over seeds, and methods are compared pairwise on the same seeds (the
@@ -88,6 +91,7 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
     `backend`: a `mimetic.shards.RayBackend` evaluates on Ray (the same result)."""
     from mimetic.algos.irl import is_irl_run, policy_actor
     from mimetic.algos.trainer import resolve_for_dataset
+    from mimetic.envs.suites import suite_tasks
     from mimetic.evaluate import EVAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, check_compatible, load_policy
 
@@ -105,22 +109,57 @@ def run_one(method: str, seed: int, dataset, run_dir: Path, env: str, env_option
         # env_options predates recording them, so it is evaluated again)
         if (saved.get("episodes") == episodes and saved.get("seed") == EVAL_SEED and saved.get("env") == env
                 and "env_options" in saved and saved["env_options"] == json.loads(json.dumps(env_options or {}))
-                and "return_comparable" in saved and len(saved.get("successes", [])) == episodes):
+                and "return_comparable" in saved
+                and len(saved.get("successes", [])) == episodes * len(suite_tasks(env) or [env])):
             return saved
     resume = (run_dir / "checkpoint" / "state.json").exists()
     module.train(cfg, dataset, run_dir, env=env, env_options=env_options, resume=resume, progress=progress)
+    tasks = suite_tasks(env)
     if (run_dir / "config.json").exists():
         policy = load_policy(run_dir, device=device)
         check_compatible(policy, dataset.obs_dim, dataset.act_dim, str(run_dir))
-        actor = PolicyActor(policy)
-    elif is_irl_run(run_dir):  # as `mimetic eval RUN`: the soft-optimal policy under the learned reward
+        actor = PolicyActor(policy) if tasks is None else None
+    elif is_irl_run(run_dir) and tasks is None:  # as `mimetic eval RUN`: the soft-optimal policy under the learned reward
         actor = policy_actor(run_dir, env, env_options)
+    elif is_irl_run(run_dir):
+        raise MimeticError(f"method {method!r} plans in one tabular task; compare cannot evaluate it on the suite {env}")
     else:
         raise MimeticError(f"method {method!r} left no policy checkpoint in {run_dir}; compare needs one to evaluate")
-    res = evaluate(actor, env, episodes, EVAL_SEED, env_options=env_options, progress=progress, backend=backend).to_json()
+    if tasks is None:
+        res = evaluate(actor, env, episodes, EVAL_SEED, env_options=env_options, progress=progress, backend=backend).to_json()
+    else:
+        res = suite_eval_json(policy, dataset, env, episodes, env_options, progress, backend)
     res.update(policy=str(run_dir), method=method, train_seed=seed, env_options=dict(env_options or {}))
     atomic_write_json(eval_path, res)
     return res
+
+
+def suite_eval_json(policy, dataset, suite: str, episodes: int, env_options: dict | None, progress: bool,
+                    backend=None) -> dict:
+    """`policy` on every task of `suite` (`evaluate_suite`, EVAL_SEED..), as compare's eval JSON: the suite's result
+    (success_rate: the mean over tasks; `tasks`: each task's) plus `successes` of all tasks in suite order (the
+    paired tests pair them) and the mean return. A task-conditioned policy is told each task's instruction; a
+    demo-conditioned one gets a demonstration of the task from `dataset` (its episodes use other seeds)."""
+    from mimetic.envs.suites import suite_tasks
+    from mimetic.evaluate import EVAL_SEED, evaluate_suite, task_demos
+    from mimetic.policies.base import PolicyActor
+
+    condition = getattr(policy.config, "condition", "none")
+    tasks = suite_tasks(suite)
+    demos = task_demos(dataset, [t.instruction for t in tasks], EVAL_SEED) if condition == "demo" else {}
+
+    def make_actor(t):
+        if condition == "none":  # a one-task policy on many tasks: the baseline
+            return PolicyActor(policy)
+        return PolicyActor(policy, task=t.instruction, demo=demos.get(t.instruction))
+
+    res = evaluate_suite(make_actor, suite, episodes, EVAL_SEED, env_options=env_options, progress=progress,
+                         backend=backend)
+    out = res.to_json()
+    per_task = list(res.tasks.values())
+    out.update(successes=[s for r in per_task for s in r.successes], mean_return=float(np.mean([r.mean_return for r in per_task])),
+               return_comparable=all(r.return_comparable for r in per_task), return_note=per_task[0].return_note)
+    return out
 
 
 def summarize_method(method: str, results: list[dict]) -> dict:
@@ -129,9 +168,16 @@ def summarize_method(method: str, results: list[dict]) -> dict:
     from mimetic.evaluate import wilson_interval
 
     rates = np.array([r["success_rate"] for r in results], float)
-    succ = sum(int(round(r["success_rate"] * r["episodes"])) for r in results)
-    n = sum(r["episodes"] for r in results)
+    succ = sum(int(sum(r["successes"])) if "successes" in r else int(round(r["success_rate"] * r["episodes"]))
+               for r in results)
+    n = sum(len(r["successes"]) if "successes" in r else r["episodes"] for r in results)
     ci_seeds = t_interval(rates)
+    row_tasks = {}
+    if results and "tasks" in results[0]:  # a suite: each task's success per seed and mean over seeds
+        for name, t in results[0]["tasks"].items():
+            per_seed = [float(r["tasks"][name]["success_rate"]) for r in results]
+            row_tasks[name] = {"instruction": t.get("instruction", ""), "success_per_seed": per_seed,
+                               "success_mean": float(np.mean(per_seed))}
     return {
         "method": method,
         "seeds": [r.get("train_seed") for r in results],
@@ -146,6 +192,7 @@ def summarize_method(method: str, results: list[dict]) -> dict:
         "return_comparable": all(r.get("return_comparable", True) for r in results),
         "return_note": results[0].get("return_note", "") if results else "",
         "runs": [r.get("policy") for r in results],
+        **({"tasks": row_tasks} if row_tasks else {}),
     }
 
 
@@ -181,6 +228,7 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
     from mimetic.analysis import plots
     from mimetic.data.dataset import Dataset
     from mimetic.envs.spaces import env_sizes
+    from mimetic.envs.suites import suite_tasks
     from mimetic.evaluate import EVAL_SEED
 
     if list(methods) == ["all"]:
@@ -201,8 +249,10 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
         _method_config(m, int(seeds[0]), steps, options, device)
     dataset = Dataset.load(data)
     env_options = dict(dataset.env_options if env_options is None and env == dataset.env_name else env_options or {})
-    # a dataset from another task fails here, before any training
-    env_sizes(env, env_options).check_features(dataset.features, f"dataset {data}", env)
+    # a dataset from another task fails here, before any training (a suite: its first task's features)
+    tasks = suite_tasks(env)
+    first_env, first_options = (env, env_options) if tasks is None else (tasks[0].env, {**env_options, **tasks[0].options})
+    env_sizes(first_env, first_options).check_features(dataset.features, f"dataset {data}", env)
     out = Path(out)
     rows, curves, evals = [], {}, {}
     for m in methods:
@@ -239,8 +289,20 @@ def compare(env: str, methods: Sequence[str], data: str | Path, seeds: Sequence[
 def _expert_reference(env: str, env_options: dict, episodes: int, seed: int) -> dict | None:
     """The scripted expert on the same evaluation seeds, when the env has one (None otherwise)."""
     from mimetic.envs import make_expert
-    from mimetic.evaluate import evaluate
+    from mimetic.envs.suites import suite_tasks
+    from mimetic.evaluate import evaluate, evaluate_suite
 
+    if suite_tasks(env) is not None:
+        try:
+            res = evaluate_suite(lambda t: make_expert(t.env, **{**env_options, **t.options}), env, episodes, seed,
+                                 env_options=env_options)
+        except MimeticError:
+            return None
+        per_task = list(res.tasks.values())
+        return {"success_rate": res.success_rate, "ci95": list(res.ci95),
+                "mean_return": float(np.mean([r.mean_return for r in per_task])), "episodes": episodes,
+                "return_comparable": all(r.return_comparable for r in per_task), "return_note": per_task[0].return_note,
+                "tasks": {name: {"success_rate": r.success_rate} for name, r in res.tasks.items()}}
     try:
         actor = make_expert(env, **env_options)
     except MimeticError:
@@ -277,6 +339,22 @@ def method_rows(result: dict) -> list[tuple[str, ...]]:
     return rows
 
 
+def task_header(result: dict) -> tuple[str, ...]:
+    """The header of the per-task table of a comparison on a suite: task, instruction, one column per method."""
+    expert = ("expert (reference)",) if (result.get("expert") or {}).get("tasks") else ()
+    return ("task", "instruction", *(f"{r['method']}: mean over seeds" for r in result["results"]), *expert)
+
+
+def task_rows(result: dict) -> list[tuple[str, ...]]:
+    """The rows of the per-task table (task_header) of a comparison on a suite; [] for one task."""
+    rows = result["results"]
+    if not rows or "tasks" not in rows[0]:
+        return []
+    expert = (result.get("expert") or {}).get("tasks")
+    return [(name, t["instruction"], *(f"{r['tasks'][name]['success_mean']:.3f}" for r in rows),
+             *((f"{expert[name]['success_rate']:.3f}",) if expert else ())) for name, t in rows[0]["tasks"].items()]
+
+
 def paired_rows(result: dict) -> list[tuple[str, ...]]:
     """The rows of the paired-comparisons table (PAIRED_HEADER), as text."""
     return [(f"{p['a']} vs {p['b']}", ", ".join(f"{d:+.2f}" for d in p["diff_per_seed"]),
@@ -308,6 +386,9 @@ def format_table(result: dict) -> str:
              f"(seeds {result['eval_seed']}..{result['eval_seed'] + result['episodes'] - 1}, the same for every run)"
              + (f"; options {result['options']}" if result.get("options") else "") + ".",
              "", *md(METHOD_HEADER, method_rows(result)), "", return_line(result)]
+    if task_rows(result):
+        lines += ["", "Per task (success, mean over training seeds; the methods' success above is the mean over tasks):",
+                  "", *md(task_header(result), task_rows(result))]
     if result.get("paired"):
         lines += ["", PAIRED_NOTE, "", *md(PAIRED_HEADER, paired_rows(result))]
     return "\n".join(lines) + "\n"

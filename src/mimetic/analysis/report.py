@@ -7,7 +7,8 @@ Each PATH may be
   RUN/shift/shift.json if `mimetic shift` wrote one, and a summary of the dataset it was trained on;
 - a `mimetic compare` folder (holds compare.json): its table, bar chart and learning curves;
 - a dataset (holds meta/info.json): its `inspect` summary and plots (with a frame strip per camera);
-- a folder of rollout videos written by `mimetic eval --video DIR` (holds videos.json).
+- a folder of rollout videos written by `mimetic eval --video DIR` (holds videos.json);
+- an evaluation JSON written by `mimetic eval --json FILE` (a suite's: one row per task and the mean).
 
 Rollout videos (a run's RUN/video*/ folders holding videos.json, or such folders given as PATH) are
 embedded as `<video>` elements with the MP4 as a data URI (AV1 and H.264 play in Chromium and
@@ -180,6 +181,14 @@ def _video_folders(run: Path) -> list[Path]:
 def eval_table(res: dict) -> str:
     from mimetic.evaluate import describe_return
 
+    if "tasks" in res:  # a suite (SuiteResult.to_json()): one row per task, then the mean
+        rows = [(name, r.get("instruction", ""), r["success_rate"], _ci(r["ci95"]), r["episodes"])
+                for name, r in res["tasks"].items()]
+        rows.append(("mean over tasks", "", res["success_rate"], _ci(res["ci95"]) + " (Wilson, pooled episodes)",
+                     res["episodes"] * len(res["tasks"])))
+        return (f"<p>{_e(res.get('policy', ''))} on the suite <code>{_e(res.get('env', ''))}</code>, "
+                f"{res['episodes']} episodes per task from seed {_e(res.get('seed', ''))}</p>"
+                + _table(["task", "instruction", "success", "95% CI", "episodes"], rows, "eval"))
     comparable = res.get("return_comparable", True)
     table = _table(["policy", "env", "success", "95% CI", "mean return", "mean length", "episodes", "first seed"],
                    [(res.get("policy", ""), res.get("env", ""), res["success_rate"], _ci(res["ci95"]),
@@ -246,19 +255,22 @@ def run_section(run: Path, tmp: Path, seen_datasets: set) -> str:
 
 def compare_section(folder: Path) -> str:
     from mimetic.analysis.compare import (METHOD_HEADER, PAIRED_HEADER, PAIRED_NOTE, method_rows, paired_rows,
-                                          return_line)
+                                          return_line, task_header, task_rows)
 
     r = read_json(folder / "compare.json", "comparison")
     for x in r["results"]:  # a compare.json written before the t-interval over seeds
         x.setdefault("ci95_seeds", None)
     paired = [f"<h3>Paired comparisons</h3><p class=\"note\">{_e(PAIRED_NOTE)}</p>",
               _table(PAIRED_HEADER, paired_rows(r), "paired")] if r.get("paired") else []
+    tasks = [f"<h3>Per task</h3><p class=\"note\">success, mean over training seeds; the methods' success above is "
+             "the mean over tasks</p>", _table(task_header(r), task_rows(r), "tasks")] if task_rows(r) else []
     return "\n".join([
         f"<h2>Comparison on <code>{_e(r['env'])}</code></h2>",
         f"<p>dataset <code>{_e(r['dataset'])}</code> ({r['dataset_episodes']} episodes); training seeds {r['seeds']}; "
         f"{r['episodes']} evaluation episodes per run from seed {r['eval_seed']} (the same for every run).</p>",
         _table(METHOD_HEADER, method_rows(r), "compare"),
         f'<p class="note">{_e(return_line(r))}</p>',
+        *tasks,
         *paired,
         _img(r["plots"].get("success"), "success rates", folder),
         _img(r["plots"].get("curves"), "learning curves", folder),
@@ -278,6 +290,11 @@ def render_report(paths: Sequence[str | Path], out: str | Path, title: str = "mi
                 sections.append(compare_section(p))
             elif (p / "train.json").exists() or (p / "config.json").exists():
                 sections.append(run_section(p, tmp, seen))
+            elif p.is_file() and p.suffix == ".json":  # an evaluation written by `mimetic eval --json`
+                res = read_json(p, "evaluation")
+                if "success_rate" not in res:
+                    raise MimeticError(f"report: {p} is not an evaluation written by `mimetic eval --json`")
+                sections.append(f"<h2>Evaluation <code>{_e(p)}</code></h2>" + eval_table(res))
             elif (p / "videos.json").exists():
                 sections.append(videos_section(p, "h2"))
             elif (p / "meta/info.json").exists():
@@ -286,7 +303,8 @@ def render_report(paths: Sequence[str | Path], out: str | Path, title: str = "mi
                     sections.append("<h2>Dataset</h2>" + dataset_section(p, tmp))
             else:
                 raise MimeticError(f"report: {p} is not a training run (train.json), a compare folder (compare.json), "
-                                   "a dataset (meta/info.json) or a folder of rollout videos (videos.json)")
+                                   "a dataset (meta/info.json), a folder of rollout videos (videos.json) or an "
+                                   "evaluation JSON (mimetic eval --json)")
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
         page = (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{_e(title)}</title>'
                 f"<style>{CSS}</style></head><body>\n<h1>{_e(title)}</h1>\n<p class=\"note\">generated {stamp}</p>\n"
