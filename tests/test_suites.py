@@ -183,3 +183,27 @@ def test_unconditioned_policy_on_a_suite(tmp_path, capsys):
     code, out, err = run(capsys, "report", tmp_path / "c", tmp_path / "e.json", "--out", tmp_path / "r.html")
     page = (tmp_path / "r.html").read_text()
     assert code == 0 and "Per task" in page and "mean over tasks" in page and "reach the bottom left corner" in page
+
+
+def test_interrupted_suite_collection_keeps_complete_episodes(tmp_path, monkeypatch):
+    """A suite collection that fails at its third task leaves a valid dataset holding the first two tasks' episodes;
+    the next collect continues every task with fresh seeds."""
+    import mimetic.envs
+    from mimetic.collect import collect
+    from mimetic.data import Dataset
+
+    real = mimetic.envs.make_expert
+
+    def failing(env, **options):
+        if options.get("goal") == [-0.6, -0.6]:
+            raise RuntimeError("the machine went down")
+        return real(env, **options)
+
+    monkeypatch.setattr(mimetic.envs, "make_expert", failing)
+    with pytest.raises(RuntimeError):
+        collect("reach-corners", tmp_path / "d", 2, progress=False)
+    ds = Dataset.load(tmp_path / "d")
+    assert ds.num_episodes == 4 and ds.tasks == ["reach the top left corner", "reach the top right corner"]
+    monkeypatch.setattr(mimetic.envs, "make_expert", real)
+    ds = collect("reach-corners", tmp_path / "d", 1, progress=False)
+    assert ds.num_episodes == 8 and len(ds.tasks) == 4 and ds.info["mimetic"]["next_seed"] == 3
