@@ -28,6 +28,18 @@ def _parse_options(pairs: list[str] | None, where: str) -> dict:
     return out
 
 
+# what a few options mean, where the name alone does not say it
+FIELD_HELP = {
+    "condition": "what tells a multi-task policy its task: none | task (the instruction, through --text-encoder) | "
+                 "task-id (one learned vector per task: the baseline) | demo (a demonstration of the task; "
+                 "evaluate with mimetic eval --demo DATASET) ",
+    "text_encoder": "--condition task: learned (from the data's own instructions; a sentence never seen in training "
+                    "is an error) or the PATH of a local transformers model folder (frozen; embeds new wording too) ",
+    "task_dim": "width of the task vector ",
+    "demo_frames": "--condition demo: frames read from the demonstration, spread evenly over it ",
+}
+
+
 def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
     """One --option per dataclass field (underscores become dashes); defaults are the field defaults."""
     hints = typing.get_type_hints(cls)
@@ -49,7 +61,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
             if f.name in getattr(cls, "IMAGE_DEFAULTS", {}):  # None: resolved by the trainer, see method_config
                 state, images = cls.STATE_DEFAULTS[f.name], cls.IMAGE_DEFAULTS[f.name]
                 shown = state if state == images else f"{state}; {images} when the policy reads cameras"
-            parser.add_argument(flag, dest=f.name, type=base, default=default, help=f"(default: {shown})")
+            parser.add_argument(flag, dest=f.name, type=base, default=default,
+                                help=f"{FIELD_HELP.get(f.name, '')}(default: {shown})")
 
 
 def _dataclass_from_args(cls, args):

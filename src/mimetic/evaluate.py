@@ -166,7 +166,7 @@ def task_demos(data, instructions, seed: int = 0) -> dict:
 
     ds = data if isinstance(data, Dataset) else Dataset.load(data)
     # each episode's task string: tasks[task_index of its first frame]
-    episode_tasks = [ds.tasks[int(i)] if ds.tasks else "" for i in ds.extra("task_index")[ds.episode_starts]]
+    episode_tasks = [ds.tasks[int(i)] if ds.tasks else "" for i in ds.task_index[ds.episode_starts]]
     rng = np.random.default_rng(seed)
     out = {}
     for text in instructions:

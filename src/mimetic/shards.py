@@ -211,6 +211,8 @@ class PolicyRecipe:
     temporal_ensemble: float | None
     n_action_steps: int
     sampling_steps: int | None
+    task: str | None = None  # a task-conditioned policy's instruction ...
+    demo: Any = None  # ... or demonstration (an Episode)
 
     def build(self):
         from mimetic.policies.base import PolicyActor, load_policy
@@ -224,7 +226,8 @@ class PolicyRecipe:
             shutil.rmtree(folder, ignore_errors=True)
         if self.sampling_steps is not None:
             policy.set_sampling_steps(self.sampling_steps)
-        return PolicyActor(policy, temporal_ensemble=self.temporal_ensemble, n_action_steps=self.n_action_steps)
+        return PolicyActor(policy, temporal_ensemble=self.temporal_ensemble, n_action_steps=self.n_action_steps,
+                           task=self.task, demo=self.demo)
 
 
 def recipe(actor):
@@ -239,7 +242,8 @@ def recipe(actor):
             files = {p.name: p.read_bytes() for p in Path(folder).iterdir()}
         finally:
             shutil.rmtree(folder, ignore_errors=True)
-        return PolicyRecipe(files, actor.ensemble, actor.Ta, getattr(actor.policy, "sampling_steps", None))
+        return PolicyRecipe(files, actor.ensemble, actor.Ta, getattr(actor.policy, "sampling_steps", None), actor.task,
+                            actor.demo)
     import ray.cloudpickle as cloudpickle
 
     try:

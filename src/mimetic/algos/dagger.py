@@ -315,6 +315,9 @@ def _method_config(cfg: DaggerConfig, member: int = 0):
     if unknown:
         raise MimeticError(f"--policy-option: {cfg.policy} has no option(s) {unknown}; known: {sorted(names)}")
     mc = module.Config(**{"device": cfg.device, **cfg.policy_options})  # --policy-option device=... wins
+    if getattr(mc, "condition", "none") != "none":
+        raise MimeticError(f"--policy-option condition={mc.condition}: DAgger learns one task, so its learner is "
+                           "not task-conditioned (train a multi-task policy with mimetic train on a suite's demos)")
     if cfg.steps is not None:
         mc.steps = cfg.steps
     mc.seed = cfg.seed + member

@@ -41,12 +41,12 @@ from mimetic import distributed as dist
 from mimetic.algos.run_dir import RunDir
 from mimetic.data.augment import add_obs_noise, augment_batch
 from mimetic.data.dataset import Dataset
-from mimetic.data.windows import WindowSampler, window_index
+from mimetic.data.windows import DemoBank, WindowSampler, vector_input, window_index
 from mimetic.devices import autocast, keep_cpu_allocations, resolve_device, rng_state, set_rng_state, to_device
 from mimetic.errors import MimeticError
 from mimetic.features import Feature
 from mimetic.progress import progress_bar
-from mimetic.policies.base import Policy, PolicyActor, check_compatible, feature_entry, save_policy
+from mimetic.policies.base import Policy, PolicyActor, check_compatible, feature_entry, save_policy, vector_input_keys
 
 
 @dataclass
@@ -157,9 +157,17 @@ def train_policy(
     index = window_index(dataset.episode_starts, dataset.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
     train_frames = episode_frames(dataset, train_eps)
     frames = {k: dataset.frames(k) for k in c.input_features}  # images stay uint8, shared, never copied to float
-    train = WindowSampler(frames, dataset.actions, index, train_frames)
-    val = WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps)) if len(val_eps) else None
+    conditioning = task_inputs(c, dataset, frames, train_eps)
+    train = WindowSampler(frames, dataset.actions, index, train_frames, **conditioning)
+    val = (WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps), **conditioning)
+           if len(val_eps) else None)
 
+    # demo-conditioned validation rollouts: each task shown by its first training episode
+    val_demos = None
+    if c.condition == "demo" and cfg.eval_every:
+        from mimetic.evaluate import task_demos
+
+        val_demos = task_demos(dataset, dataset.tasks)
     policy.to(device)
     opt = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     ema = copy.deepcopy(policy).eval() if cfg.ema_decay > 0 else None
@@ -178,6 +186,8 @@ def train_policy(
         best_val_success = float(state.get("best_val_success", -1.0))
     else:
         policy.obs_encoder.load_pretrained()  # the config's pretrained_backbone file, if any
+        if policy.task_cond is not None:
+            policy.task_cond.set_instruction_embeddings()  # a pretrained text encoder embeds the instructions once
         if init_state is not None:
             policy.load_state_dict(init_state)
         policy.fit_normalization(train.obs.numpy()[train_frames], dataset.actions[train_frames])
@@ -235,7 +245,7 @@ def train_policy(
                     row["val_loss"] = validation_loss(deployable(), val, cfg.batch_size)
                     policy.train()
                 if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.steps) and c.env:
-                    row["val_success"] = rollout_success(deployable(), cfg.eval_episodes)
+                    row["val_success"] = rollout_success(deployable(), cfg.eval_episodes, val_demos)
                     policy.train()
                     if row["val_success"] > best_val_success:
                         best_val_success = row["val_success"]
@@ -264,6 +274,24 @@ def train_policy(
     return out
 
 
+def task_inputs(config, dataset: Dataset, frames: dict, train_eps: np.ndarray) -> dict:
+    """What a task-conditioned policy's windows carry (WindowSampler keywords): each frame's task index, or the
+    demonstrations (drawn from the training episodes) and each frame's episode."""
+    if config.condition in ("task", "task-id"):
+        if list(config.instructions) != list(dataset.tasks):
+            raise MimeticError(f"dataset {dataset.root} has the tasks {dataset.tasks}, but the policy was made for "
+                               f"{config.instructions}")
+        return {"task": dataset.task_index}
+    if config.condition == "demo":
+        keys = vector_input_keys(config)
+        vectors = vector_input({k: frames[k] for k in keys}) if keys else np.zeros((dataset.num_frames, 0), np.float32)
+        starts, ends = dataset.episode_starts, dataset.episode_ends
+        bank = DemoBank(torch.as_tensor(vectors, dtype=torch.float32), torch.as_tensor(dataset.actions, dtype=torch.float32),
+                        starts, ends, dataset.task_index[starts], train_eps, config.demo_frames)
+        return {"demos": bank, "episode": dataset.episode_index}
+    return {}
+
+
 @torch.no_grad()
 def validation_loss(policy: Policy, val: WindowSampler, batch_size: int, max_batches: int = 20) -> float:
     policy.eval()
@@ -279,16 +307,30 @@ def validation_loss(policy: Policy, val: WindowSampler, batch_size: int, max_bat
     return total / max(1, n)
 
 
-def rollout_success(policy: Policy, episodes: int) -> float:
-    from mimetic.evaluate import VAL_SEED, evaluate
+def rollout_success(policy: Policy, episodes: int, demos: dict | None = None) -> float:
+    """Success on validation seeds in the policy's environment; on a suite, the mean over its tasks, each task told
+    by its instruction (or, `demos`: instruction -> Episode, a demonstration of it)."""
+    from mimetic.envs.suites import instruction_for, is_suite
+    from mimetic.evaluate import VAL_SEED, evaluate, evaluate_suite
 
     c = policy.config
-    res = evaluate(PolicyActor(policy), c.env, episodes, seed=VAL_SEED, env_options=c.env_options)
+    demos = demos or {}
+
+    def actor(instruction: str) -> PolicyActor:
+        if c.condition == "none":
+            return PolicyActor(policy)
+        return PolicyActor(policy, task=instruction, demo=demos.get(instruction))
+
+    if is_suite(c.env):
+        res = evaluate_suite(lambda t: actor(t.instruction), c.env, episodes, seed=VAL_SEED, env_options=c.env_options)
+    else:
+        res = evaluate(actor(instruction_for(c.env, c.env_options)), c.env, episodes, seed=VAL_SEED,
+                       env_options=c.env_options)
     return res.success_rate
 
 
 # Policy config fields a method does not expose: they come from the dataset and the environment.
-_DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features")
+_DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features", "instructions", "text_identity")
 
 
 # Defaults of a policy that reads at least one camera, for every supervised method: ~0.3-0.5 s per step on one
@@ -349,14 +391,23 @@ def resolve_for_dataset(cfg, dataset: Dataset):
 
 
 def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str | None = None,
-                  env_options: dict | None = None, input_features: dict[str, Feature] | None = None):
+                  env_options: dict | None = None, input_features: dict[str, Feature] | None = None,
+                  instructions: list[str] | None = None):
     """Build a policy config from the matching fields of a method config plus the observation / action sizes
-    (`input_features`: the observation features it reads, default the state alone)."""
+    (`input_features`: the observation features it reads, default the state alone) and, for a task-conditioned
+    policy, the data's task instructions (and the identity of a pretrained text encoder named by `text_encoder`)."""
     names = {f.name for f in dataclasses.fields(policy_config_class)}
     fields = {k: v for k, v in dataclasses.asdict(cfg).items() if k in names and k not in _DERIVED}
     inputs = {k: feature_entry(f) for k, f in (input_features or {}).items()}
+    task = {}
+    if fields.get("condition", "none") != "none":
+        task["instructions"] = list(instructions or [])
+        if fields["condition"] == "task" and fields.get("text_encoder", "learned") != "learned":
+            from mimetic.policies.text import load_text_encoder
+
+            task["text_identity"] = load_text_encoder(fields["text_encoder"]).identity()
     return policy_config_class(**fields, obs_dim=obs_dim, act_dim=act_dim, env=env, env_options=dict(env_options or {}),
-                               input_features=inputs)
+                               input_features=inputs, **task)
 
 
 def select_input_features(dataset: Dataset, obs_keys: str = "") -> dict[str, Feature]:
@@ -400,7 +451,8 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
     cfg = resolve_defaults(cfg, any(f.is_image for f in inputs.values()))  # batch_size, steps: smaller with cameras
     obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values() if not f.is_image)
-    pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs)
+    pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs,
+                         instructions=dataset.tasks)
     if getattr(cfg, "random_crop", 0) > 0:  # --random-crop SIZE: the encoder's crop (a new config; cfg is not touched)
         pcfg = dataclasses.replace(pcfg, crop_ratio=crop_ratio_for(cfg.random_crop, inputs))
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only

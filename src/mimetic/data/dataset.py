@@ -292,6 +292,11 @@ class Dataset:
         return self._c["episode_index"]
 
     @property
+    def task_index(self) -> np.ndarray:
+        """Each frame's task: an index into `tasks` (LeRobot's task_index)."""
+        return self._c["task_index"]
+
+    @property
     def frame_index(self) -> np.ndarray:
         return self._c["frame_index"]
 

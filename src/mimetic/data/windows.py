@@ -71,6 +71,47 @@ def _shared_tensor(arr: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(arr)
 
 
+class DemoBank:
+    """Demonstrations for demo-conditioned training: a window of episode e gets `frames` frames, spread evenly,
+    of another episode of e's task drawn from `pool` (e itself only when its task has no other episode there).
+
+    `vectors` (N, d) and `actions` (N, a) are the dataset's frames, `starts` / `ends` its episodes' frame
+    ranges, `episode_task` each episode's task index, `pool` the episodes demonstrations may come from."""
+
+    def __init__(self, vectors: torch.Tensor, actions: torch.Tensor, starts: np.ndarray, ends: np.ndarray,
+                 episode_task: np.ndarray, pool: np.ndarray, frames: int):
+        from mimetic.policies.conditioning import demo_indices  # the same frames a demo gives at evaluation
+
+        self.vectors, self.actions = vectors, actions
+        self.frames = torch.as_tensor(np.stack([starts[e] + demo_indices(ends[e] - starts[e], frames)
+                                                for e in range(len(starts))]) if len(starts) else
+                                      np.zeros((0, frames), np.int64))
+        self.episode_task = torch.as_tensor(np.asarray(episode_task, np.int64))
+        pool = np.sort(np.asarray(pool, np.int64))
+        tasks = int(episode_task.max()) + 1 if len(episode_task) else 0
+        members = [pool[episode_task[pool] == t] for t in range(tasks)]
+        width = max([1] + [len(m) for m in members])
+        self.members = torch.as_tensor(np.stack([np.pad(m, (0, width - len(m))) for m in members]) if tasks else
+                                       np.zeros((0, 1), np.int64))
+        self.count = torch.as_tensor([len(m) for m in members], dtype=torch.long)
+        position = np.full(len(starts), -1, np.int64)  # each pooled episode's place among its task's members
+        for m in members:
+            position[m] = np.arange(len(m))
+        self.position = torch.as_tensor(position)
+
+    def draw(self, episodes: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The demonstrations of rows from `episodes`, choosing with uniforms `u` in [0, 1): demo_obs (B, K, d), demo_action (B, K, a)."""
+        task = self.episode_task[episodes]
+        count, pos = self.count[task], self.position[episodes]
+        inside = pos >= 0
+        others = torch.where(inside, count - 1, count)  # the episode's own demonstration is skipped
+        j = (u * others.clamp(min=1)).long().clamp(max=(others - 1).clamp(min=0))
+        j = torch.where(inside & (j >= pos), j + 1, j)  # step over the row's own episode
+        chosen = torch.where(others > 0, self.members[task, j.clamp(max=self.members.shape[1] - 1)], episodes)
+        rows = self.frames[chosen]  # (B, K)
+        return {"demo_obs": self.vectors[rows], "demo_action": self.actions[rows]}
+
+
 class WindowSampler:
     """Random batches of windows from in-memory frames.
 
@@ -79,7 +120,8 @@ class WindowSampler:
     `rows`: the frames whose windows are sampled (default all).
     """
 
-    def __init__(self, frames, actions: np.ndarray, index: WindowIndex, rows: np.ndarray | None = None):
+    def __init__(self, frames, actions: np.ndarray, index: WindowIndex, rows: np.ndarray | None = None,
+                 task: np.ndarray | None = None, demos: DemoBank | None = None, episode: np.ndarray | None = None):
         frames = dict(frames) if isinstance(frames, Mapping) else {STATE: frames}
         n = len(actions)
         for key, arr in frames.items():
@@ -98,6 +140,12 @@ class WindowSampler:
         self.act_idx = torch.as_tensor(index.act_idx[rows])
         self.act_pad = torch.as_tensor(index.act_pad[rows])
         self._pending = None  # a prefetch: (rows, thread, result dict)
+        # task conditioning: each frame's task index (batch["task"]), or demonstrations drawn per row's episode
+        self.task = torch.as_tensor(np.asarray(task, np.int64)) if task is not None else None
+        self.demos = demos
+        self.episode = torch.as_tensor(np.asarray(episode, np.int64)) if episode is not None else None
+        if demos is not None and self.episode is None:
+            raise ValueError("WindowSampler: demos need each frame's episode")
 
     def __len__(self) -> int:
         return len(self.obs_idx)
@@ -136,7 +184,8 @@ class WindowSampler:
             raise result["error"]
         return result
 
-    def batch(self, rows: torch.Tensor) -> dict[str, torch.Tensor]:
+    def batch(self, rows: torch.Tensor, demo_u: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The windows of `rows`; `demo_u` (uniforms, one per row) chooses their demonstrations (default: a fixed draw)."""
         obs_idx = self.obs_idx[rows]
         out = {"obs": self.obs[obs_idx]}
         ready = self._collect(torch.as_tensor(rows)) or {}
@@ -145,6 +194,12 @@ class WindowSampler:
                     for k, frames in self.images.items()})
         out["action"] = self.act[self.act_idx[rows]]
         out["action_pad"] = self.act_pad[rows]
+        now = obs_idx[:, -1]  # each window's current frame
+        if self.task is not None:
+            out["task"] = self.task[now]
+        if self.demos is not None:
+            u = demo_u if demo_u is not None else torch.rand(len(now), generator=torch.Generator().manual_seed(0))
+            out.update(self.demos.draw(self.episode[now], u))
         return out
 
     def sample(self, batch_size: int, generator: torch.Generator, share=None) -> dict[str, torch.Tensor]:
@@ -152,7 +207,11 @@ class WindowSampler:
         every rank draws the same global batch and keeps its own share). With cameras read lazily, the rows the
         generator will draw next (if nothing else draws from it first) are decoded in the background meanwhile."""
         rows = torch.randint(len(self), (batch_size,), generator=generator)
-        out = self.batch(rows if share is None else share(rows))
+        # the demonstrations' draws are made for the whole global batch too, so every rank's generator stays in step
+        u = torch.rand(batch_size, generator=generator) if self.demos is not None else None
+        if share is not None:
+            rows, u = share(rows), (share(u) if u is not None else None)
+        out = self.batch(rows, u)
         if any(not isinstance(f, torch.Tensor) for f in self.images.values()):
             peek = torch.Generator().manual_seed(0)
             peek.set_state(generator.get_state())  # a copy: `generator` itself draws nothing more here

@@ -3,7 +3,7 @@
 A conditional VAE over action chunks:
 - encoder (training only): a transformer over [CLS, state, a_1..a_k] (padded actions masked out;
   no state token without vector features); the CLS output gives the latent's mean and log-variance;
-- decoder: a transformer encoder over [latent, state_1..state_To, image tokens], then a transformer
+- decoder: a transformer encoder over [latent, state_1..state_To, image tokens, task token], then a transformer
   decoder whose k learned queries cross-attend to it and predict the chunk. Image tokens, as in the
   ACT paper: each camera's backbone feature map before pooling (`ObservationEncoder.feature_maps`),
   average-pooled to at most 8 x 8 positions (ResNet-18's map at 84 px is 3 x 3 already), projected to
@@ -84,13 +84,19 @@ class ACTPolicy(Policy):
             self.image_proj = nn.ModuleList([nn.Conv2d(self.obs_encoder.feature_channels, d, 1) for _ in range(cams)])
             self.camera_embed = nn.Parameter(torch.randn(cams, d) * 0.02)
             self.step_embed = nn.Parameter(torch.randn(c.n_obs_steps, d) * 0.02)
+        if self.task_cond is not None:  # the task vector becomes one more token of the decoder's encoder
+            self.task_in = nn.Linear(c.task_dim, d)
+            self.task_embed = nn.Parameter(torch.randn(1, 1, d) * 0.02)
 
     def encode(self, obs):
-        """Raw inputs -> (normalized vector features (B, To, d), image tokens (B, n, dim_model) or None)."""
+        """Raw inputs -> (normalized vector features (B, To, d), extra tokens (B, n, dim_model) or None): the image
+        tokens, then the task token of a task-conditioned policy."""
         vec, images = self.split_inputs(obs)
         obs_n = self.obs_norm(vec)
+        task = self.task_vector(obs)
+        task_token = None if task is None else self.task_in(task.to(obs_n.dtype))[:, None] + self.task_embed
         if not self.obs_encoder.image_keys:
-            return obs_n, None
+            return obs_n, task_token
         tokens = []
         for i, fmap in enumerate(self.obs_encoder.feature_maps(images)):  # (B, To, C, h, w)
             B, To, C, h, w = fmap.shape
@@ -102,6 +108,8 @@ class ACTPolicy(Policy):
             t = t + sincos_2d(h, w, t.shape[-1], t.device).to(t.dtype) + self.camera_embed[i]
             t = t.reshape(B, To, h * w, -1) + self.step_embed[:To, None]
             tokens.append(t.reshape(B, To * h * w, -1))
+        if task_token is not None:
+            tokens.append(task_token)
         return obs_n, torch.cat(tokens, 1)
 
     def encode_latent(self, obs_n: torch.Tensor, act_n: torch.Tensor, pad: torch.Tensor):

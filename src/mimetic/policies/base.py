@@ -29,6 +29,7 @@ from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
 from mimetic.features import STATE, Feature, as_obs_dict
+from mimetic.policies.conditioning import TaskConditioner, check_condition, demo_indices
 from mimetic.policies.encoders import ObservationEncoder
 
 # policy type -> "module:Class"; modules are imported only when a policy of that type is built
@@ -74,6 +75,13 @@ class PolicyConfig:
     crop_ratio: float = 0.9  # crop this fraction of each image side: random while training, center at inference (1 = off)
     color_jitter: float = 0.0  # training-time brightness / contrast jitter, factors in [1 - j, 1 + j] (0 = off)
     pretrained_backbone: str | None = None  # LOCAL weight file for the backbone, loaded when training starts
+    # task conditioning (mimetic.policies.conditioning): none | task (the instruction) | task-id | demo
+    condition: str = "none"
+    task_dim: int = 64  # width of the task vector
+    text_encoder: str = "learned"  # condition=task: "learned" from the data's instructions, or a LOCAL transformers folder
+    demo_frames: int = 16  # condition=demo: frames read from the demonstration
+    instructions: list = field(default_factory=list)  # the training data's task strings, in task_index order
+    text_identity: dict = field(default_factory=dict)  # a pretrained text encoder's path and fingerprint
 
     def __post_init__(self):
         if not self.input_features:
@@ -195,6 +203,9 @@ class Policy(nn.Module):
         self.act_norm = Normalizer(config.act_dim, config.norm_action)
         # the identity without cameras (no parameters): heads size their inputs from encoder.output_dim
         self.obs_encoder = ObservationEncoder(config, pooled=self.pooled_encoder)
+        check_condition(config)
+        # the task -> a vector that `encode` appends to every observation step (None: a one-task policy)
+        self.task_cond = TaskConditioner(config) if config.condition != "none" else None
 
     pooled_encoder = True  # False: the encoder gives feature maps, not vectors (ACT makes its own image tokens)
 
@@ -218,9 +229,65 @@ class Policy(nn.Module):
         return vec.to(device, torch.float32, non_blocking=True), images
 
     def encode(self, obs: Observations) -> torch.Tensor:
-        """Raw inputs (see `split_inputs`) -> (B, To, encoder.output_dim): normalized vector features, then camera features."""
+        """Raw inputs (see `split_inputs`) -> (B, To, encoded_dim): normalized vector features, then camera features,
+        then (a task-conditioned policy) the task vector, the same at every step."""
         vec, images = self.split_inputs(obs)
-        return self.obs_encoder(self.obs_norm(vec), images)
+        enc = self.obs_encoder(self.obs_norm(vec), images)
+        task = self.task_vector(obs)
+        if task is None:
+            return enc
+        return torch.cat([enc, task[:, None].to(enc.dtype).expand(-1, enc.shape[1], -1)], -1)
+
+    @property
+    def encoded_dim(self) -> int:
+        """Width of one encoded observation step: the encoder's output, plus the task vector when conditioned."""
+        return self.obs_encoder.output_dim + (self.config.task_dim if self.task_cond is not None else 0)
+
+    def split_task(self, enc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, To, encoded_dim) -> (the observations (B, To, encoder.output_dim), the task vector (B, task_dim) or None)."""
+        if self.task_cond is None:
+            return enc, None
+        d = self.obs_encoder.output_dim
+        return enc[..., :d], enc[:, -1, d:]
+
+    def task_vector(self, obs: Observations) -> torch.Tensor | None:
+        """The batch's task vectors (B, task_dim), or None for a one-task policy."""
+        if self.task_cond is None:
+            return None
+        if not isinstance(obs, Mapping):
+            raise MimeticError(f"this policy is conditioned on {self.config.condition!r}: its input must say the task")
+        if self.config.condition == "demo" and "task_vector" not in obs:
+            if "demo_obs" not in obs:
+                raise MimeticError("a demo-conditioned policy needs each row's demonstration ('demo_obs', 'demo_action')")
+            device = self.device
+            demo = torch.cat([self.obs_norm(obs["demo_obs"].to(device, torch.float32)),
+                              self.act_norm(obs["demo_action"].to(device, torch.float32))], -1)
+            return self.task_cond.embed_demo(demo)
+        return self.task_cond(obs)
+
+    @torch.no_grad()
+    def embed_task(self, task: str | None = None, demo=None) -> torch.Tensor:
+        """(task_dim,): the task vector of an instruction (`task`) or of a demonstration (`demo`, an Episode)."""
+        c = self.config
+        if c.condition == "demo":
+            if demo is None:
+                raise MimeticError("this policy is conditioned on a demonstration of the task (--condition demo): "
+                                   "give one (mimetic eval --demo DATASET)")
+            keys = vector_input_keys(c)
+            n = len(demo.actions)
+            idx = demo_indices(n, c.demo_frames)
+            obs = as_obs_dict(demo.obs)
+            missing = [k for k in keys if k not in obs]
+            if missing:
+                raise MimeticError(f"the demonstration lacks the policy's feature {missing[0]!r} (it has {sorted(obs)})")
+            vec = (np.concatenate([np.asarray(obs[k], np.float32).reshape(len(obs[k]), -1)[:n][idx] for k in keys], -1)
+                   if keys else np.zeros((len(idx), 0), np.float32))
+            return self.task_vector({"demo_obs": torch.as_tensor(vec)[None],
+                                     "demo_action": torch.as_tensor(np.asarray(demo.actions, np.float32)[idx])[None]})[0]
+        if task is None:
+            raise MimeticError(f"this policy is conditioned on the task instruction (--condition {c.condition}): "
+                               f"say which task (evaluate on a suite, or on a task with a known instruction)")
+        return self.task_cond.embed_instruction(task)
 
     def fit_normalization(self, observations: np.ndarray, actions: np.ndarray) -> None:
         self.obs_norm.fit(observations)
@@ -357,9 +424,15 @@ class PolicyActor:
     episode's seed (rollout passes them), so an episode does not depend on the batch it runs in.
     """
 
-    def __init__(self, policy: Policy, temporal_ensemble: float | None = None, n_action_steps: int | None = None):
+    def __init__(self, policy: Policy, temporal_ensemble: float | None = None, n_action_steps: int | None = None,
+                 task: str | None = None, demo=None):
         self.policy = policy.eval()
         c = policy.config
+        # a task-conditioned policy: its task (an instruction, or a demonstration Episode), embedded at the first step
+        self.task, self.demo = task, demo
+        self._task_vec: torch.Tensor | None = None
+        if c.condition != "none":
+            policy.embed_task(task, demo)  # a missing or unknown task fails here, not at the first step
         self.To = c.n_obs_steps
         self.first = -c.action_start  # index, in a predicted chunk, of the action for the current step
         self.Ta = max(1, min(n_action_steps or c.n_action_steps, c.horizon - self.first))
@@ -419,6 +492,10 @@ class PolicyActor:
         obs = torch.as_tensor(vec, dtype=torch.float32)
         if self.image_keys:  # uint8 histories (n, To, H, W, 3); the policy moves them to its device
             obs = {"obs": obs, **{k: torch.from_numpy(np.stack(list(self.hist[k]), axis=1)) for k in self.image_keys}}
+        if self.policy.task_cond is not None:  # the same task vector for every environment of the batch
+            if self._task_vec is None or self._task_vec.device != self.policy.device:
+                self._task_vec = self.policy.embed_task(self.task, self.demo)
+            obs = {**(obs if isinstance(obs, dict) else {"obs": obs}), "task_vector": self._task_vec.expand(self.n, -1)}
         return self.policy.predict(obs, generators=self.gens).cpu().numpy()[:, self.first:, :]
 
     def act(self, obs) -> np.ndarray:

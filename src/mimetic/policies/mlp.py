@@ -59,10 +59,27 @@ class MLPPolicy(Policy):
         self.out = config.horizon * config.act_dim
         n_out = {"deterministic": self.out, "gaussian": 2 * self.out, "gmm": self.K * (1 + 2 * self.out)}[config.head]
         self.net = mlp([config.n_obs_steps * self.obs_encoder.output_dim, *config.hidden, n_out], config.dropout)
+        # a task-conditioned policy: FiLM (a per-unit scale and bias from the task vector) on every hidden layer
+        self.film = nn.Linear(config.task_dim, 2 * sum(config.hidden)) if self.task_cond is not None else None
+
+    def trunk(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """(B, To, encoded_dim) -> the network's raw output (B, n_out); with a task, each hidden layer's
+        pre-activation h becomes h * (1 + scale) + bias."""
+        obs, task = self.split_task(obs_n)
+        x = obs.reshape(len(obs), -1)
+        if task is None:
+            return self.net(x)
+        film = iter(self.film(task).split([h for h in self.config.hidden for _ in (0, 1)], dim=-1))
+        linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        for m in self.net:
+            x = m(x)
+            if isinstance(m, nn.Linear) and m is not linears[-1]:
+                x = x * (1 + next(film)) + next(film)
+        return x
 
     def _mixture(self, obs_n: torch.Tensor):
         B = obs_n.shape[0]
-        raw = self.net(obs_n.reshape(B, -1))
+        raw = self.trunk(obs_n)
         if self.config.head == "gaussian":
             mean, log_std = raw.split(self.out, dim=-1)
             logits = torch.zeros(B, 1, device=raw.device, dtype=raw.dtype)
@@ -79,7 +96,7 @@ class MLPPolicy(Policy):
         target = self.act_norm(batch["action"].to(obs_n.device)).reshape(len(obs_n), -1)  # (B, H*a)
         mask = (~batch["action_pad"].to(obs_n.device)).float().repeat_interleave(c.act_dim, dim=1)  # (B, H*a)
         if c.head == "deterministic":
-            pred = self.net(obs_n.reshape(len(obs_n), -1))
+            pred = self.trunk(obs_n)
             loss = (((pred - target) ** 2) * mask).sum() / mask.sum().clamp(min=1)
             return loss, {"mse": loss.item()}
         logits, mean, std = self._mixture(obs_n)
@@ -96,7 +113,7 @@ class MLPPolicy(Policy):
         c = self.config
         B = obs_n.shape[0]
         if c.head == "deterministic":
-            out = self.net(obs_n.reshape(B, -1))
+            out = self.trunk(obs_n)
         else:
             logits, mean, std = self._mixture(obs_n)
             if c.sample:  # each row from its episode's generator (see mimetic.policies.base)

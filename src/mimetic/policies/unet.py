@@ -157,7 +157,8 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
-        cond_dim = config.n_obs_steps * self.obs_encoder.output_dim
+        # the flattened encoded observations, and the task vector once (a task-conditioned policy)
+        cond_dim = config.n_obs_steps * self.obs_encoder.output_dim + (config.task_dim if self.task_cond is not None else 0)
         layers = []
         for width in config.cond_hidden:
             layers += [nn.Linear(cond_dim, width), nn.Mish()]
@@ -197,6 +198,8 @@ class ChunkGenerativePolicy(Policy):
         return {**self.__dict__, "_traced": {}}
 
     def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
-        """(B, To, encoder.output_dim) encoded observations -> the FiLM condition (B, To * output_dim), through
-        the `cond_hidden` MLP when there is one."""
-        return self.cond_mlp(obs_n.reshape(len(obs_n), -1))
+        """(B, To, encoded_dim) encoded observations -> the FiLM condition: the flattened observations (and the task
+        vector once, for a task-conditioned policy), through the `cond_hidden` MLP when there is one."""
+        obs, task = self.split_task(obs_n)
+        flat = obs.reshape(len(obs), -1)
+        return self.cond_mlp(flat if task is None else torch.cat([flat, task], -1))
