@@ -155,12 +155,13 @@ def test_demo_bank_draws_another_episode_of_the_same_task():
     bank = DemoBank(vectors, torch.zeros(60, 1), starts, ends, task, np.arange(6), frames=4)
     eps = torch.tensor([0, 0, 1, 2, 3, 4, 5] * 50)
     out = bank.draw(eps, torch.rand(len(eps), generator=torch.Generator().manual_seed(0)))
-    chosen = (out["demo_obs"][:, 0, 0] // 10).long()
+    chosen = (out["demo_obs"][out["demo_row"], 0, 0] // 10).long()
+    assert len(out["demo_obs"]) == len(torch.unique(chosen))  # each distinct demonstration once
     assert torch.equal(torch.as_tensor(task)[chosen], torch.as_tensor(task)[eps])
     single = eps != 5
     assert not (chosen[single] == eps[single]).any()
     assert set(chosen[eps == 0].tolist()) == {2, 4}  # both other episodes of task 0 are drawn
-    assert out["demo_obs"][0, :, 0].tolist() == [float(chosen[0] * 10 + i) for i in (0, 3, 6, 9)]
+    assert out["demo_obs"][out["demo_row"][0], :, 0].tolist() == [float(chosen[0] * 10 + i) for i in (0, 3, 6, 9)]
 
 
 def test_pretrained_text_encoder_embeds_new_wording(corners, tmp_path):

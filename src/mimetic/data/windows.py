@@ -100,7 +100,9 @@ class DemoBank:
         self.position = torch.as_tensor(position)
 
     def draw(self, episodes: torch.Tensor, u: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The demonstrations of rows from `episodes`, choosing with uniforms `u` in [0, 1): demo_obs (B, K, d), demo_action (B, K, a)."""
+        """The demonstrations of rows from `episodes`, choosing with uniforms `u` in [0, 1): each distinct one once,
+        demo_obs (U, K, d) and demo_action (U, K, a), and demo_row (B,), the row's demonstration among them (a batch
+        of 256 rows draws from a few dozen episodes: the policy encodes each once)."""
         task = self.episode_task[episodes]
         count, pos = self.count[task], self.position[episodes]
         inside = pos >= 0
@@ -108,8 +110,9 @@ class DemoBank:
         j = (u * others.clamp(min=1)).long().clamp(max=(others - 1).clamp(min=0))
         j = torch.where(inside & (j >= pos), j + 1, j)  # step over the row's own episode
         chosen = torch.where(others > 0, self.members[task, j.clamp(max=self.members.shape[1] - 1)], episodes)
-        rows = self.frames[chosen]  # (B, K)
-        return {"demo_obs": self.vectors[rows], "demo_action": self.actions[rows]}
+        unique, row = torch.unique(chosen, return_inverse=True)
+        frames = self.frames[unique]  # (U, K)
+        return {"demo_obs": self.vectors[frames], "demo_action": self.actions[frames], "demo_row": row}
 
 
 class WindowSampler:

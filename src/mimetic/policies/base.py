@@ -251,7 +251,9 @@ class Policy(nn.Module):
         return enc[..., :d], enc[:, -1, d:]
 
     def task_vector(self, obs: Observations) -> torch.Tensor | None:
-        """The batch's task vectors (B, task_dim), or None for a one-task policy."""
+        """The batch's task vectors (B, task_dim), or None for a one-task policy. The task is the batch's `task_vector`,
+        its `task` (row -> instruction index), or its demonstrations (`demo_obs`, `demo_action`: one per row, or each
+        distinct one once with `demo_row` naming each row's)."""
         if self.task_cond is None:
             return None
         if not isinstance(obs, Mapping):
@@ -262,7 +264,8 @@ class Policy(nn.Module):
             device = self.device
             demo = torch.cat([self.obs_norm(obs["demo_obs"].to(device, torch.float32)),
                               self.act_norm(obs["demo_action"].to(device, torch.float32))], -1)
-            return self.task_cond.embed_demo(demo)
+            vectors = self.task_cond.embed_demo(demo)
+            return vectors[obs["demo_row"].to(device)] if "demo_row" in obs else vectors  # each row's demonstration
         return self.task_cond(obs)
 
     @torch.no_grad()
