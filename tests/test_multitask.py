@@ -84,7 +84,9 @@ def test_conditioned_policy_does_every_task(method, options, corners, blind, tmp
 def _batch(policy, B=6, condition="task"):
     c = policy.config
     g = torch.Generator().manual_seed(0)
-    batch = {"obs": torch.randn(B, c.n_obs_steps, c.obs_dim, generator=g),
+    cams = {k: torch.randint(0, 256, (B, c.n_obs_steps, *v["shape"]), dtype=torch.uint8, generator=g)
+            for k, v in c.input_features.items() if v["kind"] == "image"}
+    batch = {**cams,"obs": torch.randn(B, c.n_obs_steps, c.obs_dim, generator=g),
              "action": torch.randn(B, c.horizon, c.act_dim, generator=g),
              "action_pad": torch.zeros(B, c.horizon, dtype=torch.bool),
              "task": torch.arange(B) % len(c.instructions)}
@@ -105,18 +107,26 @@ def _config(type_name, **kw):
     return getattr(importlib.import_module(module), cls)(obs_dim=4, act_dim=2, instructions=[t.instruction for t in CORNERS], **kw)
 
 
+CAMERA = {"observation.state": {"kind": "state", "shape": [4], "names": None},
+          "observation.images.top": {"kind": "image", "shape": [16, 16, 3], "names": None}}
+
+
 @pytest.mark.parametrize("type_name", list(TYPES))
-@pytest.mark.parametrize("condition", ["task", "task-id", "demo"])
+@pytest.mark.parametrize("condition", ["task", "task-id", "demo", "task+camera"])
 def test_every_head_reads_the_task(type_name, condition, tmp_path):
-    """The loss reaches the task encoder, two tasks give two different actions, and a saved policy keeps both."""
+    """The loss reaches the task encoder, two tasks give two different actions, and a saved policy keeps both;
+    with a camera too (the task vector joins the image features, or ACT's image tokens)."""
     torch.manual_seed(0)
-    policy = _policy_class(type_name)(_config(type_name, condition=condition))
+    camera = condition.endswith("+camera")
+    condition = condition.removesuffix("+camera")
+    policy = _policy_class(type_name)(_config(type_name, condition=condition, **({"input_features": CAMERA} if camera else {})))
     loss, _ = policy(_batch(policy, condition=condition))
     loss.backward()
     grads = [p.grad for p in policy.task_cond.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
     policy.eval()
-    obs = {"obs": torch.zeros(1, policy.config.n_obs_steps, 4)}
+    obs = {k: v[:1] for k, v in _batch(policy, condition=condition).items() if k.startswith("observation.images")}
+    obs["obs"] = torch.zeros(1, policy.config.n_obs_steps, 4)
     if condition == "demo":
         demos = [{"demo_obs": torch.full((1, 16, 4), float(v)), "demo_action": torch.full((1, 16, 2), float(v))} for v in (-1, 1)]
         vecs = [policy.task_vector(d) for d in demos]
