@@ -176,7 +176,7 @@ def run(args) -> None:
         default = config("none", None, single_ds[tasks[0].name])
         S = max(1, round(default.steps * args.steps_scale))
         # (a) one specialist per task
-        for t in tasks:
+        for t in tasks if not args.no_single else []:
             if (t.name, method, "single", "none") in done:
                 continue
             cfg = config("none", S, single_ds[t.name])
@@ -320,6 +320,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps-scale", type=float, default=1.0,
                    help="FOR SMOKE TESTS ONLY: multiply the default steps S (single) and n_tasks x S (multi)")
+    p.add_argument("--no-single", action="store_true", help="skip the single-task policies (e.g. for the held-out "
+                   "measurement on ML10, which needs only the multi-task policy)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
