@@ -148,6 +148,6 @@ def test_under_torchrun_a_batch_the_ranks_cannot_share_and_single_process_loops_
         bc.train(bc.Config(**dict(EXACT, batch_size=15)), Dataset.load(demos), tmp_path / "r", progress=False)
     assert "train gail runs in one process" in _one_line_error(
         capsys, ["train", "gail", "--data", str(demos), "--out", str(tmp_path / "g")])
-    assert "dagger runs in one process" in _one_line_error(
-        capsys, ["dagger", "reach", "--out", str(tmp_path / "d")])
+    assert "dagger --expert keyboard: a human at this machine labels the rollouts, so it runs in one process" in \
+        _one_line_error(capsys, ["dagger", "reach", "--out", str(tmp_path / "d"), "--expert", "keyboard"])
     assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()

@@ -401,7 +401,10 @@ def cmd_convert(args) -> None:
 
 
 def cmd_dagger(args) -> None:
-    from mimetic.algos.dagger import DaggerConfig, load_config, run_dagger
+    import contextlib
+
+    from mimetic import distributed
+    from mimetic.algos.dagger import DaggerConfig, check_processes, learner_config, load_config, run_dagger
 
     if args.resume:
         cfg = load_config(args.out)  # run_dagger reads it again; here it says which expert to build
@@ -417,6 +420,12 @@ def cmd_dagger(args) -> None:
                            policy_options=_parse_options(args.policy_option, "--policy-option"),
                            warm_start=not args.from_scratch, device=args.device, **{k: getattr(args, k) for k in _DAGGER_ARGS})
         cfg.validate()  # before a window opens for a human expert
+    if args.nproc != 1:  # this command as N processes on this machine, as `train --nproc` (the workers run it without)
+        check_processes(cfg, n=args.nproc)
+        mc = learner_config(cfg)  # what the training processes need: a device with N slots, a batch N can share
+        args.exit_status = _launch_ranks(argparse.Namespace(nproc=args.nproc, method=cfg.policy, argv=args.argv), mc)
+        return
+    check_processes(cfg)  # under torchrun: a human expert is refused before its window opens
     expert = None
     if cfg.expert != "scripted":  # a human: the CLI builds the teleop actor, the algorithm only uses it
         from mimetic.envs.spaces import env_sizes
@@ -426,8 +435,11 @@ def cmd_dagger(args) -> None:
     if expert is not None and (args.ray or args.ray_address):
         raise MimeticError(f"dagger: --expert {cfg.expert} is a human at this machine; --ray sends rollouts to other "
                            "processes, so it needs --expert scripted")
-    with _ray_backend(args) as backend:
+    main_rank = distributed.is_main()
+    with (_ray_backend(args) if main_rank else contextlib.nullcontext(None)) as backend:  # rank 0 alone rolls out
         rows = run_dagger(cfg, args.out, resume=args.resume, progress=not args.quiet, expert=expert, backend=backend)
+    if not main_rank:
+        return
     for r in rows:
         print(f"iteration {r['iteration']}: expert labels {r['expert_labels']}, "
               f"validation success {r['val_success']:.2f} [{r['val_ci95'][0]:.2f}, {r['val_ci95'][1]:.2f}]")
@@ -674,7 +686,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--num-envs", type=int, default=8)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE")
-    _add_ray(s, "the rollouts and validation episodes (training stays here)")
+    _add_ray(s, "the rollouts and validation episodes (training stays here; under torchrun / --nproc, rank 0 drives Ray)")
+    s.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="train each iteration's learner as N processes on this machine with torch "
+                        "DistributedDataParallel (at most its CPU cores, or GPUs on cuda; the learner's batch size is "
+                        "the global batch, divisible by N); rank 0 alone rolls out, labels, validates and writes. "
+                        "Several machines: torchrun ... -m mimetic dagger (README)")
     _add_device(s)
     s.set_defaults(fn=cmd_dagger)
 

@@ -1,4 +1,4 @@
-"""Training on several processes: torch.distributed, started by `torchrun` or `mimetic train --nproc N`.
+"""Training on several processes: torch.distributed, started by `torchrun` or `mimetic train|dagger --nproc N`.
 
 torchrun starts one process per rank and describes the job in environment variables (RANK, WORLD_SIZE,
 LOCAL_RANK, MASTER_ADDR, MASTER_PORT). Without them (or with WORLD_SIZE=1) every function here gives the
@@ -13,7 +13,7 @@ as it did before.
 - `on_main(fn)`: run fn on rank 0 only (the run folder's writes) and give every rank its result or its error.
 - `gather(obj)`, `mean(x)`, `barrier()`: the few collectives the trainer needs (RNG states for checkpoints,
   the logged loss).
-- `launch(argv, nproc)`: `mimetic train --nproc N`: torch's elastic launcher (what torchrun runs) on this
+- `launch(argv, nproc)`: `mimetic train|dagger --nproc N`: torch's elastic launcher (what torchrun runs) on this
   machine, each worker `python -m mimetic ARGV`; a worker that fails stops the others.
 
 It sits at the bottom layer next to `devices` (torch only, no mimetic room above `errors`).
@@ -72,7 +72,7 @@ def require_single_process(what: str) -> None:
     """One line, before any work, for a loop that does not run under torchrun / --nproc."""
     if world_size() > 1:
         raise MimeticError(f"{what} runs in one process; torchrun and --nproc train the supervised methods "
-                           f"(bc, act, diffusion, flow) only (this job has WORLD_SIZE={world_size()})")
+                           f"(bc, act, diffusion, flow) and dagger's learner only (this job has WORLD_SIZE={world_size()})")
 
 
 def timeout_s() -> float:

@@ -41,6 +41,11 @@ RUN/dagger.png          success versus expert labels
 RUN/config.json, RUN/model.safetensors   the deployed learner (see `select`): `mimetic eval RUN`
 ```
 
+Many processes (torchrun, `mimetic dagger --nproc N`): rank 0 alone collects, labels, appends, validates and
+writes RUN (the others wait at a collective); every iteration's supervised training runs on all ranks with DDP,
+each rank reading the dataset rank 0 just committed and the same warm start, so every rank ends each iteration
+with the same learner. A human expert runs in one process (refused in one line); `backend` (Ray) is rank 0's.
+
 Crash safety: an iteration's episodes are appended in one atomic commit that also records the
 iteration number, rollouts use seeds fixed by the iteration, and the iteration counts as done
 only once its row is in metrics.jsonl (rewritten atomically: the run-directory convention of
@@ -479,6 +484,23 @@ def load_config(run: str | Path) -> DaggerConfig:
     return DaggerConfig(**saved["config"])
 
 
+def check_processes(cfg: DaggerConfig, n: int | None = None) -> None:
+    """One line for what cannot run as `n` processes (default this job's WORLD_SIZE): a human expert labels at one
+    machine, so HG-DAgger with a human runs in one process."""
+    from mimetic import distributed as dist
+
+    n = dist.world_size() if n is None else n
+    if n > 1 and cfg.expert != "scripted":
+        raise dist.everywhere(MimeticError(
+            f"dagger --expert {cfg.expert}: a human at this machine labels the rollouts, so it runs in one process; "
+            f"leave out torchrun / --nproc (this job has {n} processes), or use --expert scripted"))
+
+
+def learner_config(cfg: DaggerConfig, member: int = 0):
+    """The Config of the method that trains the learner (device, batch size, steps, seed) for ensemble member `member`."""
+    return _method_config(cfg, member)[1]
+
+
 def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, progress: bool = True,
                expert=None, takeover=None, backend=None) -> list[dict]:
     """Run (or resume) DAgger / HG-DAgger into `run`; returns the per-iteration log rows.
@@ -490,15 +512,60 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     expert with a true `quit` attribute stops the run (resumable). `backend`: a `mimetic.shards.RayBackend` runs
     the rollouts and validation episodes as Ray tasks (learners act on the workers' CPUs; training and every write
     stay here); the run is the same.
-    """
-    from mimetic.algos.trainer import resolve_for_dataset
-    from mimetic.distributed import require_single_process
-    from mimetic.envs.spaces import env_sizes
-    from mimetic.evaluate import VAL_SEED, evaluate
-    from mimetic.policies.base import PolicyActor, load_policy, save_policy
 
-    require_single_process("dagger")  # its rollouts and dataset appends are not shared out over ranks (yet)
+    Under torchrun / `--nproc` (WORLD_SIZE > 1, `mimetic.distributed`): rank 0 alone collects (rollouts, expert
+    labels, the dataset append), validates and writes the run folder (`backend` matters on rank 0 only) while the
+    others wait; then every rank loads the dataset rank 0 committed and trains the iteration's learner with DDP
+    (the global batch shared out, the warm start read from the same file), so every rank ends each iteration with
+    the same weights. The run folder must be on a filesystem every rank reads.
+    """
+    from mimetic import distributed as dist
+
     run = Path(run)
+    try:  # read only, on every rank alike (before any rank writes: joining the process group waits for all)
+        cfg, expert, takeover, sizes = _prepare(cfg, run, resume, expert, takeover)
+    except MimeticError as e:
+        raise dist.everywhere(e) from None  # under torchrun, rank 0 alone prints it
+    if dist.world_size() > 1:
+        from mimetic.devices import resolve_device
+
+        dist.init(dist.rank_device(resolve_device(learner_config(cfg).device)))
+    num_envs = 1 if cfg.expert != "scripted" else cfg.num_envs
+    data_dir = run / "data"
+
+    def start() -> list[dict]:
+        if not resume:
+            run.mkdir(parents=True, exist_ok=True)
+            RunDir(run, "DAgger run").write_info({"method": "dagger", "config": dataclasses.asdict(cfg), "env": cfg.env,
+                                                  "env_options": cfg.env_options, "dataset": str((run / "data").resolve())})
+        rows = read_log(run)
+        if not (data_dir / "meta/info.json").exists():
+            eps, next_seed = _initial_episodes(cfg, sizes.obs_dim, sizes.act_dim, expert, backend)
+            if not eps:
+                raise MimeticError(f"--data {cfg.initial_data} has no episodes")
+            Dataset.create(data_dir, eps, env=cfg.env, env_options=cfg.env_options, fps=sizes.fps,
+                           meta={"next_seed": next_seed, "dagger_iteration": 0})
+        return rows
+
+    rows = dist.on_main(start)  # rank 0 writes; every rank gets the completed iterations (or rank 0's error)
+    ds = Dataset.load(data_dir)
+
+    for it in range(len(rows), cfg.iterations + 1):
+        t0 = time.perf_counter()
+        row: dict = {"step": it, "iteration": it}  # step: the run-directory convention's key
+        if it > 0 and int(ds.info["mimetic"].get("dagger_iteration", 0)) < it:
+            row.update(dist.on_main(lambda: _collect(cfg, ds, run, it, expert, takeover, num_envs, progress, backend)))
+            if not dist.is_main():
+                ds = Dataset.load(data_dir)  # what rank 0 just committed
+        policies = _train_iteration(cfg, ds, run, it, progress)  # every rank (DDP under torchrun)
+        rows.append(dist.on_main(lambda: _finish_iteration(cfg, ds, run, rows, row, policies, backend, t0)))
+    return rows
+
+
+def _prepare(cfg: DaggerConfig, run: Path, resume: bool, expert, takeover):
+    """Check the run folder, the configuration, the environment and the expert before any work; reads only."""
+    from mimetic.envs.spaces import env_sizes
+
     if resume:  # the saved configuration, on the device this call asks for
         cfg = dataclasses.replace(load_config(run), device=cfg.device)
     elif is_dagger_run(run):
@@ -506,70 +573,68 @@ def run_dagger(cfg: DaggerConfig, run: str | Path, *, resume: bool = False, prog
     elif run.exists() and (run.is_file() or any(run.iterdir())):
         raise MimeticError(f"{run} exists and is not empty: choose another --out")
     cfg.validate()
+    check_processes(cfg)
     _method_config(cfg)  # fail early on an unknown method or option
     sizes = env_sizes(cfg.env, cfg.env_options)
     sizes.require_continuous("dagger", cfg.env)
-    obs_dim, act_dim, fps = sizes.obs_dim, sizes.act_dim, sizes.fps
     human = cfg.expert != "scripted"
     if expert is None:
         if human:
             raise MimeticError(f"dagger: --expert {cfg.expert} is a human: the caller must build it and pass it in "
                                "(`mimetic dagger` does)")
-        expert = scripted_expert(cfg, act_dim)
+        expert = scripted_expert(cfg, sizes.act_dim)
     elif not isinstance(expert, CheckedExpert):
         who = f"human expert ({cfg.expert})" if human else f"expert of {cfg.env}"
-        expert = CheckedExpert(expert, act_dim, who)
+        expert = CheckedExpert(expert, sizes.act_dim, who)
     if cfg.gate == "human":
         takeover = takeover if takeover is not None else expert.expert
         if not hasattr(takeover, "takeover"):
             raise MimeticError("dagger: --gate human needs an expert (or takeover source) with a `takeover` toggle")
-    num_envs = 1 if human else cfg.num_envs
-    if not resume:
-        run.mkdir(parents=True, exist_ok=True)
-        RunDir(run, "DAgger run").write_info({"method": "dagger", "config": dataclasses.asdict(cfg), "env": cfg.env,
-                                              "env_options": cfg.env_options, "dataset": str((run / "data").resolve())})
-    rows = read_log(run)
-    data_dir = run / "data"
-    if not (data_dir / "meta/info.json").exists():
-        eps, next_seed = _initial_episodes(cfg, obs_dim, act_dim, expert, backend)
-        if not eps:
-            raise MimeticError(f"--data {cfg.initial_data} has no episodes")
-        Dataset.create(data_dir, eps, env=cfg.env, env_options=cfg.env_options, fps=fps,
-                       meta={"next_seed": next_seed, "dagger_iteration": 0})
-    ds = Dataset.load(data_dir)
+    return cfg, expert, takeover, sizes
 
-    for it in range(len(rows), cfg.iterations + 1):
-        t0 = time.perf_counter()
-        row: dict = {"step": it, "iteration": it}  # step: the run-directory convention's key
-        if it > 0 and int(ds.info["mimetic"].get("dagger_iteration", 0)) < it:
-            learners = _load_learners(cfg, run, it - 1, device="cpu" if backend is not None else None)
-            gate = _make_gate(cfg, ds, learners, takeover)
-            beta = beta_at(cfg, it) if cfg.gate is None else 0.0
-            actor = DaggerActor(learners[0], expert, beta=beta, gate=gate, rng=np.random.default_rng([cfg.seed, it]))
-            seeds = range(ROLLOUT_SEED + (it - 1) * cfg.episodes_per_iter, ROLLOUT_SEED + it * cfg.episodes_per_iter)
-            eps = rollout(cfg.env, actor, seeds, env_options=cfg.env_options, num_envs=num_envs, task=cfg.env,
-                          progress=progress, desc=f"dagger iteration {it}", backend=backend)
-            new = label_episodes(eps, it, takeover_only=cfg.gate is not None)
-            ds.append(new, meta={"dagger_iteration": it})  # atomic: these episodes and the iteration number
-            row.update(beta=beta, rollout_frames=int(sum(len(e) for e in eps)), rollout_success=float(np.mean([e.success for e in eps])),
-                       rollout_expert_fraction=float(np.mean(np.concatenate([e.extras["actor"] for e in eps]))),
-                       new_labels=int(sum(len(e) for e in new)))
-        policies = _train_iteration(cfg, ds, run, it, progress)
-        res = evaluate(PolicyActor(policies[0]), cfg.env, cfg.eval_episodes, seed=VAL_SEED, env_options=cfg.env_options,
-                       num_envs=cfg.num_envs, backend=backend)
-        it_frames = int(np.sum(ds.extra("iteration") == it))
-        row.setdefault("new_labels", it_frames)
-        row.update(val_success=res.success_rate, val_ci95=list(res.ci95), val_return=res.mean_return,
-                   dataset_episodes=ds.num_episodes, dataset_frames=ds.num_frames,
-                   expert_labels=ds.num_frames, train_steps=resolve_for_dataset(_method_config(cfg)[1], ds).steps,
-                   time_s=round(time.perf_counter() - t0, 2))
-        rows.append(row)
-        row["deployed_iteration"] = best = deployed_iteration(rows, cfg.select)
-        save_policy(policies[0] if best == it else load_policy(_member_dir(run, best, 0, len(policies))), run)
-        _write_log(run, rows)  # the commit point of the iteration
-        RunDir(run, "dagger run").send_to_sinks({"step": rows[-1]["iteration"], **rows[-1]})  # --log-to
-        plot_log(rows, run / "dagger.png", title=f"{'HG-DAgger' if cfg.gate else 'DAgger'} on {cfg.env}")
-    return rows
+
+def _collect(cfg: DaggerConfig, ds: Dataset, run: Path, it: int, expert, takeover, num_envs: int, progress: bool,
+             backend) -> dict:
+    """Iteration `it`'s rollouts of the mixture, labelled by the expert and appended to `ds` in one atomic commit;
+    returns the row's rollout fields."""
+    learners = _load_learners(cfg, run, it - 1, device="cpu" if backend is not None else None)
+    gate = _make_gate(cfg, ds, learners, takeover)
+    beta = beta_at(cfg, it) if cfg.gate is None else 0.0
+    actor = DaggerActor(learners[0], expert, beta=beta, gate=gate, rng=np.random.default_rng([cfg.seed, it]))
+    seeds = range(ROLLOUT_SEED + (it - 1) * cfg.episodes_per_iter, ROLLOUT_SEED + it * cfg.episodes_per_iter)
+    eps = rollout(cfg.env, actor, seeds, env_options=cfg.env_options, num_envs=num_envs, task=cfg.env,
+                  progress=progress, desc=f"dagger iteration {it}", backend=backend)
+    new = label_episodes(eps, it, takeover_only=cfg.gate is not None)
+    ds.append(new, meta={"dagger_iteration": it})  # atomic: these episodes and the iteration number
+    return dict(beta=beta, rollout_frames=int(sum(len(e) for e in eps)), rollout_success=float(np.mean([e.success for e in eps])),
+                rollout_expert_fraction=float(np.mean(np.concatenate([e.extras["actor"] for e in eps]))),
+                new_labels=int(sum(len(e) for e in new)))
+
+
+def _finish_iteration(cfg: DaggerConfig, ds: Dataset, run: Path, rows: list[dict], row: dict, policies: list, backend,
+                      t0: float) -> dict:
+    """Validate the iteration's learner, deploy the selected iteration and commit the iteration's row; returns it."""
+    from mimetic.algos.trainer import resolve_for_dataset
+    from mimetic.evaluate import VAL_SEED, evaluate
+    from mimetic.policies.base import PolicyActor, load_policy, save_policy
+
+    it = row["iteration"]
+    res = evaluate(PolicyActor(policies[0]), cfg.env, cfg.eval_episodes, seed=VAL_SEED, env_options=cfg.env_options,
+                   num_envs=cfg.num_envs, backend=backend)
+    it_frames = int(np.sum(ds.extra("iteration") == it))
+    row = dict(row)
+    row.setdefault("new_labels", it_frames)
+    row.update(val_success=res.success_rate, val_ci95=list(res.ci95), val_return=res.mean_return,
+               dataset_episodes=ds.num_episodes, dataset_frames=ds.num_frames,
+               expert_labels=ds.num_frames, train_steps=resolve_for_dataset(_method_config(cfg)[1], ds).steps,
+               time_s=round(time.perf_counter() - t0, 2))
+    done = [*rows, row]
+    row["deployed_iteration"] = best = deployed_iteration(done, cfg.select)
+    save_policy(policies[0] if best == it else load_policy(_member_dir(run, best, 0, len(policies))), run)
+    _write_log(run, done)  # the commit point of the iteration
+    RunDir(run, "dagger run").send_to_sinks({"step": it, **row})  # --log-to
+    plot_log(done, run / "dagger.png", title=f"{'HG-DAgger' if cfg.gate else 'DAgger'} on {cfg.env}")
+    return row
 
 
 def _make_gate(cfg: DaggerConfig, ds: Dataset, learners: list, takeover):
