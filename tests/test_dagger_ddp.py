@@ -3,6 +3,7 @@
 - A 2-process DAgger run (per-rank batch B) collects the same dataset, iteration by iteration, as one process with
   batch 2B, and trains the same learners to float tolerance; both ranks end every iteration with identical weights,
   and rank 1 writes nothing in the run folder (an audit hook records its file writes there).
+- `mimetic dagger --nproc 2` runs the command as 2 processes of torch's launcher; rank 0 alone prints.
 - What cannot run as several processes is one line, exit status 2: a human expert (--nproc or torchrun), --nproc
   larger than the machine, a batch the ranks cannot share.
 """
@@ -122,3 +123,19 @@ def test_what_cannot_run_as_several_processes_is_one_line(tmp_path, monkeypatch,
     assert "--expert gamepad: a human at this machine" in _one_line_error(capsys, [*base, "--expert", "gamepad"])
     assert "leave --nproc out under torchrun" in _one_line_error(capsys, [*base, "--nproc", "2"])
     assert not out.exists()
+
+
+def test_dagger_nproc_runs_the_command_as_two_processes(tmp_path):
+    """`mimetic dagger --nproc 2`: torch's launcher, as `train --nproc`; rank 0 alone prints and writes the run."""
+    import subprocess
+
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "mimetic", "-q", "dagger", "reach", "--out", str(out), "--nproc", "2", "--device", "cpu",
+           "--steps", "20", "--iterations", "1", "--episodes-per-iter", "2", "--initial-episodes", "2",
+           "--eval-episodes", "1", "--num-envs", "2", "--env-option", "max_steps=20",
+           "--policy-option", "hidden=[16]", "--policy-option", "batch_size=8"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("deployed: iteration") == 1 and done.stdout.count("iteration 1: expert labels") == 1, done.stdout
+    assert [r["iteration"] for r in read_log(out)] == [0, 1]
+    assert (out / "model.safetensors").exists() and (out / "iters" / "001" / "model.safetensors").exists()
