@@ -176,7 +176,11 @@ def run(args) -> None:
         default = config("none", None, single_ds[tasks[0].name])
         S = max(1, round(default.steps * args.steps_scale))
         # (a) one specialist per task
-        for t in tasks if not args.no_single else []:
+        singles = [] if args.no_single else tasks
+        if args.single_tasks:  # these single-task policies only, in this order
+            by_name = {t.name: t for t in tasks}
+            singles = [by_name[n] for n in args.single_tasks.split(",")]
+        for t in singles:
             if (t.name, method, "single", "none") in done:
                 continue
             cfg = config("none", S, single_ds[t.name])
@@ -322,6 +326,8 @@ def main() -> None:
                    help="FOR SMOKE TESTS ONLY: multiply the default steps S (single) and n_tasks x S (multi)")
     p.add_argument("--no-single", action="store_true", help="skip the single-task policies (e.g. for the held-out "
                    "measurement on ML10, which needs only the multi-task policy)")
+    p.add_argument("--single-tasks", default="", help="train and evaluate only these single-task policies, in this "
+                   "order (comma-separated task names; default all, in suite order)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
