@@ -280,7 +280,7 @@ def test_report_renders_in_headless_chromium(report_page, compared, tmp_path):
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
            "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
            "--dump-dom", probe.as_uri()]
-    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=300).stdout
     m = re.search(r'<div id="probe" data-images="(\d+)" data-loaded="(\d+)" data-rows="(\d+)"', dom)
     assert m, dom[-2000:]
     images, loaded, rows = map(int, m.groups())

@@ -134,7 +134,7 @@ def test_dagger_nproc_runs_the_command_as_two_processes(tmp_path):
            "--steps", "20", "--iterations", "1", "--episodes-per-iter", "2", "--initial-episodes", "2",
            "--eval-episodes", "1", "--num-envs", "2", "--env-option", "max_steps=20",
            "--policy-option", "hidden=[16]", "--policy-option", "batch_size=8"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # a guard against a hang; ~30 s idle
     assert done.returncode == 0, done.stderr
     assert done.stdout.count("deployed: iteration") == 1 and done.stdout.count("iteration 1: expert labels") == 1, done.stdout
     assert [r["iteration"] for r in read_log(out)] == [0, 1]

@@ -99,19 +99,19 @@ def test_a_killed_rank_stops_the_job_in_one_line_and_resume_continues_exactly(de
            *_cli_args(RESUME)]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + 300
         while not (run / "checkpoint" / "state.json").exists() and p.poll() is None and time.time() < deadline:
             time.sleep(0.01)
         rank1 = [c for c in _children(p.pid) if b"RANK=1" in Path(f"/proc/{c}/environ").read_bytes().split(b"\0")]
         assert len(rank1) == 1, "rank 1's process not found"
         os.kill(rank1[0], signal.SIGKILL)
-        _, err = p.communicate(timeout=60)
+        _, err = p.communicate(timeout=300)
     finally:
         p.kill()
     assert p.returncode == 2
     assert err.strip().splitlines() == [err.strip()] and "rank 1 was killed by SIGKILL" in err, err
     done = subprocess.run([sys.executable, "-m", "mimetic", "-q", "train", "bc", "--out", str(run), "--resume",
-                           "--nproc", "2"], capture_output=True, text=True, timeout=120)
+                           "--nproc", "2"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     ref, got = _weights(ddp_runs / "resume"), _weights(run)
     assert all(torch.equal(ref[k], got[k]) for k in ref)

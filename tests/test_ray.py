@@ -170,7 +170,7 @@ def test_help_does_not_import_ray():
 
     probe = "import sys\nfrom mimetic.cli import main\ntry:\n    main(['eval', '--help'])\nexcept SystemExit:\n    pass\n" \
             "print('ray' in sys.modules, file=sys.stderr)"
-    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     assert r.stderr.strip().splitlines()[-1] == "False", r.stderr
 
 
