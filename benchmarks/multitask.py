@@ -30,8 +30,9 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods flow --conditions task \\
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_flow.jsonl --threads 1
+        (run as: 2 specialists, then --no-single for the multi-task policy, then --single-tasks for the others)
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
-        --conditions demo task --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
+        --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
 
 Smoke test (a couple of minutes; --steps-scale is for smoke tests only, never for reported figures):
