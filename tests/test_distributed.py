@@ -151,3 +151,29 @@ def test_under_torchrun_a_batch_the_ranks_cannot_share_and_single_process_loops_
     assert "dagger --expert keyboard: a human at this machine labels the rollouts, so it runs in one process" in \
         _one_line_error(capsys, ["dagger", "reach", "--out", str(tmp_path / "d"), "--expert", "keyboard"])
     assert not (tmp_path / "r").exists() and not (tmp_path / "d").exists()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG and /proc are Linux's")
+def test_ranks_go_down_with_a_killed_launcher(demos, tmp_path):
+    """SIGKILL on `--nproc`'s launcher (it cannot stop its ranks) must not leave them waiting in a collective."""
+    cmd = [sys.executable, "-m", "mimetic", "-q", "train", "bc", "--data", str(demos), "--out", str(tmp_path / "run"),
+           "--nproc", "2", *_cli_args(dict(SMALL, steps=100000, log_every=100000, ckpt_every=100000))]
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline, ranks = time.time() + 300, []
+        while len(ranks) < 2 and p.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+            ranks = [c for c in _children(p.pid) if b"RANK=" in Path(f"/proc/{c}/environ").read_bytes()]
+        assert len(ranks) == 2, "the two ranks did not start"
+        time.sleep(2)  # let them reach training
+    finally:
+        p.kill()
+        p.wait()
+    deadline = time.time() + 60
+    while any(Path(f"/proc/{r}").exists() and b"State:\tZ" not in Path(f"/proc/{r}/status").read_bytes()
+              for r in ranks) and time.time() < deadline:
+        time.sleep(0.2)
+    alive = [r for r in ranks if Path(f"/proc/{r}").exists() and b"State:\tZ" not in Path(f"/proc/{r}/status").read_bytes()]
+    for r in alive:
+        os.kill(r, signal.SIGKILL)
+    assert not alive, f"ranks {alive} outlived their launcher"

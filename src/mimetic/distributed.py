@@ -100,6 +100,23 @@ def rank_device(device: torch.device) -> torch.device:
     return device
 
 
+def die_with_launcher() -> None:
+    """On Linux, a rank started by a launcher (torchrun's agent, `--nproc`) is killed when that launcher dies: a
+    launcher killed with SIGKILL cannot stop its ranks, which would otherwise wait in a collective until the
+    timeout. Called first thing by `python -m mimetic` under WORLD_SIZE > 1."""
+    if world_size() == 1 or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:  # no glibc: the timeout still ends a stranded rank
+        return
+    if os.getppid() == 1:  # the launcher died before the request took effect
+        os._exit(2)
+
+
 def init(device: torch.device) -> None:
     """Join the process group torchrun describes (gloo on the CPU, NCCL on CUDA); a no-op in one process or
     when already joined. The group is left at exit."""

@@ -71,6 +71,12 @@ def _shared_tensor(arr: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(arr)
 
 
+def demo_indices(length: int, frames: int) -> np.ndarray:
+    """`frames` frame indices spread evenly over an episode of `length` frames, first and last included (what a
+    demo-conditioned policy reads of a demonstration, in training and at evaluation)."""
+    return np.rint(np.linspace(0, max(0, length - 1), frames)).astype(np.int64)
+
+
 class DemoBank:
     """Demonstrations for demo-conditioned training: a window of episode e gets `frames` frames, spread evenly,
     of another episode of e's task drawn from `pool` (e itself only when its task has no other episode there).
@@ -80,8 +86,6 @@ class DemoBank:
 
     def __init__(self, vectors: torch.Tensor, actions: torch.Tensor, starts: np.ndarray, ends: np.ndarray,
                  episode_task: np.ndarray, pool: np.ndarray, frames: int):
-        from mimetic.policies.conditioning import demo_indices  # the same frames a demo gives at evaluation
-
         self.vectors, self.actions = vectors, actions
         self.frames = torch.as_tensor(np.stack([starts[e] + demo_indices(ends[e] - starts[e], frames)
                                                 for e in range(len(starts))]) if len(starts) else

@@ -29,7 +29,8 @@ from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
 from mimetic.features import STATE, Feature, as_obs_dict
-from mimetic.policies.conditioning import TaskConditioner, check_condition, demo_indices
+from mimetic.data.windows import demo_indices
+from mimetic.policies.conditioning import TaskConditioner, check_condition
 from mimetic.policies.encoders import ObservationEncoder
 
 # policy type -> "module:Class"; modules are imported only when a policy of that type is built

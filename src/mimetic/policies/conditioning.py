@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -56,11 +55,6 @@ def check_condition(config) -> None:
                            f"(collect a suite such as metaworld/MT10, or a dataset whose episodes carry task strings)")
     if config.condition == "demo" and config.demo_frames < 1:
         raise MimeticError(f"--demo-frames must be >= 1, got {config.demo_frames}")
-
-
-def demo_indices(length: int, frames: int) -> np.ndarray:
-    """`frames` frame indices spread evenly over an episode of `length` frames, first and last included."""
-    return np.rint(np.linspace(0, max(0, length - 1), frames)).astype(np.int64)
 
 
 class TaskConditioner(nn.Module):
