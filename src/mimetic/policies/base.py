@@ -29,7 +29,7 @@ from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
 from mimetic.features import STATE, Feature, as_obs_dict
-from mimetic.data.windows import demo_indices
+from mimetic.data.windows import demo_indices, vector_input
 from mimetic.policies.conditioning import TaskConditioner, check_condition
 from mimetic.policies.encoders import ObservationEncoder
 
@@ -284,8 +284,7 @@ class Policy(nn.Module):
             missing = [k for k in keys if k not in obs]
             if missing:
                 raise MimeticError(f"the demonstration lacks the policy's feature {missing[0]!r} (it has {sorted(obs)})")
-            vec = (np.concatenate([np.asarray(obs[k], np.float32).reshape(len(obs[k]), -1)[:n][idx] for k in keys], -1)
-                   if keys else np.zeros((len(idx), 0), np.float32))
+            vec = vector_input({k: np.asarray(obs[k])[:n] for k in keys})[idx] if keys else np.zeros((len(idx), 0), np.float32)
             return self.task_vector({"demo_obs": torch.as_tensor(vec)[None],
                                      "demo_action": torch.as_tensor(np.asarray(demo.actions, np.float32)[idx])[None]})[0]
         if task is None:
