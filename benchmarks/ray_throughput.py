@@ -1,6 +1,6 @@
 """Evaluation throughput on a rendering Meta-World task: in this process vs Ray workers (issue 13).
 
-    python benchmarks/ray_throughput.py [--task reach-v3] [--episodes 32] [--ray-cpus 2] \\
+    python benchmarks/ray_throughput.py [--task reach-v3] [--episodes 128] [--ray-cpus 2] \\
         [--out benchmarks/results/ray_throughput]
 
 The scripted expert on `metaworld/<task>` with camera corner4 at 84x84 (the image protocol's rendering), the
@@ -25,7 +25,7 @@ if __name__ == "__main__":
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", default="reach-v3")
-    p.add_argument("--episodes", type=int, default=32)
+    p.add_argument("--episodes", type=int, default=128)
     p.add_argument("--num-envs", type=int, default=8)
     p.add_argument("--ray-cpus", type=int, default=2)
     p.add_argument("--out", default="benchmarks/results/ray_throughput")

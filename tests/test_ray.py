@@ -194,3 +194,26 @@ def test_compare_evaluations_on_ray_equal_in_process(cluster, tmp_path):
     assert main(args + [str(tmp_path / "ray"), "--ray"]) == 0
     a, b = (json.loads((tmp_path / d / "runs/bc-seed0/eval.json").read_text()) for d in ("local", "ray"))
     assert a.pop("policy") != b.pop("policy") and a == b
+
+
+def test_a_ray_worker_reuses_its_environments_between_shards_and_drops_them_after_a_crash():
+    """The shard function itself, in this process (no Ray needed): the second shard of the same environment runs
+    on the first shard's simulators and gives the episodes a fresh build gives; a simulator crash drops them."""
+    from mimetic import shards
+    from mimetic.envs import make_expert
+    from ray_helpers import CRASH_SEED
+
+    job = {"env": "reach", "env_options": {}, "task": "", "threads": None}
+    expert = make_expert("reach")
+    first = shards._rollout_shard([[0, 1, 2], [3, 4, 5]], job, expert)
+    cached = next(iter(shards._worker_cache.values()))
+    second = shards._rollout_shard([[3, 4, 5]], job, expert)
+    assert next(iter(shards._worker_cache.values())) is cached  # not rebuilt
+    shards._drop_worker_envs()
+    fresh = shards._rollout_shard([[3, 4, 5]], job, expert)
+    assert [e.actions.tolist() for e in second[0]] == [e.actions.tolist() for e in fresh[0]] == \
+        [e.actions.tolist() for e in first[1]]
+    crashy = {**job, "env": "gym/ray_helpers:CrashyReach-v0"}
+    with pytest.raises(MimeticError):
+        shards._rollout_shard([[CRASH_SEED]], crashy, expert)
+    assert not shards._worker_cache  # the failed simulators are not reused

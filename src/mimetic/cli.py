@@ -279,8 +279,6 @@ def _policy_actor(policy, ensemble: float | None, task: str | None, demo):
     if demo is not None and condition != "demo":
         raise MimeticError(f"--demo: this {policy.type_name} policy is conditioned on {condition!r}, not on a "
                            "demonstration (train it with --condition demo)")
-    if condition == "none":
-        return PolicyActor(policy, temporal_ensemble=ensemble)
     return PolicyActor(policy, temporal_ensemble=ensemble, task=task, demo=demo)
 
 

@@ -281,21 +281,50 @@ class _NamedEnvs:
                                    f"{e} (in a Ray worker on {socket.gethostname()})") from None
         return out
 
+    def close(self) -> None:
+        self.envs.close()
+
 
 def _rollout_shard(batches: list[list[int]], job: dict, actor) -> list:
     """One Ray task: the lockstep batches of a shard, in this worker process; returns their episodes per batch."""
     from mimetic.rollout import run_episodes
-    from mimetic.workers import open_envs
 
     if job.get("threads"):
         import torch
 
         torch.set_num_threads(job["threads"])
     actor = _build(actor)
-    num_envs = max(len(b) for b in batches)
-    with open_envs(job["env"], num_envs, env_options=job["env_options"], workers=1) as envs:
-        named = _NamedEnvs(envs, job["env"])
+    named = _worker_envs(job["env"], job["env_options"], max(len(b) for b in batches))
+    try:
         return [run_episodes(named, actor, seeds, task=job["task"]) for seeds in batches]
+    except BaseException:  # a simulator that failed is not reused
+        _drop_worker_envs()
+        raise
+
+
+# The environments of this Ray worker process's last shard, kept for its next shard of the same environment:
+# building simulators (and their renderers) costs more than a short shard's episodes. Every episode starts with a
+# seeded reset, as in the in-process path, which also reuses its environments from batch to batch.
+_worker_cache: dict = {}
+
+
+def _worker_envs(env: str, env_options: dict, num_envs: int):
+    import json
+
+    from mimetic.workers import open_envs
+
+    key = (env, json.dumps(env_options, sort_keys=True, default=str), num_envs)
+    if key not in _worker_cache:
+        _drop_worker_envs()
+        envs = open_envs(env, num_envs, env_options=env_options, workers=1)
+        _worker_cache[key] = _NamedEnvs(envs, env)
+    return _worker_cache[key]
+
+
+def _drop_worker_envs() -> None:
+    for envs in _worker_cache.values():
+        envs.close()
+    _worker_cache.clear()
 
 
 def _describe(batches: list[list[int]]) -> str:

@@ -316,9 +316,7 @@ def rollout_success(policy: Policy, episodes: int, demos: dict | None = None) ->
     c = policy.config
     demos = demos or {}
 
-    def actor(instruction: str) -> PolicyActor:
-        if c.condition == "none":
-            return PolicyActor(policy)
+    def actor(instruction: str) -> PolicyActor:  # a policy without conditioning ignores the task
         return PolicyActor(policy, task=instruction, demo=demos.get(instruction))
 
     if is_suite(c.env):

@@ -148,9 +148,7 @@ def suite_eval_json(policy, dataset, suite: str, episodes: int, env_options: dic
     tasks = suite_tasks(suite)
     demos = task_demos(dataset, [t.instruction for t in tasks], EVAL_SEED) if condition == "demo" else {}
 
-    def make_actor(t):
-        if condition == "none":  # a one-task policy on many tasks: the baseline
-            return PolicyActor(policy)
+    def make_actor(t):  # a policy without conditioning (the one-task baseline) ignores the task
         return PolicyActor(policy, task=t.instruction, demo=demos.get(t.instruction))
 
     res = evaluate_suite(make_actor, suite, episodes, EVAL_SEED, env_options=env_options, progress=progress,

@@ -431,7 +431,8 @@ class PolicyActor:
                  task: str | None = None, demo=None):
         self.policy = policy.eval()
         c = policy.config
-        # a task-conditioned policy: its task (an instruction, or a demonstration Episode), embedded at the first step
+        # a task-conditioned policy: its task (an instruction, or a demonstration Episode), embedded at the first step;
+        # a policy without task conditioning ignores both (a one-task policy run on every task of a suite)
         self.task, self.demo = task, demo
         self._task_vec: torch.Tensor | None = None
         if c.condition != "none":
