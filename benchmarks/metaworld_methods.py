@@ -49,11 +49,23 @@ VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
             "act": {"act-te": dict(temporal_ensemble=0.1)}}
 
 
+def finished_run(run_dir: Path, cfg) -> float | None:
+    """The training seconds of a run in `run_dir` that finished all of cfg's steps at cfg's batch size, else None."""
+    try:
+        train = json.loads((run_dir / "train.json").read_text())["train"]
+        last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+    if train["steps"] != cfg.steps or train["batch_size"] != cfg.batch_size or last.get("step") != cfg.steps:
+        return None
+    return float(last.get("time_s", 0.0))
+
+
 def run(args) -> None:
     from mimetic.algos import method_module
     from mimetic.algos.trainer import resolve_for_dataset
     from mimetic.envs import make_expert
-    from mimetic.evaluate import EVAL_SEED, evaluate
+    from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy
 
     torch.set_num_threads(args.threads)
@@ -87,8 +99,13 @@ def run(args) -> None:
                 cfg = resolve_for_dataset(module.Config(**options, val_fraction=0.0, seed=args.seed, steps=args.steps,
                                                         batch_size=args.batch_size), ds)
                 cfg.log_every = cfg.ckpt_every = cfg.steps
-                policy = module.train(cfg, ds, run_dir, progress=False)
-                train_s, steps = time.perf_counter() - t0, cfg.steps
+                finished = finished_run(run_dir, cfg)
+                if finished is not None:  # trained before with these settings (e.g. scored on the other seeds)
+                    policy, train_s = load_policy(run_dir), finished
+                else:
+                    policy = module.train(cfg, ds, run_dir, progress=False)
+                    train_s = time.perf_counter() - t0
+                steps = cfg.steps
             default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)
             for row_name, opts in [(name, {})] + list(variants.get(name, {}).items()):
                 if (task, row_name) in done:
@@ -100,7 +117,8 @@ def run(args) -> None:
                         policy.set_sampling_steps(opts.get("sampling_steps", default_steps))
                     actor = PolicyActor(policy, temporal_ensemble=opts.get("temporal_ensemble"))
                 t1 = time.perf_counter()
-                res = evaluate(actor, env, args.episodes, seed=EVAL_SEED, num_envs=args.num_envs, env_options=env_options)
+                seed = VAL_SEED if args.seeds == "val" else EVAL_SEED
+                res = evaluate(actor, env, args.episodes, seed=seed, num_envs=args.num_envs, env_options=env_options)
                 row = {"task": task, "group": GROUP_OF.get(task, "other"), "policy": row_name,
                        "success_rate": res.success_rate, "ci95": list(res.ci95), "episodes": res.episodes,
                        "mean_length": res.mean_length, "demos": ds.num_episodes, "steps": steps,
@@ -108,7 +126,7 @@ def run(args) -> None:
                        "temporal_ensemble": opts.get("temporal_ensemble"),
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
                        "batch_size": args.batch_size if policy else None,  # None: the method's default
-                       "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options}
+                       "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options, "seeds": args.seeds}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -123,6 +141,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps (default: each method's default; 2000 with --images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each method's default; 64 with --images)")
+    p.add_argument("--seeds", choices=["eval", "val"], default="eval", help="evaluation seeds (1,000,000..: the "
+                   "reported figures) or validation seeds (to choose settings on; write them to their own --out)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/metaworld_methods.jsonl")
