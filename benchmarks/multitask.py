@@ -17,6 +17,11 @@ For a suite (Meta-World MT10 by default; ../shared/BENCHMARK-PROTOCOL.md, "Multi
   held-out task, given one demonstration of it (10 successful demos of the held-out suite collected into
   WORK/heldout_demos, seeds 0..): a task it never trained on (rows with "kind": "heldout").
 
+With `--text-encoder ENC` (e.g. `wordllama`, the sentence encoder the wordllama package ships) the "task" condition
+uses that frozen pretrained encoder instead of the learned one, and with `--paraphrases` its policy is also
+evaluated with every task told in other words (PARAPHRASES below, written for this benchmark and never used in
+training; rows with "kind": "paraphrase").
+
 Every evaluation: `--episodes` episodes per task on the seeds 1_000_000.. (disjoint from the demonstrations, the
 same for every policy), final checkpoint. One JSON row per (task, method, kind, condition) is appended to --out;
 work whose row exists is skipped, so a killed run resumes (trained checkpoints in WORK are reused). Two processes
@@ -31,6 +36,9 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
     python benchmarks/multitask.py --suite metaworld/MT10 --methods flow --conditions task \\
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_flow.jsonl --threads 1
         (run as: 2 specialists, then --no-single for the multi-task policy, then --single-tasks for the others)
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --no-single \
+        --text-encoder wordllama --paraphrases --demos 10 --episodes 50 --work /tmp/mt/mt10 \
+        --out benchmarks/results/multitask_mt10_paraphrase.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
@@ -56,6 +64,23 @@ import numpy as np
 import torch
 
 CONDITIONS = ("task", "task-id", "demo", "none")
+# Other words for each task (the held-out wording of issue 14): another verb or phrasing, the same objects and goal.
+PARAPHRASES = {
+    "reach-v3": "move the gripper to the target",
+    "push-v3": "shove the puck onto the target",
+    "pick-place-v3": "grab the puck and put it on the target",
+    "door-open-v3": "pull the door open",
+    "drawer-open-v3": "pull the drawer out",
+    "drawer-close-v3": "push the drawer shut",
+    "button-press-topdown-v3": "push the button down from above",
+    "peg-insert-side-v3": "slide the peg sideways into the hole",
+    "window-open-v3": "slide the window open",
+    "window-close-v3": "slide the window shut",
+    "reach-top-left": "go to the top left corner",
+    "reach-top-right": "go to the top right corner",
+    "reach-bottom-left": "go to the bottom left corner",
+    "reach-bottom-right": "go to the bottom right corner",
+}
 COMMANDS = [" ".join(line.split()) for line in __doc__.split("The runs reported in BENCHMARKS.md")[1]
             .split("Smoke test")[0].replace("\\\n", " ").splitlines() if line.strip().startswith("python ")]
 TARGET_GAP = 0.05  # multi-task mean within 5 points of (or above) the single-task mean
@@ -137,7 +162,8 @@ def run(args) -> None:
         print(json.dumps(row), flush=True)
 
     def evaluate_rows(suite: str, members, make_actor, kind: str, method: str, condition, steps, batch_size,
-                      train_s, demos: int) -> None:
+                      train_s, demos: int, instruction=None) -> None:
+        """One row per task; `instruction(task)`: the words the policy was told, when not the task's own."""
         for t in members:
             if (t.name, method, kind, condition) in done:
                 continue
@@ -147,7 +173,9 @@ def run(args) -> None:
             write({"suite": suite, "task": t.name, "instruction": t.instruction, "method": method, "kind": kind,
                    "condition": condition, "success_rate": res.success_rate, "ci95": list(res.ci95),
                    "episodes": res.episodes, "steps": steps, "batch_size": batch_size, "train_s": train_s,
-                   "eval_s": round(time.perf_counter() - t0, 1), "demos": demos})
+                   "eval_s": round(time.perf_counter() - t0, 1), "demos": demos,
+                   **({"told": instruction(t)} if instruction else {}),
+                   **({"text_encoder": args.text_encoder} if args.text_encoder and condition == "task" else {})})
 
     demos_root = work / "demos"
     ds = atomic_dataset(demos_root, lambda p: collect(args.suite, p, args.demos, seed=0, only_success=True,
@@ -168,8 +196,9 @@ def run(args) -> None:
         module = method_module(method)
 
         def config(condition: str, steps: int | None, dataset):
+            extra = {"text_encoder": args.text_encoder} if condition == "task" and args.text_encoder else {}
             cfg = resolve_for_dataset(module.Config(condition=condition, val_fraction=0.0, seed=args.seed,
-                                                    steps=steps), dataset)
+                                                    steps=steps, **extra), dataset)
             cfg.log_every = cfg.ckpt_every = cfg.steps
             return cfg
 
@@ -193,11 +222,15 @@ def run(args) -> None:
         for condition in args.conditions:
             members = list(tasks)
             want_heldout = bool(heldout) and condition == "demo"
+            want_para = args.paraphrases and condition == "task"
             if all((t.name, method, "multi", condition) in done for t in tasks) and not (
+                    want_para and any((t.name, method, "paraphrase", condition) not in done for t in tasks)) and not (
                     want_heldout and any((t.name, method, "heldout", condition) not in done for t in heldout)):
                 continue
             cfg = config(condition, S * len(tasks), ds)
-            policy, train_s = trained(module, cfg, ds, work / "runs" / method / "multi" / condition)
+            pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
+            policy, train_s = trained(module, cfg, ds, work / "runs" / method / "multi" / (
+                condition + (f"-{Path(args.text_encoder).name}" if pretrained else "")))
             if condition == "demo":
                 train_demos = train_demos or task_demos(ds, [t.instruction for t in tasks], seed=0)
 
@@ -211,6 +244,10 @@ def run(args) -> None:
                     return PolicyActor(policy, task=task.instruction)
             evaluate_rows(args.suite, members, make_actor, "multi", method, condition, cfg.steps, cfg.batch_size,
                           train_s, n_demos)
+            if args.paraphrases and condition == "task":
+                evaluate_rows(args.suite, members, lambda task, policy=policy: PolicyActor(
+                    policy, task=PARAPHRASES[task.name]), "paraphrase", method, condition, cfg.steps, cfg.batch_size,
+                    train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
             if want_heldout:
                 test_demos = task_demos(heldout_ds, [t.instruction for t in heldout], seed=0)
                 evaluate_rows(args.heldout, heldout,
@@ -311,6 +348,24 @@ def tables(rows: list[dict], commit: str) -> str:
             m, n = mean_of(by, tasks, k)
             cells.append("–" if m is None else f"**{m:.3f}**")
         lines += [f"| mean | over {len(tasks)} tasks | " + " | ".join(cells) + " |", ""]
+    prows = [r for r in rows if r["kind"] == "paraphrase"]
+    for suite, method in dict.fromkeys((r["suite"], r["method"]) for r in prows):
+        mine = [r for r in prows if (r["suite"], r["method"]) == (suite, method)]
+        tasks = list(dict.fromkeys(r["task"] for r in mine))
+        told = {r["task"]: r["told"] for r in mine}
+        instr = {r["task"]: r["instruction"] for r in mine}
+        encoder = mine[0].get("text_encoder", "?")
+        lines += [f"## Paraphrased instructions: {suite}, {method}, text encoder {encoder}", "",
+                  "The instruction-conditioned policy above (trained on the suite's own instructions), evaluated "
+                  "told each task in its own words and in other words it never saw.", "",
+                  "| task | instruction | success | paraphrase | success |", "|---|---|---|---|---|"]
+        for t in tasks:
+            lines.append(f"| {t} | {instr[t]} | {fmt(by.get((t, method, 'multi', 'task')))} | {told[t]} | "
+                         f"{fmt(by.get((t, method, 'paraphrase', 'task')))} |")
+        own, _ = mean_of(by, tasks, (method, "multi", "task"))
+        para, _ = mean_of(by, tasks, (method, "paraphrase", "task"))
+        lines += [f"| mean | | {'–' if own is None else f'**{own:.3f}**'} | | "
+                  f"{'–' if para is None else f'**{para:.3f}**'} |", ""]
     return "\n".join(lines)
 
 
@@ -329,6 +384,10 @@ def main() -> None:
                    "measurement on ML10, which needs only the multi-task policy)")
     p.add_argument("--single-tasks", default="", help="train and evaluate only these single-task policies, in this "
                    "order (comma-separated task names; default all, in suite order)")
+    p.add_argument("--text-encoder", default="", help="the task condition's encoder: a pretrained one (a local "
+                   "transformers folder, or wordllama) instead of the learned one")
+    p.add_argument("--paraphrases", action="store_true", help="also evaluate the task-conditioned policy told every "
+                   "task in other words (PARAPHRASES; needs --text-encoder)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
@@ -336,6 +395,8 @@ def main() -> None:
     p.add_argument("--work", default="", help="datasets and trained runs (default: a temporary folder)")
     p.add_argument("--table-only", action="store_true", help="only write <out>.md from the rows in --out")
     args = p.parse_args()
+    if args.paraphrases and not args.text_encoder:
+        p.error("--paraphrases needs --text-encoder: the learned encoder refuses wording it never saw")
     if not args.table_only:
         run(args)
     out = Path(args.out)

@@ -216,6 +216,17 @@ def test_cli_collect_train_eval_a_suite(tmp_path, capsys):
     run("eval", tmp_path / "task", "--env", "reach", "--env-option", "goal=0.6,-0.6", "--env-option", "state=proprio",
         "--episodes", 20, "--json", tmp_path / "one.json")
     assert json.loads((tmp_path / "one.json").read_text())["success_rate"] >= 0.9
+    # --instruction: the words told; another corner's instruction sends the policy to that corner (and fails here)
+    one = ["--env", "reach", "--env-option", "goal=0.6,-0.6", "--env-option", "state=proprio", "--episodes", 20]
+    corner = next(t.instruction for t in CORNERS if list(t.options["goal"]) != [0.6, -0.6])
+    run("eval", tmp_path / "task", *one, "--instruction", corner, "--json", tmp_path / "told.json")
+    assert json.loads((tmp_path / "told.json").read_text())["success_rate"] <= 0.1
+    for argv in (["eval", tmp_path / "task", *one, "--instruction", "go to the corner"],  # learned encoder: unseen
+                 ["eval", tmp_path / "task", "--instruction", corner],  # a suite
+                 ["eval", tmp_path / "demo", *one, "--instruction", corner]):  # not instruction-conditioned
+        code = main(["-q", *map(str, argv)])
+        _, err = capsys.readouterr()
+        assert code == 2 and err.count("\n") == 1, err
     for run_dir, env in ((tmp_path / "task", ["--env", "reach", "--env-option", "state=proprio"]),
                          (tmp_path / "demo", [])):
         code = main(["-q", "eval", str(run_dir), "--episodes", "2", *env])
@@ -230,3 +241,20 @@ def test_ray_recipe_carries_the_task():
     actor = recipe(PolicyActor(policy, task=CORNERS[1].instruction)).build()
     assert actor.task == CORNERS[1].instruction
     assert torch.allclose(actor.policy.embed_task(actor.task), policy.embed_task(CORNERS[1].instruction))
+
+
+def test_wordllama_policy_understands_another_verb(corners, blind, tmp_path):
+    """Trained on "reach the <corner> corner" with the packaged WordLlama encoder, told "go to the <corner> corner"
+    (a verb it never saw): a new wording is projected onto the span of the training instructions' embeddings, so
+    the verb, which no training instruction varies, does not move it off what the projection MLP learned. Measured
+    (this configuration): 0.88 over the 4 x 25 episodes with the projection, 0.52 without it."""
+    pytest.importorskip("wordllama")
+    policy = train_run("bc", {**BC, "head": "deterministic", "condition": "task", "text_encoder": "wordllama"},
+                       corners, tmp_path / "run")
+    cond = policy.task_cond
+    own = cond.raw[0]
+    assert torch.allclose(cond.onto_training_span(own), own, atol=1e-5)  # a training instruction is unchanged
+    rates = [evaluate(PolicyActor(policy, task=t.instruction.replace("reach the", "go to the")), t.env, EPISODES,
+                      env_options=t.options).success_rate for t in CORNERS]
+    rate = float(np.mean(rates))
+    assert lower_bound(rate, EPISODES * len(CORNERS)) > max(0.7, blind), (rates, blind)

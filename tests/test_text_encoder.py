@@ -203,3 +203,42 @@ def test_missing_transformers_is_one_line(bert_dir, monkeypatch):
     with pytest.raises(MimeticError, match=r"pip install mimetic\[text\]") as err:
         PretrainedText(bert_dir)
     assert "\n" not in str(err.value)
+
+
+# ---------------------------------------------------------------- wordllama: the pretrained encoder a package ships
+def _no_network(monkeypatch):
+    import socket
+
+    def refuse(*args, **kwargs):
+        raise OSError("network access in a test")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_wordllama_loads_from_its_package_and_embeds_by_meaning(monkeypatch):
+    pytest.importorskip("wordllama")
+    _no_network(monkeypatch)  # its files ship inside the package: loading never downloads
+    monkeypatch.setattr(text_mod, "_CACHE", {})
+    enc = load_text_encoder("wordllama")
+    assert load_text_encoder("wordllama") is enc
+    ident = enc.identity()
+    assert ident["path"] == "wordllama" and ident["dim"] == 256 and len(ident["fingerprint"]) == 64
+    enc.check_identity(ident)
+    check_identity(ident)
+    with pytest.raises(MimeticError, match="changed"):
+        check_identity({**ident, "fingerprint": "0" * 64})
+    e = enc.embed(["open the drawer", "pull the drawer open", "press the button from the top", "close the window"])
+    assert e.shape == (4, 256) and e.dtype == np.float32
+    assert np.allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    sim = e @ e.T
+    # a pretrained model: a paraphrase is nearer its sentence than other tasks' sentences are (a random table is not)
+    assert sim[0, 1] > max(sim[0, 2], sim[0, 3]) + 0.2
+
+
+def test_wordllama_missing_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "wordllama", None)
+    monkeypatch.setattr(text_mod, "_CACHE", {})
+    with pytest.raises(MimeticError, match="pip install wordllama") as err:
+        load_text_encoder("wordllama")
+    assert "\n" not in str(err.value)

@@ -34,7 +34,8 @@ FIELD_HELP = {
                  "task-id (one learned vector per task: the baseline) | demo (a demonstration of the task; "
                  "evaluate with mimetic eval --demo DATASET) ",
     "text_encoder": "--condition task: learned (from the data's own instructions; a sentence never seen in training "
-                    "is an error) or the PATH of a local transformers model folder (frozen; embeds new wording too) ",
+                    "is an error), the PATH of a local transformers model folder, or wordllama (the sentence encoder the wordllama "
+                    "package ships; pip install wordllama); a pretrained encoder is frozen and embeds new wording too ",
     "task_dim": "width of the task vector ",
     "demo_frames": "--condition demo: frames read from the demonstration, spread evenly over it ",
 }
@@ -235,10 +236,11 @@ def _is_irl_run(run) -> bool:
 
 
 def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensemble: float | None = None,
-               sampling_steps: int | None = None, device: str | None = None, demo=None):
+               sampling_steps: int | None = None, device: str | None = None, demo=None, instruction: str | None = None):
     """The actor to evaluate: the env's expert, or the policy checkpoint in `run` (diffusion / flow
     sampling with `sampling_steps` steps instead of the checkpoint's own number, if given), on `device`.
-    A task-conditioned policy is told the task's instruction (`instruction_for(env, env_options)`) and `demo`."""
+    A task-conditioned policy is told `instruction` (default the task's own, `instruction_for(env, env_options)`)
+    and `demo`."""
     from mimetic.envs import make_expert
     from mimetic.policies.base import load_policy
 
@@ -253,7 +255,10 @@ def make_actor(run: str | None, expert: bool, env: str, env_options: dict, ensem
     from mimetic.envs.suites import instruction_for
 
     policy = _load_eval_policy(run, env, env_options, sampling_steps, device)
-    return _policy_actor(policy, ensemble, instruction_for(env, env_options), demo)
+    if instruction is not None and getattr(policy.config, "condition", "none") not in ("task", "task-id"):
+        raise MimeticError(f"--instruction: this {policy.type_name} policy is not conditioned on an instruction "
+                           "(train it with --condition task)")
+    return _policy_actor(policy, ensemble, instruction or instruction_for(env, env_options), demo)
 
 
 def _load_eval_policy(run: str, env: str, env_options: dict, sampling_steps: int | None, device: str | None):
@@ -314,8 +319,11 @@ def cmd_eval(args) -> None:
 
         text = instruction_for(env, env_options)
         demo = task_demos(args.demo, [text], args.seed)[text]
+    if args.instruction is not None and (args.expert or not args.instruction.strip()):
+        raise MimeticError("--instruction tells a RUN's instruction-conditioned policy its task: " + (
+            "the expert takes none" if args.expert else "give a non-empty TEXT"))
     actor = make_actor(args.run, args.expert, env, env_options, args.temporal_ensemble, args.sampling_steps, args.device,
-                       demo=demo)
+                       demo=demo, instruction=args.instruction)
     if args.video is not None:  # before the evaluation: a task that cannot render fails at once
         from mimetic.videos import render_options
 
@@ -354,6 +362,8 @@ def _eval_suite(args, suite: str, env_options: dict) -> None:
     from mimetic.evaluate import evaluate_suite, format_suite_table, task_demos
 
     tasks = select_tasks(suite_tasks(suite), args.tasks, suite)
+    if args.instruction is not None:
+        raise MimeticError(f"--instruction words one task; {suite} is a suite: give --env one of its tasks")
     if args.video is not None:
         raise MimeticError(f"--video records one task; {suite} is a suite: give --env one of its tasks")
     check_task_options(tasks, env_options, f"eval {suite}")
@@ -630,6 +640,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                    help="video codec (default av1, which Chromium and Firefox play; h264 for other players)")
     s.add_argument("--tasks", default=None, metavar="A,B",
                    help="a suite (--env metaworld/MT10, reach-corners, ...): evaluate only these of its tasks")
+    s.add_argument("--instruction", default=None, metavar="TEXT",
+                   help="tell an instruction-conditioned policy these words instead of the task's own (one task, "
+                        "not a suite; a policy with a pretrained --text-encoder embeds any wording, the learned "
+                        "encoder only its training instructions)")
     s.add_argument("--demo", default=None, metavar="DATASET",
                    help="a policy conditioned on a demonstration (--condition demo): give it, for each task, one "
                         "episode of DATASET whose task string is the task's instruction, drawn with --seed")

@@ -79,7 +79,7 @@ class PolicyConfig:
     # task conditioning (mimetic.policies.conditioning): none | task (the instruction) | task-id | demo
     condition: str = "none"
     task_dim: int = 64  # width of the task vector
-    text_encoder: str = "learned"  # condition=task: "learned" from the data's instructions, or a LOCAL transformers folder
+    text_encoder: str = "learned"  # condition=task: "learned" from the data's instructions, a LOCAL transformers folder, or "wordllama"
     demo_frames: int = 16  # condition=demo: frames read from the demonstration
     instructions: list = field(default_factory=list)  # the training data's task strings, in task_index order
     text_identity: dict = field(default_factory=dict)  # a pretrained text encoder's path and fingerprint

@@ -10,7 +10,7 @@ where it conditions best: FiLM on every hidden layer of the MLP heads, the FiLM 
   the words -> an MLP. Its vocabulary is the training instructions' words, so it can only embed the
   instructions it was trained on: any other sentence is a one-line error. With `text_encoder=PATH`, a frozen
   pretrained text encoder loaded with `transformers` from that LOCAL folder (`mimetic.policies.text`; nothing
-  is downloaded) embeds the sentence and a learned MLP projects it; the checkpoint keeps the embeddings of
+  is downloaded; or `text_encoder="wordllama"`, the sentence encoder the wordllama package ships) embeds the sentence and a learned MLP projects it; the checkpoint keeps the embeddings of
   the training instructions (so evaluating on them needs no model) and the encoder's identity (path,
   fingerprint), and any other wording is embedded by the same model at evaluation time.
 - `task-id`: a learned vector per training instruction (a one-hot task ID through a linear layer): the
@@ -138,7 +138,16 @@ class TaskConditioner(nn.Module):
             enc = load_text_encoder(self.pretrained["path"])
             enc.check_identity(self.pretrained)
             self._new[instruction] = torch.as_tensor(enc.embed([instruction])[0], dtype=torch.float32)
-        return self.text_mlp(self._new[instruction].to(self.raw.device))
+        return self.text_mlp(self.onto_training_span(self._new[instruction].to(self.raw.device)))
+
+    def onto_training_span(self, v: torch.Tensor) -> torch.Tensor:
+        """A new wording's embedding, read through what tells the training instructions apart: its projection onto
+        the affine span of their embeddings (their mean plus a combination of their differences from it). The
+        projection MLP was trained on those points only; the parts of a sentence that no training instruction
+        varies along (a different verb, word order) would otherwise move it where the MLP was never trained."""
+        mean = self.raw.mean(0)
+        diffs = self.raw - mean  # (n, raw): spans the directions the training instructions differ along
+        return mean + diffs.T @ (torch.linalg.pinv(diffs.T) @ (v - mean))
 
     # ------------------------------------------------------------------ demonstrations
     def embed_demo(self, demo: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,12 @@ the same architecture, whose files have exactly the same names and sizes.
 
 `transformers` is imported here only when an encoder is loaded (`pip install mimetic[text]`), never
 at `import mimetic`.
+
+`load_text_encoder("wordllama")` is the one pretrained encoder that needs no folder: WordLlama
+(`pip install wordllama`, MIT), token embeddings distilled from a large language model's and averaged
+over the sentence (its 256-d `l2_supercat` model). Its weights and tokenizer ship inside the package,
+so it is on every machine that installs it and is loaded from there, downloads disabled. Its identity
+is the name "wordllama" and a fingerprint of those two files.
 """
 
 from __future__ import annotations
@@ -88,17 +94,24 @@ def _check_folder(folder: Path) -> list[Path]:
     return weights
 
 
+def _files_fingerprint(h, files: list[Path]) -> str:
+    for p in files:
+        size = p.stat().st_size
+        h.update(f"\0{p.name}\0{size}\0{_file_digest(p, size)}".encode())
+    return h.hexdigest()
+
+
 def fingerprint(path: str | os.PathLike) -> str:
-    """sha256 over config.json's bytes and each weight file's name, size and sampled bytes."""
+    """sha256 over config.json's bytes and each weight file's name, size and sampled bytes (for "wordllama":
+    over its packaged weight and tokenizer files)."""
+    if str(path) == WORDLLAMA:
+        return _files_fingerprint(hashlib.sha256(b"wordllama\0"), _wordllama_files())
     folder = Path(path).expanduser().resolve()
     weights = _check_folder(folder)
     h = hashlib.sha256()
     h.update(b"config.json\0")
     h.update((folder / "config.json").read_bytes())
-    for p in weights:
-        size = p.stat().st_size
-        h.update(f"\0{p.name}\0{size}\0{_file_digest(p, size)}".encode())
-    return h.hexdigest()
+    return _files_fingerprint(h, weights)
 
 
 def _one_line(error: BaseException) -> str:
@@ -208,6 +221,51 @@ class PretrainedText:
                                f"(fingerprint {self._fingerprint[:12]}, now {now[:12]}); restart to reload it")
 
 
+WORDLLAMA = "wordllama"
+_WORDLLAMA_CONFIG, _WORDLLAMA_DIM = "l2_supercat", 256
+
+
+def _wordllama_files() -> list[Path]:
+    """The packaged weight and tokenizer files of WordLlama's l2_supercat model."""
+    try:
+        import wordllama
+    except ImportError:
+        raise MimeticError("--text-encoder wordllama needs the wordllama package: pip install wordllama") from None
+    root = Path(wordllama.__file__).parent
+    files = [root / "weights" / f"{_WORDLLAMA_CONFIG}_{_WORDLLAMA_DIM}.safetensors",
+             root / "tokenizers" / f"{_WORDLLAMA_CONFIG}_tokenizer_config.json"]
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise MimeticError(f"text encoder wordllama: the installed package lacks {', '.join(missing)} "
+                           "(reinstall wordllama; it is never downloaded)")
+    return files
+
+
+class WordLlamaText:
+    """WordLlama's packaged l2_supercat model: mean-pooled distilled LLM token embeddings, 256-d, L2-normalised."""
+
+    def __init__(self):
+        files = _wordllama_files()
+        from wordllama import WordLlama
+
+        # cache_dir = the package folder: the tokenizer file it ships is found there, and downloads are disabled
+        self.model = WordLlama.load(config=_WORDLLAMA_CONFIG, dim=_WORDLLAMA_DIM, cache_dir=files[1].parent.parent,
+                                    disable_download=True)
+        self.path, self.model_type, self.dim = WORDLLAMA, f"wordllama-{_WORDLLAMA_CONFIG}", _WORDLLAMA_DIM
+        self._fingerprint = fingerprint(WORDLLAMA)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if isinstance(texts, str):
+            raise MimeticError("embed takes a list of texts, got one string")
+        texts = [str(t) for t in texts]
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self.model.embed(texts, norm=True), dtype=np.float32)
+
+    identity = PretrainedText.identity
+    check_identity = PretrainedText.check_identity
+
+
 def check_identity(stored: dict) -> None:
     """Raise MimeticError unless the folder at stored["path"] still holds the model fingerprinted in `stored`."""
     path = stored.get("path")
@@ -223,15 +281,16 @@ def check_identity(stored: dict) -> None:
                            f"(fingerprint {want[:12]}, now {now[:12]})")
 
 
-_CACHE: dict[Path, PretrainedText] = {}
+_CACHE: dict[Path | str, PretrainedText | WordLlamaText] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def load_text_encoder(path: str | os.PathLike) -> PretrainedText:
-    """The encoder at `path`, loaded once per process (keyed by the resolved folder)."""
-    folder = Path(path).expanduser().resolve()
+def load_text_encoder(path: str | os.PathLike) -> PretrainedText | WordLlamaText:
+    """The encoder at `path` ("wordllama": the packaged WordLlama model), loaded once per process (keyed by the
+    resolved folder)."""
+    key: Path | str = WORDLLAMA if str(path) == WORDLLAMA else Path(path).expanduser().resolve()
     with _CACHE_LOCK:
-        encoder = _CACHE.get(folder)
+        encoder = _CACHE.get(key)
         if encoder is None:
-            encoder = _CACHE[folder] = PretrainedText(folder)
+            encoder = _CACHE[key] = WordLlamaText() if key == WORDLLAMA else PretrainedText(key)
         return encoder
