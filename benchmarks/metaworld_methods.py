@@ -35,6 +35,7 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     # presets identical to today's defaults (benchmarks/results/metaworld_methods.md)
     "bc-mlp": ("bc", dict(head="deterministic")),
     "bc-gmm": ("bc", dict(head="gmm")),
+    "bc-mlp-to2": ("bc", dict(head="deterministic", n_obs_steps=2)),  # a candidate for images: 2 observation steps
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
