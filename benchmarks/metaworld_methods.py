@@ -36,6 +36,8 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "bc-mlp": ("bc", dict(head="deterministic")),
     "bc-gmm": ("bc", dict(head="gmm")),
     "bc-mlp-to2": ("bc", dict(head="deterministic", n_obs_steps=2)),  # a candidate for images: 2 observation steps
+    # a candidate for images: 2 observation steps and Diffusion Policy's chunks (16 actions, 8 executed)
+    "bc-mlp-chunk": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=8)),
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),

@@ -213,6 +213,11 @@ def test_a_ray_worker_reuses_its_environments_between_shards_and_drops_them_afte
     fresh = shards._rollout_shard([[3, 4, 5]], job, expert)
     assert [e.actions.tolist() for e in second[0]] == [e.actions.tolist() for e in fresh[0]] == \
         [e.actions.tolist() for e in first[1]]
+    # a shard of fewer seeds (an uneven last shard) runs on the larger set kept, with the same episodes
+    cached = next(iter(shards._worker_cache.values()))
+    short = shards._rollout_shard([[4]], job, expert)
+    assert next(iter(shards._worker_cache.values())) is cached
+    assert short[0][0].actions.tolist() == first[1][1].actions.tolist()
     crashy = {**job, "env": "gym/ray_helpers:CrashyReach-v0"}
     with pytest.raises(MimeticError):
         shards._rollout_shard([[CRASH_SEED]], crashy, expert)

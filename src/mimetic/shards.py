@@ -313,8 +313,9 @@ def _worker_envs(env: str, env_options: dict, num_envs: int):
 
     from mimetic.workers import open_envs
 
-    key = (env, json.dumps(env_options, sort_keys=True, default=str), num_envs)
-    if key not in _worker_cache:
+    key = (env, json.dumps(env_options, sort_keys=True, default=str))
+    kept = _worker_cache.get(key)
+    if kept is None or kept.num_envs < num_envs:  # a set at least as large serves a smaller batch (run_episodes)
         _drop_worker_envs()
         envs = open_envs(env, num_envs, env_options=env_options, workers=1)
         _worker_cache[key] = _NamedEnvs(envs, env)
