@@ -119,7 +119,41 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-class PretrainedText:
+class FrozenText:
+    """What every frozen pretrained text encoder shares: its identity in a checkpoint, and the check of it.
+    A subclass sets `path`, `model_type`, `dim` and `_fingerprint`, and implements `embed(texts)`."""
+
+    path: Path | str
+    model_type: str
+    dim: int
+    _fingerprint: str
+
+    @staticmethod
+    def _texts(texts) -> list[str]:
+        if isinstance(texts, str):
+            raise MimeticError("embed takes a list of texts, got one string")
+        return [str(t) for t in texts]
+
+    def identity(self) -> dict:
+        """JSON-able identity a policy checkpoint stores: path, model_type, dim, fingerprint."""
+        return {"path": str(self.path), "model_type": self.model_type, "dim": self.dim,
+                "fingerprint": self._fingerprint}
+
+    def check_identity(self, stored: dict) -> None:
+        """Raise MimeticError if the model in this encoder's folder no longer matches `stored` (from `identity()`)."""
+        want = stored.get("fingerprint")
+        if not want:
+            raise MimeticError(f"text encoder identity needs a 'fingerprint', got keys {sorted(stored)}")
+        now = fingerprint(self.path)
+        if now != want:
+            raise MimeticError(f"the text encoder at {self.path} changed since the policy was trained "
+                               f"(fingerprint {want[:12]}, now {now[:12]})")
+        if now != self._fingerprint:
+            raise MimeticError(f"the text encoder at {self.path} changed since this process loaded it "
+                               f"(fingerprint {self._fingerprint[:12]}, now {now[:12]}); restart to reload it")
+
+
+class PretrainedText(FrozenText):
     """A frozen pretrained text encoder from a local `transformers` folder (CPU, eval mode, no grad)."""
 
     def __init__(self, path: str | os.PathLike):
@@ -173,9 +207,7 @@ class PretrainedText:
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """Embed `texts` -> (len(texts), dim) float32, in batches of BATCH_SIZE, under no_grad."""
-        if isinstance(texts, str):
-            raise MimeticError("embed takes a list of texts, got one string")
-        texts = [str(t) for t in texts]
+        texts = self._texts(texts)
         torch = self._torch
         out = []
         with torch.no_grad():
@@ -202,25 +234,6 @@ class PretrainedText:
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
-    def identity(self) -> dict:
-        """JSON-able identity a policy checkpoint stores: path, model_type, dim, fingerprint."""
-        return {"path": str(self.path), "model_type": self.model_type, "dim": self.dim,
-                "fingerprint": self._fingerprint}
-
-    def check_identity(self, stored: dict) -> None:
-        """Raise MimeticError if the model in this encoder's folder no longer matches `stored` (from `identity()`)."""
-        want = stored.get("fingerprint")
-        if not want:
-            raise MimeticError(f"text encoder identity needs a 'fingerprint', got keys {sorted(stored)}")
-        now = fingerprint(self.path)
-        if now != want:
-            raise MimeticError(f"the text encoder at {self.path} changed since the policy was trained "
-                               f"(fingerprint {want[:12]}, now {now[:12]})")
-        if now != self._fingerprint:
-            raise MimeticError(f"the text encoder at {self.path} changed since this process loaded it "
-                               f"(fingerprint {self._fingerprint[:12]}, now {now[:12]}); restart to reload it")
-
-
 WORDLLAMA = "wordllama"
 _WORDLLAMA_CONFIG, _WORDLLAMA_DIM = "l2_supercat", 256
 
@@ -241,7 +254,7 @@ def _wordllama_files() -> list[Path]:
     return files
 
 
-class WordLlamaText:
+class WordLlamaText(FrozenText):
     """WordLlama's packaged l2_supercat model: mean-pooled distilled LLM token embeddings, 256-d, L2-normalised."""
 
     def __init__(self):
@@ -255,15 +268,10 @@ class WordLlamaText:
         self._fingerprint = fingerprint(WORDLLAMA)
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            raise MimeticError("embed takes a list of texts, got one string")
-        texts = [str(t) for t in texts]
+        texts = self._texts(texts)
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.asarray(self.model.embed(texts, norm=True), dtype=np.float32)
-
-    identity = PretrainedText.identity
-    check_identity = PretrainedText.check_identity
 
 
 def check_identity(stored: dict) -> None:
