@@ -20,6 +20,7 @@ of benchmarks/metaworld_bc.py, which uses the same demonstrations and evaluation
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import tempfile
@@ -38,6 +39,7 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "bc-mlp-to2": ("bc", dict(head="deterministic", n_obs_steps=2)),  # a candidate for images: 2 observation steps
     # a candidate for images: 2 observation steps and Diffusion Policy's chunks (16 actions, 8 executed)
     "bc-mlp-chunk": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=8)),
+    "bc-mlp-chunk4": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=4)),  # 4 executed
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
@@ -53,13 +55,21 @@ VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
 
 
 def finished_run(run_dir: Path, cfg) -> float | None:
-    """The training seconds of a run in `run_dir` that finished all of cfg's steps at cfg's batch size, else None."""
+    """The training seconds of a run in `run_dir` that finished all of cfg's steps with exactly cfg's settings
+    (every field of the method config), else None."""
     try:
-        train = json.loads((run_dir / "train.json").read_text())["train"]
+        saved = json.loads((run_dir / "train.json").read_text())["config"]
         last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
     except (OSError, ValueError, KeyError, IndexError):
         return None
-    if train["steps"] != cfg.steps or train["batch_size"] != cfg.batch_size or last.get("step") != cfg.steps:
+    def as_json(c) -> dict:  # lists and tuples as JSON has them
+        return json.loads(json.dumps(dataclasses.asdict(c)))
+
+    wanted = as_json(cfg)
+    # a field the run predates was trained at its default (or its ABSENT value): it matches if cfg has that too
+    predates = {**as_json(type(cfg)()), **getattr(cfg, "ABSENT", {})}
+    if (any(saved[k] != v for k, v in wanted.items() if k in saved)
+            or any(predates.get(k) != v for k, v in wanted.items() if k not in saved) or last.get("step") != cfg.steps):
         return None
     return float(last.get("time_s", 0.0))
 
