@@ -73,3 +73,22 @@ def test_cli_camera_run_resumes_and_help_names_both_defaults(demos, tmp_path, ca
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: 256; 64 when the policy reads cameras)" in help_text
     assert "(default: 3000; 2000 when the policy reads cameras)" in help_text
+
+
+def test_bc_with_a_camera_sees_two_steps_and_predicts_chunks_a_state_policy_does_not(demos, tmp_path, capsys):
+    """BC's image defaults reach policy fields too (chosen on Meta-World validation seeds): 2 observation steps, chunks of
+    16 actions executing 8. The state policy keeps one step and one action; given values win; the help names both."""
+    cam, state = demos
+    bc = method_module("bc")
+    horizons = lambda c: (c.n_obs_steps, c.horizon, c.n_action_steps)  # noqa: E731
+    assert horizons(resolve_for_dataset(bc.Config(), cam)) == (2, 16, 8)
+    assert horizons(resolve_for_dataset(bc.Config(), state)) == (1, 1, 1)
+    assert horizons(resolve_for_dataset(bc.Config(n_obs_steps=1, horizon=4, n_action_steps=2), cam)) == (1, 4, 2)
+    policy = bc.train(bc.Config(hidden=[8], steps=2), cam, tmp_path / "cam", progress=False)
+    assert horizons(policy.config) == (2, 16, 8)
+    assert horizons(bc.train(bc.Config(hidden=[8], steps=2), state, tmp_path / "state", progress=False).config) == (1, 1, 1)
+    with pytest.raises(SystemExit):
+        main(["train", "bc", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "(default: 1; 2 when the policy reads cameras)" in help_text
+    assert "(default: 1; 16 when the policy reads cameras)" in help_text

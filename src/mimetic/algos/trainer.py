@@ -346,8 +346,9 @@ def method_config(policy_config_class, name: str = "Config", images: dict = IMAG
     """
     hints = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(policy_config_class)}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    train_defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    state = {k: defaults.pop(k, train_defaults[k]) for k in images}
+    field_defaults = {f.name: f.default for f in dataclasses.fields(policy_config_class)}
+    field_defaults.update({f.name: f.default for f in dataclasses.fields(TrainConfig)})
+    state = {k: defaults.pop(k, field_defaults[k]) for k in images}
 
     def spec(value):
         return dataclasses.field(default_factory=lambda: list(value)) if isinstance(value, list) else dataclasses.field(default=value)
@@ -355,7 +356,7 @@ def method_config(policy_config_class, name: str = "Config", images: dict = IMAG
     specs = [(k, hints[k] | None, dataclasses.field(default=None)) for k in images]
     specs += [(k, hints[k], spec(defaults.pop(k))) for k in list(defaults) if k in train_names]
     for f in dataclasses.fields(policy_config_class):
-        if f.name in _DERIVED or f.name in train_names:
+        if f.name in _DERIVED or f.name in train_names or f.name in images:
             continue
         if f.name in defaults:
             field = spec(defaults.pop(f.name))
