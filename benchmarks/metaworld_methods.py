@@ -36,6 +36,7 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     # presets identical to today's defaults (benchmarks/results/metaworld_methods.md)
     "bc-mlp": ("bc", dict(head="deterministic")),
     "bc-gmm": ("bc", dict(head="gmm")),
+    "bc-mlp-to1": ("bc", dict(head="deterministic", n_obs_steps=1, horizon=1, n_action_steps=1)),  # images: the old default
     "bc-mlp-to2": ("bc", dict(head="deterministic", n_obs_steps=2)),  # a candidate for images: 2 observation steps
     # a candidate for images: 2 observation steps and Diffusion Policy's chunks (16 actions, 8 executed)
     "bc-mlp-chunk": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=8)),
