@@ -47,7 +47,10 @@ from mimetic.envs import make_env
 from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
 from mimetic.policies.base import PolicyActor
 
-METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow"}  # row -> training method
+METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow",
+           "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow"}  # row -> method
+# rows that are not the defaults: candidates, chosen between on validation seeds (the auxiliary regression head)
+OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.0)}
 PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)
 # variants evaluated on the same checkpoint: sampling steps (diffusion DDIM, flow Euler), ACT temporal ensembling
 SWEEP = {"diffusion": [1, 5], "flow": [1, 2]}
@@ -94,13 +97,13 @@ def run(args, meta: dict) -> None:
     seed = {"eval": EVAL_SEED, "val": VAL_SEED}[args.seeds]
     max_steps = make_env(args.env).max_steps
     for name in args.methods:
-        variants = [name] + ([f"{name}-te0.1"] if name == "act" else []) + [f"{name}-{k}steps" for k in SWEEP.get(name, [])]
+        variants = [name] + ([f"{name}-te0.1"] if name == "act" else []) + [f"{name}-{k}steps" for k in SWEEP.get(METHODS[name], [])]
         variants = [v + suffix for v in variants]
         if all((args.env, args.seeds, v, args.train_seed) in done for v in variants):
             continue
         module = method_module(METHODS[name])
-        cfg = module.Config(seed=args.train_seed)  # the defaults; --train-seed only changes the training seed
-        if name == "bc-long":
+        cfg = module.Config(seed=args.train_seed, **OPTIONS.get(name, {}))  # the defaults (or a candidate's options)
+        if name.endswith("-long"):
             cfg.steps = args.long_steps
         cfg = resolve_for_dataset(cfg, ds)  # with --images, the defaults of a policy that reads cameras
         cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
@@ -157,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--demos", type=int, default=100)
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--seeds", choices=["eval", "val"], default="eval")
-    p.add_argument("--long-steps", type=int, default=30000, help="training steps of the bc-long row")
+    p.add_argument("--long-steps", type=int, default=30000, help="training steps of the -long rows")
     p.add_argument("--train-seed", type=int, default=0, help="training seed (the default is 0)")
     p.add_argument("--work", default="bench-expressive", help="working directory (demos, runs)")
     p.add_argument("--out", default="benchmarks/results/expressive.jsonl")

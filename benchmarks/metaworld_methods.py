@@ -44,6 +44,10 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
+    # candidates for images: an auxiliary regression head on the FiLM condition (aux_weight)
+    "diffusion-aux": ("diffusion", dict(aux_weight=1.0)),
+    "flow-aux": ("flow", dict(aux_weight=1.0)),
+    "flow-aux10": ("flow", dict(aux_weight=10.0)),
 }
 # The Meta-World image protocol (issue 12): one fixed camera, LeRobot's view, at 84x84, and a state that holds
 # only the robot's own position and gripper, so the policy must find the object and the goal in the image.

@@ -190,6 +190,31 @@ def test_sampling_trace_computes_the_eager_network(name):
     assert policy._traced == {}
 
 
+@pytest.mark.parametrize("name", ["diffusion", "flow"])
+def test_aux_head_regresses_the_chunk_from_the_condition(name):
+    """aux_weight > 0: a linear head on the FiLM condition learns the normalized chunk (its loss falls far below
+    the chunk's variance, which is what it is at the start), and its gradient reaches the condition MLP; 0: no head."""
+    cls, cfg = TINY[name]
+    assert cls(cfg).aux_head is None and cls(cfg).loss(batch_for(cls(cfg)))[1]["aux"] == 0.0
+    torch.manual_seed(0)
+    policy = cls(dataclasses.replace(cfg, aux_weight=1.0))
+    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(32, cfg.n_obs_steps, 8, generator=g)
+    action = torch.tanh(obs[:, -1:, :2].expand(-1, cfg.horizon, -1).clone())  # a function of the observation
+    batch = {"obs": obs, "action": action, "action_pad": torch.zeros(32, cfg.horizon, dtype=torch.bool)}
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    first = None
+    for _ in range(300):
+        loss, info = policy.loss(batch)
+        first = info["aux"] if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert info["aux"] < 0.1 * first, (first, info["aux"])
+    with pytest.raises(Exception, match="aux_weight"):
+        cls(dataclasses.replace(cfg, aux_weight=-1.0))
+
 def test_bad_configs():
     from mimetic.errors import MimeticError
 

@@ -61,8 +61,9 @@ class DiffusionPolicy(ChunkGenerativePolicy):
         ab = self.alphas_cumprod[t][:, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         target = eps if c.prediction_type == "epsilon" else x0
-        loss = torch.nn.functional.mse_loss(self.model(xt, t, cond), target)
-        return loss, {"mse": loss.item()}
+        mse = torch.nn.functional.mse_loss(self.model(xt, t, cond), target)
+        aux = self.aux_loss(cond, x0)
+        return mse + aux, {"mse": mse.item(), "aux": aux.item()}
 
     def timesteps(self, steps: int) -> list[int]:
         stride = self.config.num_train_timesteps // steps

@@ -124,6 +124,10 @@ class ChunkGenerativeConfig(PolicyConfig):
     # hidden sizes of an MLP (Mish) between the encoded observations and the FiLM layer; [] feeds them straight in
     # (Diffusion Policy's low-dimensional setting, which a U-Net this small cannot make up for)
     cond_hidden: list[int] = field(default_factory=lambda: [256, 256])
+    # weight of an auxiliary loss: a linear head regresses the normalized action chunk from the FiLM condition
+    # (MSE), so the observation encoder also gets the direct gradient BC's encoder gets; 0 = off. Used in training
+    # only: sampling does not read the head.
+    aux_weight: float = 0.0
     num_inference_steps: int = 10
     sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
 
@@ -166,6 +170,9 @@ class ChunkGenerativePolicy(Policy):
         self.cond_mlp = nn.Sequential(*layers)  # empty: the identity
         self.model = ConditionalUnet1D(config.act_dim, cond_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
+        if config.aux_weight < 0:
+            raise MimeticError(f"aux_weight must be >= 0, got {config.aux_weight}")
+        self.aux_head = nn.Linear(cond_dim, config.horizon * config.act_dim) if config.aux_weight > 0 else None
         self.sampling_steps = config.num_inference_steps
         self._traced: dict[tuple, torch.jit.ScriptModule] = {}
 
@@ -196,6 +203,13 @@ class ChunkGenerativePolicy(Policy):
 
     def __getstate__(self):  # copies (e.g. the trainer's EMA) must trace their own parameters, not share these traces
         return {**self.__dict__, "_traced": {}}
+
+    def aux_loss(self, cond: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        """The auxiliary regression loss (weighted) of the normalized chunk (B, H, a) from the condition; 0 when off."""
+        if self.aux_head is None:
+            return cond.new_zeros(())
+        pred = self.aux_head(cond).reshape(chunk.shape)
+        return self.config.aux_weight * torch.nn.functional.mse_loss(pred, chunk)
 
     def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
         """(B, To, encoded_dim) encoded observations -> the FiLM condition: the flattened observations (and the task
