@@ -48,7 +48,7 @@ from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
 from mimetic.policies.base import PolicyActor
 
 METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow",
-           "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow"}  # row -> method
+           "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow", "act-long": "act"}  # row -> method
 # rows that are not the defaults: candidates, chosen between on validation seeds (the auxiliary regression head)
 OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.0)}
 PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)

@@ -41,6 +41,7 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     # a candidate for images: 2 observation steps and Diffusion Policy's chunks (16 actions, 8 executed)
     "bc-mlp-chunk": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=8)),
     "bc-mlp-chunk4": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=4)),  # 4 executed
+    "bc-mlp-nocrop": ("bc", dict(head="deterministic", crop_ratio=1.0)),  # images: the BC default without the random crop
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
