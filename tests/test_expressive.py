@@ -192,8 +192,10 @@ def test_sampling_trace_computes_the_eager_network(name):
 
 @pytest.mark.parametrize("name", ["diffusion", "flow"])
 def test_aux_head_regresses_the_chunk_from_the_condition(name):
-    """aux_weight > 0: a linear head on the FiLM condition learns the normalized chunk (its loss falls far below
-    the chunk's variance, which is what it is at the start), and its gradient reaches the condition MLP; 0: no head."""
+    """aux_weight > 0: a linear head on the FiLM condition learns the normalized chunk (its loss falls below a tenth
+    of where it starts); 0: no head and a zero term; a negative weight is refused."""
+    from mimetic.errors import MimeticError
+
     cls, cfg = TINY[name]
     assert cls(cfg).aux_head is None and cls(cfg).loss(batch_for(cls(cfg)))[1]["aux"] == 0.0
     torch.manual_seed(0)
@@ -212,8 +214,9 @@ def test_aux_head_regresses_the_chunk_from_the_condition(name):
         loss.backward()
         opt.step()
     assert info["aux"] < 0.1 * first, (first, info["aux"])
-    with pytest.raises(Exception, match="aux_weight"):
+    with pytest.raises(MimeticError, match="aux_weight"):
         cls(dataclasses.replace(cfg, aux_weight=-1.0))
+
 
 def test_bad_configs():
     from mimetic.errors import MimeticError

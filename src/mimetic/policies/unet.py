@@ -159,6 +159,8 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"down_dims {config.down_dims} must be positive multiples of n_groups={config.n_groups}")
         if config.horizon % (2 ** (levels - 1)):
             raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
+        if config.aux_weight < 0:
+            raise MimeticError(f"aux_weight must be >= 0, got {config.aux_weight}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
         # the flattened encoded observations, and the task vector once (a task-conditioned policy)
@@ -170,8 +172,6 @@ class ChunkGenerativePolicy(Policy):
         self.cond_mlp = nn.Sequential(*layers)  # empty: the identity
         self.model = ConditionalUnet1D(config.act_dim, cond_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
-        if config.aux_weight < 0:
-            raise MimeticError(f"aux_weight must be >= 0, got {config.aux_weight}")
         self.aux_head = nn.Linear(cond_dim, config.horizon * config.act_dim) if config.aux_weight > 0 else None
         self.sampling_steps = config.num_inference_steps
         self._traced: dict[tuple, torch.jit.ScriptModule] = {}
