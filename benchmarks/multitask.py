@@ -83,6 +83,7 @@ PARAPHRASES = {
 }
 COMMANDS = [" ".join(line.split()) for line in __doc__.split("The runs reported in BENCHMARKS.md")[1]
             .split("Smoke test")[0].replace("\\\n", " ").splitlines() if line.strip().startswith("python ")]
+IMAGE_OPTIONS = {"cameras": "corner4", "image_size": 84, "state": "proprio"}  # the pixels issue's Meta-World protocol
 TARGET_GAP = 0.05  # multi-task mean within 5 points of (or above) the single-task mean
 TARGET_MEAN = 0.90  # >= 90 % mean success with states
 
@@ -151,6 +152,7 @@ def run(args) -> None:
     done = {key(r) for r in load_rows(out)}
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mt-"))
     tasks = suite_tasks(args.suite)
+    env_options = dict(IMAGE_OPTIONS) if args.images else {}
     heldout = suite_tasks(args.heldout) if args.heldout else []
     if tasks is None or (args.heldout and heldout is None):
         raise SystemExit(f"--suite / --heldout must name a suite, got {args.suite!r} / {args.heldout!r}")
@@ -168,25 +170,26 @@ def run(args) -> None:
             if (t.name, method, kind, condition) in done:
                 continue
             t0 = time.perf_counter()
-            res = evaluate_suite(make_actor, suite, args.episodes, seed=EVAL_SEED, tasks=[t],
+            res = evaluate_suite(make_actor, suite, args.episodes, seed=EVAL_SEED, tasks=[t], env_options=env_options,
                                  num_envs=args.num_envs).tasks[t.name]
             write({"suite": suite, "task": t.name, "instruction": t.instruction, "method": method, "kind": kind,
                    "condition": condition, "success_rate": res.success_rate, "ci95": list(res.ci95),
                    "episodes": res.episodes, "steps": steps, "batch_size": batch_size, "train_s": train_s,
                    "eval_s": round(time.perf_counter() - t0, 1), "demos": demos,
                    **({"told": instruction(t)} if instruction else {}),
+                   **({"env_options": env_options} if env_options else {}),
                    **({"text_encoder": args.text_encoder} if args.text_encoder and condition == "task" else {})})
 
     demos_root = work / "demos"
     ds = atomic_dataset(demos_root, lambda p: collect(args.suite, p, args.demos, seed=0, only_success=True,
-                                                      progress=False))
+                                                      env_options=env_options, progress=False))
     episodes = list(ds.episodes())
     n_demos = min(sum(e.task == t.instruction for e in episodes) for t in tasks)
     single_ds = {}
     for t in tasks:
         mine = [e for e in episodes if e.task == t.instruction]
         single_ds[t.name] = atomic_dataset(work / "single" / t.name, lambda p, mine=mine, t=t: Dataset.create(
-            p, mine, env=t.env, env_options=t.options, fps=ds.fps))
+            p, mine, env=t.env, env_options={**env_options, **t.options}, fps=ds.fps))
     heldout_ds = None
     if heldout:
         heldout_ds = atomic_dataset(work / "heldout_demos", lambda p: collect(args.heldout, p, args.demos, seed=0,
@@ -219,7 +222,7 @@ def run(args) -> None:
                           cfg.steps, cfg.batch_size, train_s, single_ds[t.name].num_episodes)
         # (b) one multi-task policy per condition, the same total budget
         train_demos = None
-        for condition in args.conditions:
+        for condition in [] if args.no_multi else args.conditions:
             members = list(tasks)
             want_heldout = bool(heldout) and condition == "demo"
             want_para = args.paraphrases and condition == "task"
@@ -301,7 +304,9 @@ def tables(rows: list[dict], commit: str) -> str:
                 (f"multi: {c}", (method, "multi", c)) for c in conds]
             one = next((r for r in srows if r["method"] == method and r["kind"] == "single"), None)
             multi = next((r for r in srows if r["method"] == method and r["kind"] == "multi"), None)
-            lines += [f"## {suite}, {method}", "",
+            opts = (one or multi or {}).get("env_options")
+            lines += [f"## {suite}, {method}" + (f", images ({', '.join(f'{k}={v}' for k, v in opts.items())})"
+                                                 if opts else ""), "",
                       f"{(one or multi or {}).get('demos', '?')} demonstrations per task; single: "
                       f"{one['steps'] if one else '?'} steps, multi: {multi['steps'] if multi else '?'} steps "
                       f"(batch {(one or multi or {}).get('batch_size', '?')}); "
@@ -397,6 +402,10 @@ def main() -> None:
                    help="FOR SMOKE TESTS ONLY: multiply the default steps S (single) and n_tasks x S (multi)")
     p.add_argument("--no-single", action="store_true", help="skip the single-task policies (e.g. for the held-out "
                    "measurement on ML10, which needs only the multi-task policy)")
+    p.add_argument("--no-multi", action="store_true", help="skip the multi-task policies (train the specialists "
+                   "in one process and the multi-task policy in another, each with its own --out)")
+    p.add_argument("--images", action="store_true", help="the image protocol: camera corner4 at 84x84 and the "
+                   "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio), for the demonstrations and every evaluation")
     p.add_argument("--single-tasks", default="", help="train and evaluate only these single-task policies, in this "
                    "order (comma-separated task names; default all, in suite order)")
     p.add_argument("--text-encoder", default="", help="the task condition's encoder: a pretrained one (a local "
