@@ -36,6 +36,7 @@ TIMEOUT_ENV = "MIMETIC_DIST_TIMEOUT"  # seconds a collective may wait for the ot
 DEFAULT_TIMEOUT_S = 1800.0
 LAUNCHED_ENV = "MIMETIC_NPROC_WORKER"  # set for the workers of `train --nproc`: their launcher reports a lost rank
 LOST_STATUS = 3  # the exit status of such a worker that lost the others (it prints nothing: the launcher says it)
+_lost_peers = False  # set when a collective failed: the group is then not destroyed at exit (see `shutdown`)
 
 
 def _env_int(name: str, default: int) -> int:
@@ -133,7 +134,9 @@ def init(device: torch.device) -> None:
 
 
 def shutdown() -> None:
-    if _joined():
+    """Leave the process group at exit; not after a collective failed, whose broken gloo / NCCL group can abort
+    the process (SIGABRT from the C++ runtime) while being destroyed, turning a clean exit status into a crash."""
+    if _joined() and not _lost_peers:
         torch.distributed.destroy_process_group()
 
 
@@ -152,6 +155,8 @@ def is_lost(e: BaseException) -> bool:
 
 def lost(e: BaseException) -> MimeticError:
     """A failed collective as one line (`except RuntimeError as e: if is_lost(e): raise lost(e) from None`)."""
+    global _lost_peers
+    _lost_peers = True
     why = re.sub(r"^\[[^\]]*\]\s*", "", _first_line(e)).split(". This is typically")[0]  # gloo's source location, advice
     err = MimeticError(f"rank {rank()}: lost the other training processes (one died or hung; the run continues "
                        f"with --resume from its last checkpoint): {why}")
@@ -287,7 +292,10 @@ def launch(argv: list[str], nproc: int) -> int:
         failures = sorted(e.failures.items(), key=lambda kv: kv[1].timestamp)
         if any(f.exitcode == 2 for _, f in failures):  # a worker printed its MimeticError line: enough
             return 2
-        failed_rank, failure = next(((r, f) for r, f in failures if f.exitcode != LOST_STATUS), failures[0])
+        # the rank that failed first, by its own fault: not one that lost the others (LOST_STATUS), and not one the
+        # C++ runtime aborted (SIGABRT) as its peer vanished, when another failed otherwise
+        failed_rank, failure = next(((r, f) for r, f in failures if f.exitcode not in (LOST_STATUS, -signal.SIGABRT)),
+                                    next(((r, f) for r, f in failures if f.exitcode != LOST_STATUS), failures[0]))
         code = failure.exitcode
         if code == LOST_STATUS:
             how = f"lost the others (one hung for {TIMEOUT_ENV}={timeout_s():g} s, or died)"
