@@ -15,7 +15,9 @@ intervals, final checkpoint (EMA weights for diffusion / flow), no checkpoint se
 checkpoint is also evaluated in variants (diffusion / flow with other sampling steps, ACT with
 temporal ensembling), all reported. Failures are split into collisions (the episode ended early)
 and time-outs. One JSON line per (env, seeds, method, variant) is appended to --out (a finished
-row is skipped on a re-run); the markdown table is printed and written to --md.
+row is skipped on a re-run, and a run that finished training with the same config, e.g. for the other
+seeds, is evaluated again rather than retrained: its train_s is then the one its training logged);
+the markdown table is printed and written to --md.
 
 `--images SIZE`: the same from pixels. The task renders its `top` camera at SIZE x SIZE and the state is
 its proprioception only (position and velocity): the goal and the obstacle are only in the image. Every
@@ -45,7 +47,8 @@ from mimetic.collect import collect
 from mimetic.data import Dataset
 from mimetic.envs import make_env
 from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
-from mimetic.policies.base import PolicyActor
+from mimetic.policies.base import PolicyActor, load_policy
+from metaworld_methods import finished_run  # reuse a run that finished with the same config
 
 METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow",
            "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow", "act-long": "act"}  # row -> method
@@ -108,11 +111,15 @@ def run(args, meta: dict) -> None:
         cfg = resolve_for_dataset(cfg, ds)  # with --images, the defaults of a policy that reads cameras
         cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
         run_dir = work / f"{args.env}-{name}{suffix}-seed{args.train_seed}"
-        if run_dir.exists():  # a run interrupted before all its rows were written: train it again
-            shutil.rmtree(run_dir)
-        t = time.perf_counter()
-        policy = module.train(cfg, ds, run_dir, progress=False)
-        train_s = time.perf_counter() - t
+        train_s = finished_run(run_dir, cfg)  # a run that finished with exactly this config (e.g. on other seeds)
+        if train_s is not None:
+            policy = load_policy(run_dir)
+        else:
+            if run_dir.exists():  # a run interrupted before it finished: train it again
+                shutil.rmtree(run_dir)
+            t = time.perf_counter()
+            policy = module.train(cfg, ds, run_dir, progress=False)
+            train_s = time.perf_counter() - t
         base = {"env": args.env, "seeds": args.seeds, "first_seed": seed, "method": METHODS[name], "demos": ds.num_episodes,
                 "steps": cfg.steps, "batch_size": cfg.batch_size, "parameters": policy.num_parameters(),
                 "train_s": round(train_s, 1), "config": {k: v for k, v in vars(cfg).items() if k not in ("log_every", "ckpt_every")},
