@@ -177,3 +177,31 @@ def test_ranks_go_down_with_a_killed_launcher(demos, tmp_path):
     for r in alive:
         os.kill(r, signal.SIGKILL)
     assert not alive, f"ranks {alive} outlived their launcher"
+
+
+@pytest.mark.parametrize("abort_first", [True, False])
+def test_the_launcher_names_the_rank_that_failed_not_one_aborted_by_its_loss(monkeypatch, capsys, tmp_path, abort_first):
+    """A rank killed mid-collective can take a peer down with SIGABRT (gloo, from C++) in the same second: the
+    launcher names the killed rank, whichever failure it saw first; a rank that only lost the others is never named."""
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError, ProcessFailure
+    import torch.distributed.launcher.api as launcher_api
+    from mimetic import distributed
+
+    def failure(rank: int, code: int) -> ProcessFailure:
+        return ProcessFailure(local_rank=rank, pid=1000 + rank, exitcode=code, error_file=str(tmp_path / "none.json"))
+
+    failures = [(0, failure(0, -signal.SIGABRT)), (1, failure(1, -signal.SIGKILL)), (2, failure(2, distributed.LOST_STATUS))]
+    if not abort_first:
+        failures = failures[::-1]
+    for _, f in failures:
+        f.timestamp = 0  # the same second, as the launcher records them
+
+    def launched(config, entrypoint):
+        def run(*args):
+            raise ChildFailedError("mimetic", dict(failures))
+        return run
+
+    monkeypatch.setattr(launcher_api, "elastic_launch", launched)
+    assert distributed.launch(["train"], 3) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.splitlines() == [err] and "rank 1 was killed by SIGKILL" in err, err
