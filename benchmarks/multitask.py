@@ -39,6 +39,12 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --no-single \
         --text-encoder wordllama --paraphrases --demos 10 --episodes 50 --work /tmp/mt/mt10 \
         --out benchmarks/results/multitask_mt10_paraphrase.jsonl --threads 1
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --images --no-single \
+        --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_multi.jsonl --threads 1
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --images --no-multi \
+        --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_single.jsonl --threads 1
+        (the two at once, the second started once the first had collected the demonstrations; the table:
+        `cat` both files into benchmarks/results/multitask_mt10_images.jsonl, then --table-only --out it)
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
