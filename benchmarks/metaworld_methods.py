@@ -92,7 +92,7 @@ def run(args) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     done = done_keys(out)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mw-methods-"))
-    env_options = dict(IMAGE_PROTOCOL) if args.images else {}
+    env_options = {**IMAGE_PROTOCOL, "image_size": args.image_size} if args.images else {}
     variants = {} if args.no_variants else VARIANTS
     for task in args.tasks:
         env = f"metaworld/{task}"
@@ -170,6 +170,8 @@ def main() -> None:
     p.add_argument("--table-only", action="store_true")
     p.add_argument("--images", action="store_true", help="the image protocol: camera corner4 at 84x84 and the "
                    "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio)")
+    p.add_argument("--image-size", type=int, default=IMAGE_PROTOCOL["image_size"], help="with --images: the "
+                   "camera's side in pixels (a study of the protocol; its figures are at 84; give each size its own --work)")
     p.add_argument("--no-variants", action="store_true", help="evaluate each checkpoint at its defaults only")
     args = p.parse_args()
     if not args.table_only:
