@@ -294,8 +294,8 @@ def launch(argv: list[str], nproc: int) -> int:
             return 2
         # the rank that failed first, by its own fault: not one that lost the others (LOST_STATUS), and not one the
         # C++ runtime aborted (SIGABRT) as its peer vanished, when another failed otherwise
-        failed_rank, failure = next(((r, f) for r, f in failures if f.exitcode not in (LOST_STATUS, -signal.SIGABRT)),
-                                    next(((r, f) for r, f in failures if f.exitcode != LOST_STATUS), failures[0]))
+        own = [(r, f) for r, f in failures if f.exitcode != LOST_STATUS]
+        failed_rank, failure = next(((r, f) for r, f in own if f.exitcode != -signal.SIGABRT), (own or failures)[0])
         code = failure.exitcode
         if code == LOST_STATUS:
             how = f"lost the others (one hung for {TIMEOUT_ENV}={timeout_s():g} s, or died)"
