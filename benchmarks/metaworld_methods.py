@@ -49,6 +49,12 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "diffusion-aux": ("diffusion", dict(aux_weight=1.0)),
     "flow-aux": ("flow", dict(aux_weight=1.0)),
     "flow-aux10": ("flow", dict(aux_weight=10.0)),
+    # candidates for images: 8 noise draws per encoded observation (noise_samples)
+    "diffusion-k8": ("diffusion", dict(noise_samples=8)),
+    "flow-k8": ("flow", dict(noise_samples=8)),
+    "flow-k32": ("flow", dict(noise_samples=32)),
+    "diffusion-k32": ("diffusion", dict(noise_samples=32)),
+    "flow-k8-aux": ("flow", dict(noise_samples=8, aux_weight=1.0)),
 }
 # The Meta-World image protocol (issue 12): one fixed camera, LeRobot's view, at 84x84, and a state that holds
 # only the robot's own position and gripper, so the policy must find the object and the goal in the image.

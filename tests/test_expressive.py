@@ -218,6 +218,33 @@ def test_aux_head_regresses_the_chunk_from_the_condition(name):
         cls(dataclasses.replace(cfg, aux_weight=-1.0))
 
 
+@pytest.mark.parametrize("name", ["diffusion", "flow"])
+def test_noise_samples_encode_each_observation_once_and_denoise_k_draws_of_it(name):
+    """noise_samples=K: the encoder runs on the B samples once, the U-Net on K x B noisy chunks, each sample's K rows
+    sharing its condition and its clean chunk; below 1 is refused."""
+    from mimetic.errors import MimeticError
+
+    cls, cfg = TINY[name]
+    policy = cls(dataclasses.replace(cfg, noise_samples=3))
+    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
+    batch = batch_for(policy)
+    B = len(batch["obs"])
+    encoded, calls = [], []
+    encode = policy.encode
+    policy.encode = lambda b: encoded.append(len(b["obs"])) or encode(b)
+    forward = policy.model.forward
+    policy.model.forward = lambda x, t, cond: calls.append((x.detach(), t, cond.detach())) or forward(x, t, cond)
+    loss, _ = policy.loss(batch)
+    loss.backward()
+    x, t, cond = calls[0]
+    assert encoded == [B] and x.shape[0] == cond.shape[0] == t.shape[0] == 3 * B
+    assert torch.equal(cond[0::3], cond[1::3]) and torch.equal(cond[0::3], cond[2::3])
+    assert not torch.equal(cond[0], cond[3])  # different samples keep different conditions
+    assert not torch.allclose(x[0::3], x[1::3])  # the copies are noised independently
+    with pytest.raises(MimeticError, match="noise_samples"):
+        cls(dataclasses.replace(cfg, noise_samples=0))
+
+
 def test_bad_configs():
     from mimetic.errors import MimeticError
 

@@ -54,15 +54,13 @@ class DiffusionPolicy(ChunkGenerativePolicy):
 
     def loss(self, batch):
         c = self.config
-        cond = self.condition(self.encode(batch))
-        x0 = self.act_norm(batch["action"].to(cond.device))
+        cond, x0, aux = self.training_targets(batch)
         eps = torch.randn_like(x0)
         t = torch.randint(0, c.num_train_timesteps, (len(x0),), device=x0.device)
         ab = self.alphas_cumprod[t][:, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
         target = eps if c.prediction_type == "epsilon" else x0
         mse = torch.nn.functional.mse_loss(self.model(xt, t, cond), target)
-        aux = self.aux_loss(cond, x0)
         return mse + aux, {"mse": mse.item(), "aux": aux.item()}
 
     def timesteps(self, steps: int) -> list[int]:

@@ -33,13 +33,11 @@ class FlowPolicy(ChunkGenerativePolicy):
     config_class = FlowConfig
 
     def loss(self, batch):
-        cond = self.condition(self.encode(batch))
-        x1 = self.act_norm(batch["action"].to(cond.device))
+        cond, x1, aux = self.training_targets(batch)
         x0 = torch.randn_like(x1)
         t = torch.rand(len(x1), device=x1.device)
         xt = (1 - t)[:, None, None] * x0 + t[:, None, None] * x1
         mse = torch.nn.functional.mse_loss(self.model(xt, TIME_SCALE * t, cond), x1 - x0)
-        aux = self.aux_loss(cond, x1)
         return mse + aux, {"mse": mse.item(), "aux": aux.item()}
 
     def predict_normalized(self, obs_n, generators=None, steps: int | None = None):

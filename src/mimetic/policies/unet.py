@@ -128,6 +128,10 @@ class ChunkGenerativeConfig(PolicyConfig):
     # (MSE), so the observation encoder also gets the direct gradient BC's encoder gets; 0 = off. Used in training
     # only: sampling does not read the head.
     aux_weight: float = 0.0
+    # noisy copies of each training chunk per step, all sharing one encoding of their observation: the observation
+    # encoder (a camera's conv net) runs once per sample and its gradient averages over this many noise draws,
+    # for the price of a larger U-Net batch. 1: one draw per sample (Diffusion Policy).
+    noise_samples: int = 1
     num_inference_steps: int = 10
     sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
 
@@ -161,6 +165,8 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"horizon {config.horizon} must be divisible by 2^(len(down_dims)-1) = {2 ** (levels - 1)}")
         if config.aux_weight < 0:
             raise MimeticError(f"aux_weight must be >= 0, got {config.aux_weight}")
+        if config.noise_samples < 1:
+            raise MimeticError(f"noise_samples must be >= 1, got {config.noise_samples}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
         # the flattened encoded observations, and the task vector once (a task-conditioned policy)
@@ -210,6 +216,17 @@ class ChunkGenerativePolicy(Policy):
             return cond.new_zeros(())
         pred = self.aux_head(cond).reshape(chunk.shape)
         return self.config.aux_weight * torch.nn.functional.mse_loss(pred, chunk)
+
+    def training_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The condition and normalized action chunk of a training batch, each repeated `noise_samples` times (one
+        encoder pass, several noise draws), and the auxiliary loss on the unrepeated pair."""
+        cond = self.condition(self.encode(batch))
+        chunk = self.act_norm(batch["action"].to(cond.device))
+        aux = self.aux_loss(cond, chunk)
+        k = self.config.noise_samples
+        if k > 1:
+            cond, chunk = cond.repeat_interleave(k, 0), chunk.repeat_interleave(k, 0)
+        return cond, chunk, aux
 
     def condition(self, obs_n: torch.Tensor) -> torch.Tensor:
         """(B, To, encoded_dim) encoded observations -> the FiLM condition: the flattened observations (and the task
