@@ -52,10 +52,12 @@ from metaworld_methods import finished_run  # reuse a run that finished with the
 
 METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow",
            "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow", "act-long": "act",
-           "diffusion-k8": "diffusion", "flow-k8": "flow"}  # row -> method
+           "diffusion-k8": "diffusion", "flow-k8": "flow", "diffusion-rw": "diffusion", "flow-rw": "flow"}  # row -> method
 # rows that are not the defaults: candidates, chosen between on validation seeds (the auxiliary regression head)
 OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.0),
-           "diffusion-k8": dict(noise_samples=8), "flow-k8": dict(noise_samples=8)}  # and 8 noise draws per sample
+           "diffusion-k8": dict(noise_samples=8), "flow-k8": dict(noise_samples=8),  # 8 noise draws per sample
+           # 2000 steps of regression warm-up, then the default 2000
+           "diffusion-rw": dict(regression_warmup=2000, steps=4000), "flow-rw": dict(regression_warmup=2000, steps=4000)}
 PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)
 # variants evaluated on the same checkpoint: sampling steps (diffusion DDIM, flow Euler), ACT temporal ensembling
 SWEEP = {"diffusion": [1, 5], "flow": [1, 2]}

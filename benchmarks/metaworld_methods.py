@@ -31,6 +31,7 @@ import torch
 
 from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, load_or_collect_demos, load_rows, table  # the suite, groups and table of the BC benchmark
 
+BC_BODY = "<the task's bc-mlp body>"  # stands for WORK/<task>/bc-mlp/backbone.safetensors (see backbone_file)
 METHODS = {  # name: (training method, options): each method's defaults (what `mimetic train METHOD` runs, sized so
     # that one policy trains in a few minutes on one core), BC with the head named; the table's earlier runs used
     # presets identical to today's defaults (benchmarks/results/metaworld_methods.md)
@@ -42,6 +43,8 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "bc-mlp-chunk": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=8)),
     "bc-mlp-chunk4": ("bc", dict(head="deterministic", n_obs_steps=2, horizon=16, n_action_steps=4)),  # 4 executed
     "bc-mlp-nocrop": ("bc", dict(head="deterministic", crop_ratio=1.0)),  # images: the BC default without the random crop
+    "bc-mlp-crop80": ("bc", dict(head="deterministic", crop_ratio=0.8)),  # images: a larger random crop (shift)
+    "bc-mlp-ema": ("bc", dict(head="deterministic", ema_decay=0.995)),  # images: weights averaged as diffusion's
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
@@ -55,6 +58,11 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "flow-k32": ("flow", dict(noise_samples=32)),
     "diffusion-k32": ("diffusion", dict(noise_samples=32)),
     "flow-k8-aux": ("flow", dict(noise_samples=8, aux_weight=1.0)),
+    # candidates for images: the encoder first learns by regression (run with --steps 4000: 2000 + 2000)
+    "flow-rw": ("flow", dict(regression_warmup=2000)),
+    "diffusion-rw": ("diffusion", dict(regression_warmup=2000)),
+    # a diagnostic: flow whose conv body starts from the trained bc-mlp run of the same task (list bc-mlp first)
+    "flow-bcbody": ("flow", dict(pretrained_backbone=BC_BODY)),
 }
 # The Meta-World image protocol (issue 12): one fixed camera, LeRobot's view, at 84x84, and a state that holds
 # only the robot's own position and gripper, so the policy must find the object and the goal in the image.
@@ -64,6 +72,21 @@ IMAGE_PROTOCOL = {"cameras": "corner4", "image_size": 84, "state": "proprio"}
 VARIANTS = {"diffusion": {"diffusion-5": dict(sampling_steps=5)},
             "flow": {"flow-1": dict(sampling_steps=1), "flow-2": dict(sampling_steps=2)},
             "act": {"act-te": dict(temporal_ensemble=0.1)}}
+
+
+def backbone_file(bc_run: Path) -> str:
+    """The conv body of a trained visual BC run's camera encoder, written once as a weight file beside it."""
+    from safetensors.torch import save_file
+
+    from mimetic.policies.base import load_policy
+
+    path = bc_run / "backbone.safetensors"
+    if not path.exists():
+        if not (bc_run / "model.safetensors").exists():
+            raise SystemExit(f"flow-bcbody needs the trained bc-mlp run {bc_run}: list bc-mlp before it in --methods")
+        body = load_policy(bc_run).obs_encoder.backbones[0].body
+        save_file({k: v.contiguous() for k, v in body.state_dict().items()}, str(path))
+    return str(path)
 
 
 def finished_run(run_dir: Path, cfg) -> float | None:
@@ -118,6 +141,8 @@ def run(args) -> None:
                 train_s, steps = main_row["train_s"], main_row["steps"]
             else:
                 method, options = METHODS[name]
+                if options.get("pretrained_backbone") == BC_BODY:
+                    options = {**options, "pretrained_backbone": backbone_file(work / task / "bc-mlp")}
                 module = method_module(method)
                 # the defaults (with --images those of a policy that reads cameras), except: all demonstrations
                 # train (val_fraction 0, the protocol's 10 demos), logging

@@ -20,7 +20,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from mimetic.algos import bc
+from mimetic.algos import bc, flow
 from mimetic.algos.run_dir import read_metrics
 from mimetic.cli import main
 from mimetic.data import Dataset
@@ -29,6 +29,10 @@ from mimetic.errors import MimeticError
 SMALL = dict(hidden=[32, 32], batch_size=16, lr=3e-3, warmup_steps=10, val_fraction=0.0, device="cpu")
 EXACT = dict(SMALL, steps=120, log_every=40, ckpt_every=120, obs_noise=0.1)  # deterministic head: N=1 and N=2 agree
 RESUME = dict(SMALL, steps=400, log_every=100, ckpt_every=20, dropout=0.1)  # dropout draws from each rank's generator
+# flow whose first steps train only the encoder side (regression warm-up): steps that leave parameters unused
+WARMUP = dict(down_dims=[16, 32], horizon=8, batch_size=16, steps=20, regression_warmup=10, log_every=10,
+              ckpt_every=20, val_fraction=0.0, device="cpu")
+ALGOS = {"bc": bc, "flow": flow}
 
 
 def _cli_args(cfg: dict) -> list[str]:
@@ -59,15 +63,15 @@ def _rank(rank: int, world: int, port: int, data: str, runs: list) -> None:
                       MASTER_PORT=str(port))
     torch.set_num_threads(1)
     ds = Dataset.load(data)
-    for out, cfg in runs:
-        bc.train(bc.Config(**cfg), ds, out, progress=False)
+    for out, method, cfg in runs:
+        ALGOS[method].train(ALGOS[method].Config(**cfg), ds, out, progress=False)
 
 
 @pytest.fixture(scope="module")
 def ddp_runs(demos, tmp_path_factory):
-    """Two runs of one 2-process job: EXACT (per-rank batch 8) and RESUME, uninterrupted."""
+    """Runs of one 2-process job: EXACT (per-rank batch 8), RESUME, uninterrupted, and flow's WARMUP."""
     root = tmp_path_factory.mktemp("ddp")
-    runs = [(str(root / "exact"), EXACT), (str(root / "resume"), RESUME)]
+    runs = [(str(root / "exact"), "bc", EXACT), (str(root / "resume"), "bc", RESUME), (str(root / "warmup"), "flow", WARMUP)]
     torch.multiprocessing.spawn(_rank, args=(2, _free_port(), str(demos), runs), nprocs=2)
     return root
 
@@ -86,6 +90,13 @@ def test_two_processes_follow_one_process_with_the_global_batch(demos, ddp_runs,
     for a, b in zip(rows_one, rows_two):  # rank 0 logs the loss over the whole global batch
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-4) and b["lr"] == a["lr"]
     assert rows_two[-1]["train_loss"] < 0.5 * rows_two[0]["train_loss"]  # it learned something
+
+
+def test_two_processes_train_through_a_regression_warmup(ddp_runs):
+    """DDP must allow the steps in which part of the network is out of the loss (flow's regression warm-up, then the
+    regression head): the job reaches its last step."""
+    assert [r["step"] for r in read_metrics(ddp_runs / "warmup")] == [10, 20]
+    assert any(k.startswith("aux_head.") for k in _weights(ddp_runs / "warmup"))
 
 
 def _children(pid: int) -> list[int]:

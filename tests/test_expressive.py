@@ -245,6 +245,60 @@ def test_noise_samples_encode_each_observation_once_and_denoise_k_draws_of_it(na
         cls(dataclasses.replace(cfg, noise_samples=0))
 
 
+@pytest.mark.parametrize("name", ["diffusion", "flow"])
+def test_regression_warmup_trains_the_encoder_side_by_regression_then_hands_over(name):
+    """regression_warmup=W: before training step W the loss is the chunk's regression from the condition (the
+    condition MLP and the head get gradients, the U-Net none) and it learns; from step W, and outside training, the
+    generative loss; a negative W is refused."""
+    from mimetic.errors import MimeticError
+
+    cls, cfg = TINY[name]
+    torch.manual_seed(0)
+    policy = cls(dataclasses.replace(cfg, regression_warmup=5))
+    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(32, cfg.n_obs_steps, 8, generator=g)
+    action = torch.tanh(obs[:, -1:, :2].expand(-1, cfg.horizon, -1).clone())  # a function of the observation
+    batch = {"obs": obs, "action": action, "action_pad": torch.zeros(32, cfg.horizon, dtype=torch.bool)}
+    policy.train()
+    policy.start_step(0)
+    loss, info = policy(batch)
+    loss.backward()
+    assert set(info) == {"regression"}
+    assert all(p.grad is None for p in policy.model.parameters())
+    assert all(p.grad is not None for p in [*policy.cond_mlp.parameters(), *policy.aux_head.parameters()])
+    opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
+    first = info["regression"]
+    for _ in range(300):
+        loss, info = policy(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert info["regression"] < 0.1 * first, (first, info["regression"])
+    policy.zero_grad()
+    policy.start_step(5)
+    loss, info = policy(batch)
+    loss.backward()
+    assert "mse" in info and all(p.grad is not None for p in policy.model.parameters())
+    policy.start_step(0)
+    assert "mse" in policy.eval()(batch)[1]  # validation losses are the generative loss
+    with pytest.raises(MimeticError, match="regression_warmup"):
+        cls(dataclasses.replace(cfg, regression_warmup=-1))
+
+
+def test_a_regression_warmup_gives_each_phase_its_own_learning_rate_schedule():
+    """lr_factor with restart W: warm-up and cosine over steps 0..W-1, then again over W..steps-1."""
+    from mimetic.algos.trainer import TrainConfig, lr_factor
+
+    cfg = TrainConfig(steps=400, warmup_steps=10)
+    plain = [lr_factor(s, cfg) for s in range(400)]
+    phased = [lr_factor(s, cfg, restart=100) for s in range(400)]
+    assert phased[:100] == [lr_factor(s, TrainConfig(steps=100, warmup_steps=10)) for s in range(100)]
+    assert phased[100:] == [lr_factor(s, TrainConfig(steps=300, warmup_steps=10)) for s in range(300)]
+    assert phased[99] < 0.01 and phased[100] == pytest.approx(0.1) and phased[110] > 0.99
+    assert plain[100] > 0.8 and plain[110] < plain[100]  # without a restart: one schedule
+
+
 def test_bad_configs():
     from mimetic.errors import MimeticError
 

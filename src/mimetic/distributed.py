@@ -209,7 +209,9 @@ def wrap(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     with errors():
-        return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
+        # a policy whose loss leaves some parameters out on some steps (a warm-up phase) needs DDP to look for them
+        return DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None,
+                                       find_unused_parameters=bool(getattr(module, "varying_graph", False)))
 
 
 def on_main(fn):

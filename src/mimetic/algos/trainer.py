@@ -98,11 +98,16 @@ def episode_frames(ds: Dataset, episodes: np.ndarray) -> np.ndarray:
     return np.concatenate([np.arange(ds.episode_starts[e], ds.episode_ends[e]) for e in episodes])
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    warm = min(1.0, (step + 1) / max(1, cfg.warmup_steps))
+def lr_factor(step: int, cfg: TrainConfig, restart: int = 0) -> float:
+    """The learning rate's factor at `step`: linear warm-up over `warmup_steps`, then cosine to 0 at the last step
+    (or constant). With `restart` > 0 (a policy's regression warm-up) the steps before it and the steps from it on
+    are two schedules, each with its own warm-up and cosine."""
+    start, end = (0, restart) if step < restart else (restart, cfg.steps)
+    local = step - start
+    warm = min(1.0, (local + 1) / max(1, cfg.warmup_steps))
     if cfg.lr_schedule == "constant":
         return warm
-    progress = min(1.0, step / max(1, cfg.steps))
+    progress = min(1.0, local / max(1, end - start))
     return warm * 0.5 * (1 + math.cos(math.pi * progress))
 
 
@@ -209,8 +214,9 @@ def train_policy(
     try:
         while step < cfg.steps:
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, cfg)
+                g["lr"] = cfg.lr * lr_factor(step, cfg, getattr(c, "regression_warmup", 0))
             # every rank draws the same global batch from `gen` and keeps its share (all of it in one process)
+            policy.start_step(step)
             batch = to_device(train.sample(cfg.batch_size, gen, share=dist.shard), device)  # cameras stay uint8
             # crops happen in the policy's observation encoder (train_supervised maps --random-crop onto it)
             if n_ranks == 1:
@@ -454,6 +460,9 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
                          instructions=dataset.tasks)
     if getattr(cfg, "random_crop", 0) > 0:  # --random-crop SIZE: the encoder's crop (a new config; cfg is not touched)
         pcfg = dataclasses.replace(pcfg, crop_ratio=crop_ratio_for(cfg.random_crop, inputs))
+    if getattr(pcfg, "regression_warmup", 0) >= cfg.steps:
+        raise MimeticError(f"regression_warmup ({pcfg.regression_warmup}) must be less than steps ({cfg.steps}): "
+                           "the generative loss needs steps of its own")
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     policy = policy_class(pcfg)
     train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})

@@ -207,6 +207,8 @@ class Policy(nn.Module):
         check_condition(config)
         # the task -> a vector that `encode` appends to every observation step (None: a one-task policy)
         self.task_cond = TaskConditioner(config) if config.condition != "none" else None
+        self.step = 0  # the training step (set by the trainer: `start_step`)
+        self.varying_graph = False  # True: some training steps leave some parameters out of the loss (see wrap)
 
     pooled_encoder = True  # False: the encoder gives feature maps, not vectors (ACT makes its own image tokens)
 
@@ -303,6 +305,10 @@ class Policy(nn.Module):
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The training loss, `loss(batch)`: training calls the module (what DDP and other wrappers hook)."""
         return self.loss(batch)
+
+    def start_step(self, step: int) -> None:
+        """The trainer calls this before each training step (0-based): a loss that changes over training reads `step`."""
+        self.step = step
 
     @property
     def device(self) -> torch.device:

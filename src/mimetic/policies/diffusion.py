@@ -53,6 +53,8 @@ class DiffusionPolicy(ChunkGenerativePolicy):
         self.register_buffer("alphas_cumprod", cosine_alphas_cumprod(config.num_train_timesteps), persistent=False)
 
     def loss(self, batch):
+        if (warm := self.warmup_loss(batch)) is not None:
+            return warm
         c = self.config
         cond, x0, aux = self.training_targets(batch)
         eps = torch.randn_like(x0)

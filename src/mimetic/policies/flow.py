@@ -33,6 +33,8 @@ class FlowPolicy(ChunkGenerativePolicy):
     config_class = FlowConfig
 
     def loss(self, batch):
+        if (warm := self.warmup_loss(batch)) is not None:
+            return warm
         cond, x1, aux = self.training_targets(batch)
         x0 = torch.randn_like(x1)
         t = torch.rand(len(x1), device=x1.device)

@@ -132,6 +132,10 @@ class ChunkGenerativeConfig(PolicyConfig):
     # encoder (a camera's conv net) runs once per sample and its gradient averages over this many noise draws,
     # for the price of a larger U-Net batch. 1: one draw per sample (Diffusion Policy).
     noise_samples: int = 1
+    # training steps, at the start, in which the observation encoder and the condition MLP learn to regress the
+    # normalized action chunk through a linear head (BC's loss), before the generative loss trains everything. With
+    # cameras the denoising loss alone teaches the encoder slowly (BENCHMARKS.md, "Learning from pixels"). 0 = off.
+    regression_warmup: int = 0
     num_inference_steps: int = 10
     sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
 
@@ -167,6 +171,8 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"aux_weight must be >= 0, got {config.aux_weight}")
         if config.noise_samples < 1:
             raise MimeticError(f"noise_samples must be >= 1, got {config.noise_samples}")
+        if config.regression_warmup < 0:
+            raise MimeticError(f"regression_warmup must be >= 0, got {config.regression_warmup}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
         # the flattened encoded observations, and the task vector once (a task-conditioned policy)
@@ -178,7 +184,11 @@ class ChunkGenerativePolicy(Policy):
         self.cond_mlp = nn.Sequential(*layers)  # empty: the identity
         self.model = ConditionalUnet1D(config.act_dim, cond_dim, list(config.down_dims),
                                        config.kernel_size, config.n_groups, config.time_embed_dim)
-        self.aux_head = nn.Linear(cond_dim, config.horizon * config.act_dim) if config.aux_weight > 0 else None
+        # the regression head: the auxiliary loss's, and the warm-up's
+        regress = config.aux_weight > 0 or config.regression_warmup > 0
+        self.aux_head = nn.Linear(cond_dim, config.horizon * config.act_dim) if regress else None
+        # the warm-up trains a part of the network, the generative loss the rest: some steps leave parameters unused
+        self.varying_graph = config.regression_warmup > 0
         self.sampling_steps = config.num_inference_steps
         self._traced: dict[tuple, torch.jit.ScriptModule] = {}
 
@@ -212,10 +222,21 @@ class ChunkGenerativePolicy(Policy):
 
     def aux_loss(self, cond: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
         """The auxiliary regression loss (weighted) of the normalized chunk (B, H, a) from the condition; 0 when off."""
-        if self.aux_head is None:
+        if self.config.aux_weight == 0:
             return cond.new_zeros(())
-        pred = self.aux_head(cond).reshape(chunk.shape)
-        return self.config.aux_weight * torch.nn.functional.mse_loss(pred, chunk)
+        return self.config.aux_weight * self.regression_mse(cond, chunk)
+
+    def regression_mse(self, cond: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(self.aux_head(cond).reshape(chunk.shape), chunk)
+
+    def warmup_loss(self, batch) -> tuple[torch.Tensor, dict[str, float]] | None:
+        """During the regression warm-up (training, before step `regression_warmup`): the regression loss of the
+        normalized chunk from the condition, which trains the encoder, the condition MLP and the head; else None."""
+        if not (self.training and self.step < self.config.regression_warmup):
+            return None
+        cond = self.condition(self.encode(batch))
+        mse = self.regression_mse(cond, self.act_norm(batch["action"].to(cond.device)))
+        return mse, {"regression": mse.item()}
 
     def training_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The condition and normalized action chunk of a training batch, each repeated `noise_samples` times (one
