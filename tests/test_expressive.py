@@ -56,6 +56,17 @@ def batch_for(policy, B=6, seed=0):
             "action_pad": pad}
 
 
+def regressable(cls, cfg):
+    """A fitted policy (seed 0) and a batch of 32 whose action chunk is a function of the observation."""
+    torch.manual_seed(0)
+    policy = cls(cfg)
+    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
+    g = torch.Generator().manual_seed(1)
+    obs = torch.randn(32, cfg.n_obs_steps, 8, generator=g)
+    action = torch.tanh(obs[:, -1:, :2].expand(-1, cfg.horizon, -1).clone())
+    return policy, {"obs": obs, "action": action, "action_pad": torch.zeros(32, cfg.horizon, dtype=torch.bool)}
+
+
 # ------------------------------------------------------------------------------------ the task
 def test_bimodal_task_needs_a_side():
     expert = make_expert("reach-bimodal")
@@ -198,13 +209,7 @@ def test_aux_head_regresses_the_chunk_from_the_condition(name):
 
     cls, cfg = TINY[name]
     assert cls(cfg).aux_head is None and cls(cfg).loss(batch_for(cls(cfg)))[1]["aux"] == 0.0
-    torch.manual_seed(0)
-    policy = cls(dataclasses.replace(cfg, aux_weight=1.0))
-    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
-    g = torch.Generator().manual_seed(1)
-    obs = torch.randn(32, cfg.n_obs_steps, 8, generator=g)
-    action = torch.tanh(obs[:, -1:, :2].expand(-1, cfg.horizon, -1).clone())  # a function of the observation
-    batch = {"obs": obs, "action": action, "action_pad": torch.zeros(32, cfg.horizon, dtype=torch.bool)}
+    policy, batch = regressable(cls, dataclasses.replace(cfg, aux_weight=1.0))
     opt = torch.optim.Adam(policy.parameters(), lr=3e-3)
     first = None
     for _ in range(300):
@@ -253,13 +258,7 @@ def test_regression_warmup_trains_the_encoder_side_by_regression_then_hands_over
     from mimetic.errors import MimeticError
 
     cls, cfg = TINY[name]
-    torch.manual_seed(0)
-    policy = cls(dataclasses.replace(cfg, regression_warmup=5))
-    policy.fit_normalization(np.random.default_rng(0).normal(size=(50, 8)), np.random.default_rng(1).uniform(-1, 1, size=(50, 2)))
-    g = torch.Generator().manual_seed(1)
-    obs = torch.randn(32, cfg.n_obs_steps, 8, generator=g)
-    action = torch.tanh(obs[:, -1:, :2].expand(-1, cfg.horizon, -1).clone())  # a function of the observation
-    batch = {"obs": obs, "action": action, "action_pad": torch.zeros(32, cfg.horizon, dtype=torch.bool)}
+    policy, batch = regressable(cls, dataclasses.replace(cfg, regression_warmup=5))
     policy.train()
     policy.start_step(0)
     loss, info = policy(batch)
