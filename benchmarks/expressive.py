@@ -56,8 +56,8 @@ METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", 
 # rows that are not the defaults: candidates, chosen between on validation seeds (the auxiliary regression head)
 OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.0),
            "diffusion-k8": dict(noise_samples=8), "flow-k8": dict(noise_samples=8),  # 8 noise draws per sample
-           # 2000 steps of regression warm-up, then the default 2000
-           "diffusion-rw": dict(regression_warmup=2000, steps=4000), "flow-rw": dict(regression_warmup=2000, steps=4000)}
+           # half of 4000 steps regression warm-up, then 2000 as usual
+           "diffusion-rw": dict(regression_warmup=0.5, steps=4000), "flow-rw": dict(regression_warmup=0.5, steps=4000)}
 PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)
 # variants evaluated on the same checkpoint: sampling steps (diffusion DDIM, flow Euler), ACT temporal ensembling
 SWEEP = {"diffusion": [1, 5], "flow": [1, 2]}

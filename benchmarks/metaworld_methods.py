@@ -59,8 +59,8 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "diffusion-k32": ("diffusion", dict(noise_samples=32)),
     "flow-k8-aux": ("flow", dict(noise_samples=8, aux_weight=1.0)),
     # candidates for images: the encoder first learns by regression (run with --steps 4000: 2000 + 2000)
-    "flow-rw": ("flow", dict(regression_warmup=2000)),
-    "diffusion-rw": ("diffusion", dict(regression_warmup=2000)),
+    "flow-rw": ("flow", dict(regression_warmup=0.5)),
+    "diffusion-rw": ("diffusion", dict(regression_warmup=0.5)),
     # a diagnostic: flow whose conv body starts from the trained bc-mlp run of the same task (list bc-mlp first)
     "flow-bcbody": ("flow", dict(pretrained_backbone=BC_BODY)),
 }

@@ -30,7 +30,7 @@ SMALL = dict(hidden=[32, 32], batch_size=16, lr=3e-3, warmup_steps=10, val_fract
 EXACT = dict(SMALL, steps=120, log_every=40, ckpt_every=120, obs_noise=0.1)  # deterministic head: N=1 and N=2 agree
 RESUME = dict(SMALL, steps=400, log_every=100, ckpt_every=20, dropout=0.1)  # dropout draws from each rank's generator
 # flow whose first steps train only the encoder side (regression warm-up): steps that leave parameters unused
-WARMUP = dict(down_dims=[16, 32], horizon=8, batch_size=16, steps=20, regression_warmup=10, log_every=10,
+WARMUP = dict(down_dims=[16, 32], horizon=8, batch_size=16, steps=20, regression_warmup=0.5, log_every=10,
               ckpt_every=20, val_fraction=0.0, device="cpu")
 ALGOS = {"bc": bc, "flow": flow}
 

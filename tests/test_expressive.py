@@ -252,15 +252,16 @@ def test_noise_samples_encode_each_observation_once_and_denoise_k_draws_of_it(na
 
 @pytest.mark.parametrize("name", ["diffusion", "flow"])
 def test_regression_warmup_trains_the_encoder_side_by_regression_then_hands_over(name):
-    """regression_warmup=W: before training step W the loss is the chunk's regression from the condition (the
+    """regression_warmup=0.5 of 10 steps: before training step 5 the loss is the chunk's regression from the condition (the
     condition MLP and the head get gradients, the U-Net none) and it learns; from step W, and outside training, the
-    generative loss; a negative W is refused."""
+    generative loss; a fraction outside [0, 1) is refused."""
     from mimetic.errors import MimeticError
 
     cls, cfg = TINY[name]
-    policy, batch = regressable(cls, dataclasses.replace(cfg, regression_warmup=5))
+    policy, batch = regressable(cls, dataclasses.replace(cfg, regression_warmup=0.5))
     policy.train()
-    policy.start_step(0)
+    policy.start_step(0, 10)
+    assert policy.warmup_steps(10) == 5
     loss, info = policy(batch)
     loss.backward()
     assert set(info) == {"regression"}
@@ -275,14 +276,15 @@ def test_regression_warmup_trains_the_encoder_side_by_regression_then_hands_over
         opt.step()
     assert info["regression"] < 0.1 * first, (first, info["regression"])
     policy.zero_grad()
-    policy.start_step(5)
+    policy.start_step(5, 10)
     loss, info = policy(batch)
     loss.backward()
     assert "mse" in info and all(p.grad is not None for p in policy.model.parameters())
-    policy.start_step(0)
+    policy.start_step(0, 10)
     assert "mse" in policy.eval()(batch)[1]  # validation losses are the generative loss
-    with pytest.raises(MimeticError, match="regression_warmup"):
-        cls(dataclasses.replace(cfg, regression_warmup=-1))
+    for bad in (-0.1, 1.0):
+        with pytest.raises(MimeticError, match="regression_warmup"):
+            cls(dataclasses.replace(cfg, regression_warmup=bad))
 
 
 def test_a_regression_warmup_gives_each_phase_its_own_learning_rate_schedule():

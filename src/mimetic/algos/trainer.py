@@ -214,9 +214,9 @@ def train_policy(
     try:
         while step < cfg.steps:
             for g in opt.param_groups:
-                g["lr"] = cfg.lr * lr_factor(step, cfg, getattr(c, "regression_warmup", 0))
+                g["lr"] = cfg.lr * lr_factor(step, cfg, policy.warmup_steps(cfg.steps))
             # every rank draws the same global batch from `gen` and keeps its share (all of it in one process)
-            policy.start_step(step)
+            policy.start_step(step, cfg.steps)
             batch = to_device(train.sample(cfg.batch_size, gen, share=dist.shard), device)  # cameras stay uint8
             # crops happen in the policy's observation encoder (train_supervised maps --random-crop onto it)
             if n_ranks == 1:
@@ -460,9 +460,6 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
                          instructions=dataset.tasks)
     if getattr(cfg, "random_crop", 0) > 0:  # --random-crop SIZE: the encoder's crop (a new config; cfg is not touched)
         pcfg = dataclasses.replace(pcfg, crop_ratio=crop_ratio_for(cfg.random_crop, inputs))
-    if getattr(pcfg, "regression_warmup", 0) >= cfg.steps:
-        raise MimeticError(f"regression_warmup ({pcfg.regression_warmup}) must be less than steps ({cfg.steps}): "
-                           "the generative loss needs steps of its own")
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     policy = policy_class(pcfg)
     train_cfg = TrainConfig(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(TrainConfig)})

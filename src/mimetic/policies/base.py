@@ -207,7 +207,7 @@ class Policy(nn.Module):
         check_condition(config)
         # the task -> a vector that `encode` appends to every observation step (None: a one-task policy)
         self.task_cond = TaskConditioner(config) if config.condition != "none" else None
-        self.step = 0  # the training step (set by the trainer: `start_step`)
+        self.step, self.total_steps = 0, 0  # the training step and the run's steps (set by the trainer: `start_step`)
         self.varying_graph = False  # True: some training steps leave some parameters out of the loss (see wrap)
 
     pooled_encoder = True  # False: the encoder gives feature maps, not vectors (ACT makes its own image tokens)
@@ -306,9 +306,14 @@ class Policy(nn.Module):
         """The training loss, `loss(batch)`: training calls the module (what DDP and other wrappers hook)."""
         return self.loss(batch)
 
-    def start_step(self, step: int) -> None:
-        """The trainer calls this before each training step (0-based): a loss that changes over training reads `step`."""
-        self.step = step
+    def start_step(self, step: int, total: int) -> None:
+        """The trainer calls this before each training step (0-based) of a run of `total` steps: a loss that changes
+        over training reads them."""
+        self.step, self.total_steps = step, total
+
+    def warmup_steps(self, total: int) -> int:
+        """Steps, at the start of a run of `total`, that train with a loss of their own (none here)."""
+        return 0
 
     @property
     def device(self) -> torch.device:

@@ -132,10 +132,11 @@ class ChunkGenerativeConfig(PolicyConfig):
     # encoder (a camera's conv net) runs once per sample and its gradient averages over this many noise draws,
     # for the price of a larger U-Net batch. 1: one draw per sample (Diffusion Policy).
     noise_samples: int = 1
-    # training steps, at the start, in which the observation encoder and the condition MLP learn to regress the
-    # normalized action chunk through a linear head (BC's loss), before the generative loss trains everything. With
-    # cameras the denoising loss alone teaches the encoder slowly (BENCHMARKS.md, "Learning from pixels"). 0 = off.
-    regression_warmup: int = 0
+    # the fraction of the training steps, at the start, in which the observation encoder and the condition MLP
+    # learn to regress the normalized action chunk through a linear head (BC's loss), before the generative loss
+    # trains everything (each part with its own learning-rate schedule). With cameras the denoising loss alone
+    # teaches the encoder slowly (BENCHMARKS.md, "Learning from pixels"). 0 = off.
+    regression_warmup: float = 0.0
     num_inference_steps: int = 10
     sample_seed: int = 0  # mixed with each episode's seed to seed that episode's sampling noise (see PolicyActor)
 
@@ -171,8 +172,8 @@ class ChunkGenerativePolicy(Policy):
             raise MimeticError(f"aux_weight must be >= 0, got {config.aux_weight}")
         if config.noise_samples < 1:
             raise MimeticError(f"noise_samples must be >= 1, got {config.noise_samples}")
-        if config.regression_warmup < 0:
-            raise MimeticError(f"regression_warmup must be >= 0, got {config.regression_warmup}")
+        if not 0.0 <= config.regression_warmup < 1.0:
+            raise MimeticError(f"regression_warmup must be a fraction of the steps in [0, 1), got {config.regression_warmup}")
         check_sampling_steps(config, config.num_inference_steps)
         super().__init__(config)
         # the flattened encoded observations, and the task vector once (a task-conditioned policy)
@@ -226,13 +227,16 @@ class ChunkGenerativePolicy(Policy):
             return cond.new_zeros(())
         return self.config.aux_weight * self.regression_mse(cond, chunk)
 
+    def warmup_steps(self, total: int) -> int:
+        return int(round(self.config.regression_warmup * total))
+
     def regression_mse(self, cond: torch.Tensor, chunk: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.mse_loss(self.aux_head(cond).reshape(chunk.shape), chunk)
 
     def warmup_loss(self, batch) -> tuple[torch.Tensor, dict[str, float]] | None:
-        """During the regression warm-up (training, before step `regression_warmup`): the regression loss of the
+        """During the regression warm-up (training, the first `warmup_steps` of the run): the regression loss of the
         normalized chunk from the condition, which trains the encoder, the condition MLP and the head; else None."""
-        if not (self.training and self.step < self.config.regression_warmup):
+        if not (self.training and self.step < self.warmup_steps(self.total_steps)):
             return None
         cond = self.condition(self.encode(batch))
         mse = self.regression_mse(cond, self.act_norm(batch["action"].to(cond.device)))
