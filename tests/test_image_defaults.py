@@ -1,6 +1,6 @@
 """Defaults sized for a CPU when the policy reads cameras (issue 12): batch 64 and 2000 steps for every supervised
-method unless given (flow: 4000, the first half a regression warm-up of its image encoder); a state-only policy
-keeps each method's own defaults exactly."""
+method unless given (diffusion and flow: 4000, the first half a regression warm-up of their image encoder); a
+state-only policy keeps each method's own defaults exactly."""
 
 import json
 
@@ -11,7 +11,7 @@ from mimetic.algos.trainer import resolve_defaults, resolve_for_dataset
 from mimetic.cli import main
 
 STATE_DEFAULTS = {"bc": (256, 3000), "act": (64, 2000), "diffusion": (128, 2000), "flow": (128, 2000)}
-CAMERA_STEPS = {"bc": 2000, "act": 2000, "diffusion": 2000, "flow": 4000}
+CAMERA_STEPS = {"bc": 2000, "act": 2000, "diffusion": 4000, "flow": 4000}
 CAMERA = {"cameras": "top", "state": "proprio", "image_size": 16}
 
 
@@ -35,7 +35,7 @@ def test_resolve_defaults_per_method(method):
     cfg = Config()
     assert sizes(resolve_defaults(cfg, reads_cameras=True)) == (64, CAMERA_STEPS[method])
     assert sizes(resolve_defaults(cfg, reads_cameras=False)) == STATE_DEFAULTS[method]
-    if method == "flow":
+    if method in ("diffusion", "flow"):
         assert resolve_defaults(cfg, True).regression_warmup == 0.5 and resolve_defaults(cfg, False).regression_warmup == 0.0
     assert sizes(cfg) == (None, None)  # a copy: the caller's config is not written into
     assert sizes(resolve_defaults(Config(batch_size=32, steps=7), reads_cameras=True)) == (32, 7)  # given values win
