@@ -4,10 +4,12 @@
 steps of a cosine schedule, the clean chunk predicted (`prediction_type="sample"`), 10 DDIM steps, EMA 0.995,
 AdamW with warmup + cosine learning rate; a small U-Net (down_dims [32, 64], kernel 3) whose FiLM layers read
 the observations through a [256, 256] MLP, trained 2000 steps at batch 128 (about 2 minutes on one CPU core
-for a state-based task; batch 64 when the policy reads a camera). Ta=4, sample prediction and the MLP were chosen on validation seeds
+for a state-based task; with a camera, batch 64 and 4000 steps, the first half a regression warm-up of the image
+encoder, `regression_warmup`). Ta=4, sample prediction and the MLP were chosen on validation seeds
 (benchmarks/generative_ablation.py; BENCHMARKS.md "Diffusion and flow pull their weight"). With cameras, the observation encoder's features of the To observations (normalized
 state, then one vector per camera and step) condition the U-Net through FiLM. `aux_weight` > 0 adds an auxiliary
-regression head on that condition (off by default: it did not reliably help on validation seeds, BENCHMARKS.md).
+regression head on that condition and `noise_samples` K draws K noises per encoded observation (both off by
+default: neither reliably helped on validation seeds, BENCHMARKS.md).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Flow matching (rectified flow) on action chunks with the Diffusion Policy U-Net (see
-`mimetic.policies.flow`). Same defaults as `diffusion` (batch 64 with cameras), sampled with 4 Euler steps; cameras condition the
+`mimetic.policies.flow`). Same defaults as `diffusion` (with cameras: batch 64, 4000 steps, the first half a
+regression warm-up), sampled with 4 Euler steps; cameras condition the
 U-Net through the observation encoder as for `diffusion`.
 """
 

@@ -338,7 +338,8 @@ _DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features", "instr
 
 
 # Defaults of a policy that reads at least one camera, for every supervised method: ~0.3-0.5 s per step on one
-# CPU core at 84x84, so 2000 steps stay within ~30 minutes of one core (batch 256 costs ~1 s per step).
+# CPU core at 84x84, so 2000 steps stay within ~30 minutes of one core (batch 256 costs ~1 s per step). A method
+# may change a field for camera policies (BC's history and chunks; diffusion and flow: 4000 steps with a warm-up).
 IMAGE_DEFAULTS = {"batch_size": 64, "steps": 2000}
 
 
