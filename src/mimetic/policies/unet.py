@@ -238,15 +238,18 @@ class ChunkGenerativePolicy(Policy):
         normalized chunk from the condition, which trains the encoder, the condition MLP and the head; else None."""
         if not (self.training and self.step < self.warmup_steps(self.total_steps)):
             return None
-        cond = self.condition(self.encode(batch))
-        mse = self.regression_mse(cond, self.act_norm(batch["action"].to(cond.device)))
+        mse = self.regression_mse(*self.condition_and_chunk(batch))
         return mse, {"regression": mse.item()}
+
+    def condition_and_chunk(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """A training batch's FiLM condition and its normalized action chunk (B, H, a)."""
+        cond = self.condition(self.encode(batch))
+        return cond, self.act_norm(batch["action"].to(cond.device))
 
     def training_targets(self, batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The condition and normalized action chunk of a training batch, each repeated `noise_samples` times (one
         encoder pass, several noise draws), and the auxiliary loss on the unrepeated pair."""
-        cond = self.condition(self.encode(batch))
-        chunk = self.act_norm(batch["action"].to(cond.device))
+        cond, chunk = self.condition_and_chunk(batch)
         aux = self.aux_loss(cond, chunk)
         k = self.config.noise_samples
         if k > 1:
