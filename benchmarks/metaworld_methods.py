@@ -188,7 +188,8 @@ def main() -> None:
     p.add_argument("--tasks", nargs="+", default=DEV_SUITE)
     p.add_argument("--demos", type=int, default=10)
     p.add_argument("--episodes", type=int, default=50)
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: each method's default; 2000 with --images)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: each method's "
+                   "default, with --images its image default: 2000, diffusion and flow 4000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=None, help="training batch size (default: each method's default; 64 with --images)")
     p.add_argument("--seeds", choices=["eval", "val"], default="eval", help="evaluation seeds (1,000,000..: the "

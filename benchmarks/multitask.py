@@ -123,7 +123,21 @@ def atomic_dataset(root: Path, make):
     return Dataset.load(root)
 
 
-def trained(module, cfg, dataset, run_dir: Path):
+def parse_options(pairs: list[str]) -> dict:
+    """`--option KEY=VALUE` pairs -> config overrides (VALUE parsed as JSON when it is, else kept a string)."""
+    options = {}
+    for pair in pairs:
+        k, sep, v = pair.partition("=")
+        if not sep or not k:
+            raise SystemExit(f"--option wants KEY=VALUE, got {pair!r}")
+        try:
+            options[k] = json.loads(v)
+        except json.JSONDecodeError:
+            options[k] = v
+    return options
+
+
+def trained(module, cfg, dataset, run_dir: Path, options: dict):
     """(policy, train_s): the policy trained with `cfg` on `dataset` in `run_dir`, or the one a previous run
     finished there (marked by run_dir/benchmark.json, written after training, with the same steps)."""
     from mimetic.policies.base import load_policy
@@ -131,14 +145,15 @@ def trained(module, cfg, dataset, run_dir: Path):
     marker = run_dir / "benchmark.json"
     if marker.exists():
         m = json.loads(marker.read_text())
-        if m["steps"] == cfg.steps and m["batch_size"] == cfg.batch_size:
+        if m["steps"] == cfg.steps and m["batch_size"] == cfg.batch_size and m.get("options", {}) == options:
             return load_policy(run_dir), m["train_s"]
     if run_dir.exists():
         shutil.rmtree(run_dir)  # an unfinished (or differently sized) run: train afresh
     t0 = time.perf_counter()
     module.train(cfg, dataset, run_dir, progress=False)
     train_s = round(time.perf_counter() - t0, 1)
-    marker.write_text(json.dumps({"steps": cfg.steps, "batch_size": cfg.batch_size, "train_s": train_s}))
+    marker.write_text(json.dumps({"steps": cfg.steps, "batch_size": cfg.batch_size, "train_s": train_s,
+                                  "options": options}))
     return load_policy(run_dir), train_s
 
 
@@ -149,10 +164,12 @@ def run(args) -> None:
     from mimetic.data import Dataset
     from mimetic.envs import make_expert
     from mimetic.envs.suites import suite_tasks
-    from mimetic.evaluate import EVAL_SEED, evaluate_suite, task_demos
+    from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate_suite, task_demos
     from mimetic.policies.base import PolicyActor
 
     torch.set_num_threads(args.threads)
+    seed = VAL_SEED if args.seeds == "val" else EVAL_SEED
+    options = parse_options(args.option)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {key(r) for r in load_rows(out)}
@@ -176,13 +193,15 @@ def run(args) -> None:
             if (t.name, method, kind, condition) in done:
                 continue
             t0 = time.perf_counter()
-            res = evaluate_suite(make_actor, suite, args.episodes, seed=EVAL_SEED, tasks=[t], env_options=env_options,
+            res = evaluate_suite(make_actor, suite, args.episodes, seed=seed, tasks=[t], env_options=env_options,
                                  num_envs=args.num_envs).tasks[t.name]
             write({"suite": suite, "task": t.name, "instruction": t.instruction, "method": method, "kind": kind,
                    "condition": condition, "success_rate": res.success_rate, "ci95": list(res.ci95),
                    "episodes": res.episodes, "steps": steps, "batch_size": batch_size, "train_s": train_s,
                    "eval_s": round(time.perf_counter() - t0, 1), "demos": demos,
                    **({"told": instruction(t)} if instruction else {}),
+                   **({"seeds": "val"} if args.seeds == "val" else {}),
+                   **({"options": options} if options and method != "expert" else {}),
                    **({"env_options": env_options} if env_options else {}),
                    **({"text_encoder": args.text_encoder} if args.text_encoder and condition == "task" else {})})
 
@@ -201,13 +220,14 @@ def run(args) -> None:
         heldout_ds = atomic_dataset(work / "heldout_demos", lambda p: collect(args.heldout, p, args.demos, seed=0,
                                                                               only_success=True, progress=False))
 
-    for method in args.methods:
-        module = method_module(method)
+    for base in args.methods:
+        module = method_module(base)
+        method = base + args.tag  # the rows' and run folders' name: a tagged variant has its own
 
         def config(condition: str, steps: int | None, dataset):
             extra = {"text_encoder": args.text_encoder} if condition == "task" and args.text_encoder else {}
             cfg = resolve_for_dataset(module.Config(condition=condition, val_fraction=0.0, seed=args.seed,
-                                                    steps=steps, **extra), dataset)
+                                                    steps=steps, **extra, **options), dataset)
             cfg.log_every = cfg.ckpt_every = cfg.steps
             return cfg
 
@@ -223,7 +243,8 @@ def run(args) -> None:
             if (t.name, method, "single", "none") in done:
                 continue
             cfg = config("none", S, single_ds[t.name])
-            policy, train_s = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name)
+            policy, train_s = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
+                                      options)
             evaluate_rows(args.suite, [t], lambda task, policy=policy: PolicyActor(policy), "single", method, "none",
                           cfg.steps, cfg.batch_size, train_s, single_ds[t.name].num_episodes)
         # (b) one multi-task policy per condition, the same total budget
@@ -240,7 +261,7 @@ def run(args) -> None:
             cfg = config(condition, S * len(tasks), ds)
             pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
             policy, train_s = trained(module, cfg, ds, work / "runs" / method / "multi" / (
-                condition + (f"-{Path(args.text_encoder).name}" if pretrained else "")))
+                condition + (f"-{Path(args.text_encoder).name}" if pretrained else "")), options)
             if condition == "demo":
                 train_demos = train_demos or task_demos(ds, [t.instruction for t in tasks], seed=0)
 
@@ -419,6 +440,11 @@ def main() -> None:
     p.add_argument("--paraphrases", action="store_true", help="also evaluate the task-conditioned policy told every "
                    "task in other words (PARAPHRASES; needs --text-encoder)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", choices=["eval", "val"], default="eval", help="evaluation seeds (1,000,000..: the "
+                   "reported figures) or validation seeds (2,000,000..: to choose settings on; give them their own --out)")
+    p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="a config override for every policy trained (e.g. ema_decay=0.999); repeatable; use with --tag")
+    p.add_argument("--tag", default="", help="appended to the method's name in rows and run folders (e.g. +ema)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/multitask_mt10.jsonl")
