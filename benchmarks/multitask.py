@@ -45,6 +45,12 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
         --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_single.jsonl --threads 1
         (the two at once, the second started once the first had collected the demonstrations; the table:
         `cat` both files into benchmarks/results/multitask_mt10_images.jsonl, then --table-only --out it)
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --no-single --seeds val \
+        --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_val_bc.jsonl --threads 1
+        (and the same with --option ema_decay=0.999 --tag +ema, --option head=gmm --tag +gmm, --option
+        'hidden=[512,512,512]' --tag +wide; each to its own --out, concatenated without the repeated expert rows)
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --option head=gmm --tag +gmm \
+        --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_bc_gmm.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
@@ -315,7 +321,9 @@ def tables(rows: list[dict], commit: str) -> str:
     by = {key(r): r for r in rows}
     lines = ["# Multi-task imitation (benchmarks/multitask.py)", "",
              "Commands (2 CPU cores, one thread per process):", "", "```", *COMMANDS, "```", "",
-             f"Table written at commit {commit}. Success over the evaluation episodes per task (seeds 1,000,000..) "
+             f"Table written at commit {commit}. Success over the evaluation episodes per task "
+             + ("(VALIDATION seeds 2,000,000..: for choosing settings, not reported figures) "
+                if any(r.get("seeds") == "val" for r in rows) else "(seeds 1,000,000..) ") +
              "with 95% Wilson intervals; single: one policy per task (the method's default steps S); multi: one "
              "policy for the whole suite per condition, trained for n_tasks x S steps (the same total budget); "
              "demo: conditioned on one training demonstration of the task.", ""]
