@@ -68,6 +68,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -129,20 +130,6 @@ def atomic_dataset(root: Path, make):
     return Dataset.load(root)
 
 
-def parse_options(pairs: list[str]) -> dict:
-    """`--option KEY=VALUE` pairs -> config overrides (VALUE parsed as JSON when it is, else kept a string)."""
-    options = {}
-    for pair in pairs:
-        k, sep, v = pair.partition("=")
-        if not sep or not k:
-            raise SystemExit(f"--option wants KEY=VALUE, got {pair!r}")
-        try:
-            options[k] = json.loads(v)
-        except json.JSONDecodeError:
-            options[k] = v
-    return options
-
-
 def trained(module, cfg, dataset, run_dir: Path, options: dict):
     """(policy, train_s): the policy trained with `cfg` on `dataset` in `run_dir`, or the one a previous run
     finished there (marked by run_dir/benchmark.json, written after training, with the same steps)."""
@@ -166,6 +153,7 @@ def trained(module, cfg, dataset, run_dir: Path, options: dict):
 def run(args) -> None:
     from mimetic.algos import method_module
     from mimetic.algos.trainer import resolve_for_dataset
+    from mimetic.cli import _parse_options
     from mimetic.collect import collect
     from mimetic.data import Dataset
     from mimetic.envs import make_expert
@@ -175,7 +163,7 @@ def run(args) -> None:
 
     torch.set_num_threads(args.threads)
     seed = VAL_SEED if args.seeds == "val" else EVAL_SEED
-    options = parse_options(args.option)
+    options = _parse_options(args.option, "--option")  # the CLI's KEY=VALUE parser (VALUE as JSON when it is)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     done = {key(r) for r in load_rows(out)}
@@ -462,7 +450,13 @@ def main() -> None:
     if args.paraphrases and not args.text_encoder:
         p.error("--paraphrases needs --text-encoder: the learned encoder refuses wording it never saw")
     if not args.table_only:
-        run(args)
+        from mimetic.errors import MimeticError
+
+        try:
+            run(args)
+        except MimeticError as e:  # bad input (e.g. an --option without "="): one line, exit status 2
+            print(f"error: {e}", file=sys.stderr)
+            raise SystemExit(2)
     out = Path(args.out)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     text = tables(load_rows(out), commit)
