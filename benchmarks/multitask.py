@@ -196,6 +196,8 @@ def run(args) -> None:
                    **({"told": instruction(t)} if instruction else {}),
                    **({"seeds": "val"} if args.seeds == "val" else {}),
                    **({"options": options} if options and method != "expert" else {}),
+                   **({"temporal_ensemble": args.temporal_ensemble}
+                      if args.temporal_ensemble is not None and method != "expert" else {}),
                    **({"env_options": env_options} if env_options else {}),
                    **({"text_encoder": args.text_encoder} if args.text_encoder and condition == "task" else {})})
 
@@ -216,7 +218,9 @@ def run(args) -> None:
 
     for base in args.methods:
         module = method_module(base)
-        method = base + args.tag  # the rows' and run folders' name: a tagged variant has its own
+        method = base + args.tag  # the run folders' name: a tagged variant has its own
+        name = method + ("-te" if args.temporal_ensemble else "")  # the rows' name: "-te" marks ensembled actions
+        te = args.temporal_ensemble
 
         def config(condition: str, steps: int | None, dataset):
             extra = {"text_encoder": args.text_encoder} if condition == "task" and args.text_encoder else {}
@@ -234,23 +238,23 @@ def run(args) -> None:
             by_name = {t.name: t for t in tasks}
             singles = [by_name[n] for n in args.single_tasks.split(",")]
         for t in singles:
-            if (t.name, method, "single", "none") in done:
+            if (t.name, name, "single", "none") in done:
                 continue
             cfg = config("none", S, single_ds[t.name])
             policy, train_s = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
                                       options)
-            evaluate_rows(args.suite, [t], lambda task, policy=policy: PolicyActor(policy), "single", method, "none",
-                          cfg.steps, cfg.batch_size, train_s, single_ds[t.name].num_episodes)
+            evaluate_rows(args.suite, [t], lambda task, policy=policy: PolicyActor(policy, temporal_ensemble=te),
+                          "single", name, "none", cfg.steps, cfg.batch_size, train_s, single_ds[t.name].num_episodes)
         # (b) one multi-task policy per condition, the same total budget
         train_demos = None
         for condition in [] if args.no_multi else args.conditions:
             members = list(tasks)
             want_heldout = bool(heldout) and condition == "demo"
             want_para = args.paraphrases and condition == "task"
-            if all((t.name, method, "multi", condition) in done for t in tasks) and not (
-                    want_para and any((t.name, method, kind, condition) not in done for t in tasks
+            if all((t.name, name, "multi", condition) in done for t in tasks) and not (
+                    want_para and any((t.name, name, kind, condition) not in done for t in tasks
                                       for kind in ("paraphrase", "paraphrase-unprojected"))) and not (
-                    want_heldout and any((t.name, method, "heldout", condition) not in done for t in heldout)):
+                    want_heldout and any((t.name, name, "heldout", condition) not in done for t in heldout)):
                 continue
             cfg = config(condition, S * len(tasks), ds)
             pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
@@ -260,18 +264,18 @@ def run(args) -> None:
                 train_demos = train_demos or task_demos(ds, [t.instruction for t in tasks], seed=0)
 
                 def make_actor(task, policy=policy, demos=train_demos):
-                    return PolicyActor(policy, demo=demos[task.instruction])
+                    return PolicyActor(policy, demo=demos[task.instruction], temporal_ensemble=te)
             elif condition == "none":
                 def make_actor(task, policy=policy):
-                    return PolicyActor(policy)
+                    return PolicyActor(policy, temporal_ensemble=te)
             else:
                 def make_actor(task, policy=policy):
-                    return PolicyActor(policy, task=task.instruction)
-            evaluate_rows(args.suite, members, make_actor, "multi", method, condition, cfg.steps, cfg.batch_size,
+                    return PolicyActor(policy, task=task.instruction, temporal_ensemble=te)
+            evaluate_rows(args.suite, members, make_actor, "multi", name, condition, cfg.steps, cfg.batch_size,
                           train_s, n_demos)
             if args.paraphrases and condition == "task":
                 evaluate_rows(args.suite, members, lambda task, policy=policy: PolicyActor(
-                    policy, task=PARAPHRASES[task.name]), "paraphrase", method, condition, cfg.steps, cfg.batch_size,
+                    policy, task=PARAPHRASES[task.name], temporal_ensemble=te), "paraphrase", name, condition, cfg.steps, cfg.batch_size,
                     train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
                 # the ablation: the paraphrase's embedding as the encoder gives it, not projected onto the span of
                 # the training instructions' embeddings (what `TaskConditioner.onto_training_span` does)
@@ -281,15 +285,15 @@ def run(args) -> None:
                 TaskConditioner.onto_training_span = lambda self, v: v
                 try:
                     evaluate_rows(args.suite, members, lambda task, policy=policy: PolicyActor(
-                        policy, task=PARAPHRASES[task.name]), "paraphrase-unprojected", method, condition, cfg.steps,
+                        policy, task=PARAPHRASES[task.name], temporal_ensemble=te), "paraphrase-unprojected", name, condition, cfg.steps,
                         cfg.batch_size, train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
                 finally:
                     TaskConditioner.onto_training_span = projection
             if want_heldout:
                 test_demos = task_demos(heldout_ds, [t.instruction for t in heldout], seed=0)
                 evaluate_rows(args.heldout, heldout,
-                              lambda task, policy=policy: PolicyActor(policy, demo=test_demos[task.instruction]),
-                              "heldout", method, condition, cfg.steps, cfg.batch_size, train_s, n_demos)
+                              lambda task, policy=policy: PolicyActor(policy, demo=test_demos[task.instruction], temporal_ensemble=te),
+                              "heldout", name, condition, cfg.steps, cfg.batch_size, train_s, n_demos)
     # the scripted expert on every task (and every held-out task)
     for suite, members in [(args.suite, tasks)] + ([(args.heldout, heldout)] if heldout else []):
         evaluate_rows(suite, members, lambda task: make_expert(task.env, **task.options), "expert", "expert", None,
@@ -441,6 +445,9 @@ def main() -> None:
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every policy trained (e.g. ema_decay=0.999); repeatable; use with --tag")
     p.add_argument("--tag", default="", help="appended to the method's name in rows and run folders (e.g. +ema)")
+    p.add_argument("--temporal-ensemble", type=float, default=None, metavar="M",
+                   help="ACT: evaluate with temporal ensembling (a chunk every step, weights exp(-M i)); rows are "
+                   "named METHOD-te, the trained runs are the plain ones (the same checkpoints)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/multitask_mt10.jsonl")

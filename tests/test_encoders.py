@@ -103,6 +103,23 @@ def test_color_jitter_only_while_training():
         ObservationEncoder(PolicyConfig(obs_dim=0, input_features=features(0), vision_backbone="vit"))
 
 
+def test_conv_width_stride_and_keypoints_shape_the_encoder():
+    cams = features(0, ((TOP, 20, 20),))
+    base = ObservationEncoder(PolicyConfig(obs_dim=0, input_features=cams, crop_ratio=1.0)).eval()
+    x = frames(2, 1, 20, 20)
+    assert base.feature_maps({TOP: x})[0].shape == (2, 1, 32, 10, 10)  # the default: 32 channels, first stride 2
+    wide = ObservationEncoder(PolicyConfig(obs_dim=0, input_features=cams, crop_ratio=1.0, vision_channels=48,
+                                           vision_stride=1, vision_keypoints=7)).eval()
+    assert wide.feature_maps({TOP: x})[0].shape == (2, 1, 48, 20, 20)  # full resolution
+    assert wide.backbones[0].pool.kp.out_channels == 7 and wide.backbones[0].proj[0].in_features == 14
+    assert wide(torch.zeros(2, 1, 0), {TOP: x}).shape == (2, 1, wide.output_dim)
+    for bad, match in ((dict(vision_stride=3), "vision_stride must be 1 or 2"),
+                       (dict(vision_channels=0), "vision_channels must be >= 1"),
+                       (dict(vision_keypoints=0), "vision_keypoints must be >= 1")):
+        with pytest.raises(MimeticError, match=match):
+            ObservationEncoder(PolicyConfig(obs_dim=0, input_features=cams, **bad))
+
+
 def test_wrong_frames_are_one_line_errors():
     enc = ObservationEncoder(PolicyConfig(obs_dim=0, input_features=features(0, ((TOP, 8, 8),))))
     with pytest.raises(MimeticError, match="uint8"):

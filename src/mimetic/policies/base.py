@@ -72,6 +72,9 @@ class PolicyConfig:
     vision_backbone: str = "conv"  # conv (small, the CPU default) | resnet18 (GroupNorm, for GPUs and long runs)
     vision_pool: str = "spatial_softmax"  # spatial_softmax (keypoints) | attention
     vision_dim: int = 64  # features per camera
+    vision_channels: int = 32  # conv backbone: channels of its 4 layers
+    vision_stride: int = 2  # conv backbone: stride of its first layer (1 = feature maps at the crop's full resolution)
+    vision_keypoints: int = 32  # spatial_softmax pooling: keypoints per camera
     shared_backbone: bool = False  # one backbone for every camera (default: one per camera)
     crop_ratio: float = 0.9  # crop this fraction of each image side: random while training, center at inference (1 = off)
     color_jitter: float = 0.0  # training-time brightness / contrast jitter, factors in [1 - j, 1 + j] (0 = off)

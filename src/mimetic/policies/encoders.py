@@ -12,9 +12,9 @@ backbone -> pooling -> linear to `vision_dim`.
   (`module.training`), the center at inference (Diffusion Policy's scheme, ~90 %), so train and eval
   see images of the same size. Offsets and jitter factors are drawn on the CPU from torch's global
   generator, which the trainer seeds (`--seed`) and checkpoints, then moved to the images' device.
-- backbones, in torch (torchvision does not import here): `conv`, a small conv net (4 layers of 32
-  channels, the first with stride 2; the CPU default), and `resnet18`, ResNet-18 with GroupNorm in
-  place of BatchNorm (as Diffusion Policy). Pooling: `spatial_softmax` (a 1x1 conv to 32 keypoints,
+- backbones, in torch (torchvision does not import here): `conv`, a small conv net (4 layers of
+  `vision_channels` = 32 channels, the first with stride `vision_stride` = 2; the CPU default), and `resnet18`, ResNet-18 with GroupNorm in
+  place of BatchNorm (as Diffusion Policy). Pooling: `spatial_softmax` (a 1x1 conv to `vision_keypoints` = 32 keypoints,
   their expected image coordinates in [-1, 1]) or `attention` (a learned query attending over the
   feature map with 2-D sinusoidal positions).
 - one backbone per camera, or one for all with `shared_backbone=True`.
@@ -44,11 +44,11 @@ NUM_KEYPOINTS = 32
 
 # ---------------------------------------------------------------------------------- backbones
 class ConvBody(nn.Module):
-    """4 conv layers of `channels` (3x3; the first with stride 2), ReLU: (N, 3, H, W) -> (N, C, ~H/2, ~W/2)."""
+    """4 conv layers of `channels` (3x3; the first with stride `stride`), ReLU: (N, 3, H, W) -> (N, C, ~H/s, ~W/s)."""
 
-    def __init__(self, channels: int = 32, layers: int = 4):
+    def __init__(self, channels: int = 32, layers: int = 4, stride: int = 2):
         super().__init__()
-        convs: list[nn.Module] = [nn.Conv2d(3, channels, 3, stride=2, padding=1), nn.ReLU()]
+        convs: list[nn.Module] = [nn.Conv2d(3, channels, 3, stride=stride, padding=1), nn.ReLU()]
         for _ in range(layers - 1):
             convs += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()]
         self.net = nn.Sequential(*convs)
@@ -98,9 +98,10 @@ class ResNet18GN(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def make_body(kind: str) -> nn.Module:
+def make_body(kind: str, channels: int = 32, stride: int = 2) -> nn.Module:
+    """`channels` and `stride` (of the first layer) shape the conv body; ResNet-18 has its own."""
     if kind == "conv":
-        return ConvBody()
+        return ConvBody(channels, stride=stride)
     if kind == "resnet18":
         return ResNet18GN()
     raise MimeticError(f"vision_backbone must be one of {', '.join(BACKBONES)}, got {kind!r}")
@@ -163,14 +164,16 @@ class AttentionPool(nn.Module):
 class VisionBackbone(nn.Module):
     """A body (conv / resnet18) and, if `pooled`, its pooling and a linear to `out_dim`: (N, 3, H, W) -> (N, out_dim)."""
 
-    def __init__(self, kind: str, pool: str, out_dim: int, pooled: bool = True):
+    def __init__(self, kind: str, pool: str, out_dim: int, pooled: bool = True, channels: int = 32, stride: int = 2,
+                 num_kp: int = NUM_KEYPOINTS):
         super().__init__()
         if pool not in POOLS:
             raise MimeticError(f"vision_pool must be one of {', '.join(POOLS)}, got {pool!r}")
-        self.body = make_body(kind)
+        self.body = make_body(kind, channels, stride)
         self.channels = self.body.channels
         if pooled:
-            self.pool = SpatialSoftmax(self.channels) if pool == "spatial_softmax" else AttentionPool(self.channels)
+            self.pool = (SpatialSoftmax(self.channels, num_kp) if pool == "spatial_softmax"
+                         else AttentionPool(self.channels))
             self.proj = nn.Sequential(nn.Linear(self.pool.out_dim, out_dim), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -236,8 +239,11 @@ class ObservationEncoder(nn.Module):
             raise MimeticError(f"crop_ratio must be in (0, 1], got {c.crop_ratio}")
         if not 0.0 <= c.color_jitter < 1.0:
             raise MimeticError(f"color_jitter must be in [0, 1), got {c.color_jitter}")
-        if c.vision_dim < 1:
-            raise MimeticError(f"vision_dim must be >= 1, got {c.vision_dim}")
+        for name in ("vision_dim", "vision_channels", "vision_keypoints"):
+            if getattr(c, name) < 1:
+                raise MimeticError(f"{name} must be >= 1, got {getattr(c, name)}")
+        if c.vision_stride not in (1, 2):
+            raise MimeticError(f"vision_stride must be 1 or 2, got {c.vision_stride}")
         self.vector_dim = int(c.obs_dim)
         self.image_keys = [k for k, v in c.input_features.items() if v["kind"] == "image"]
         self.image_shapes = {k: tuple(c.input_features[k]["shape"]) for k in self.image_keys}
@@ -245,7 +251,8 @@ class ObservationEncoder(nn.Module):
         self.vision_dim = int(c.vision_dim) if pooled else 0
         self.pretrained = c.pretrained_backbone
         n = 0 if not self.image_keys else 1 if c.shared_backbone else len(self.image_keys)
-        self.backbones = nn.ModuleList([VisionBackbone(c.vision_backbone, c.vision_pool, c.vision_dim, pooled)
+        self.backbones = nn.ModuleList([VisionBackbone(c.vision_backbone, c.vision_pool, c.vision_dim, pooled,
+                                                       c.vision_channels, c.vision_stride, c.vision_keypoints)
                                         for _ in range(n)])
         self.output_dim = self.vector_dim + self.vision_dim * len(self.image_keys)  # the declared output size
         self.feature_channels = self.backbones[0].channels if n else 0
