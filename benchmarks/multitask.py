@@ -198,6 +198,7 @@ def run(args) -> None:
                    **({"options": options} if options and method != "expert" else {}),
                    **({"temporal_ensemble": args.temporal_ensemble}
                       if args.temporal_ensemble is not None and method != "expert" else {}),
+                   **({"n_action_steps": args.n_action_steps} if args.n_action_steps and method != "expert" else {}),
                    **({"env_options": env_options} if env_options else {}),
                    **({"text_encoder": args.text_encoder} if args.text_encoder and condition == "task" else {})})
 
@@ -219,8 +220,13 @@ def run(args) -> None:
     for base in args.methods:
         module = method_module(base)
         method = base + args.tag  # the run folders' name: a tagged variant has its own
-        name = method + ("-te" if args.temporal_ensemble else "")  # the rows' name: "-te" marks ensembled actions
-        te = args.temporal_ensemble
+        # the rows' name: "-te" marks ensembled actions, "-eK" K actions executed per chunk
+        name = (method + ("-te" if args.temporal_ensemble else "")
+                + (f"-e{args.n_action_steps}" if args.n_action_steps else ""))
+
+        def actor(policy, **kw):  # every actor with the evaluation's chunk execution
+            return PolicyActor(policy, temporal_ensemble=args.temporal_ensemble, n_action_steps=args.n_action_steps,
+                               **kw)
 
         def config(condition: str, steps: int | None, dataset):
             extra = {"text_encoder": args.text_encoder} if condition == "task" and args.text_encoder else {}
@@ -243,7 +249,7 @@ def run(args) -> None:
             cfg = config("none", S, single_ds[t.name])
             policy, train_s = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
                                       options)
-            evaluate_rows(args.suite, [t], lambda task, policy=policy: PolicyActor(policy, temporal_ensemble=te),
+            evaluate_rows(args.suite, [t], lambda task, policy=policy: actor(policy),
                           "single", name, "none", cfg.steps, cfg.batch_size, train_s, single_ds[t.name].num_episodes)
         # (b) one multi-task policy per condition, the same total budget
         train_demos = None
@@ -264,18 +270,18 @@ def run(args) -> None:
                 train_demos = train_demos or task_demos(ds, [t.instruction for t in tasks], seed=0)
 
                 def make_actor(task, policy=policy, demos=train_demos):
-                    return PolicyActor(policy, demo=demos[task.instruction], temporal_ensemble=te)
+                    return actor(policy, demo=demos[task.instruction])
             elif condition == "none":
                 def make_actor(task, policy=policy):
-                    return PolicyActor(policy, temporal_ensemble=te)
+                    return actor(policy)
             else:
                 def make_actor(task, policy=policy):
-                    return PolicyActor(policy, task=task.instruction, temporal_ensemble=te)
+                    return actor(policy, task=task.instruction)
             evaluate_rows(args.suite, members, make_actor, "multi", name, condition, cfg.steps, cfg.batch_size,
                           train_s, n_demos)
             if args.paraphrases and condition == "task":
-                evaluate_rows(args.suite, members, lambda task, policy=policy: PolicyActor(
-                    policy, task=PARAPHRASES[task.name], temporal_ensemble=te), "paraphrase", name, condition, cfg.steps, cfg.batch_size,
+                evaluate_rows(args.suite, members, lambda task, policy=policy: actor(
+                    policy, task=PARAPHRASES[task.name]), "paraphrase", name, condition, cfg.steps, cfg.batch_size,
                     train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
                 # the ablation: the paraphrase's embedding as the encoder gives it, not projected onto the span of
                 # the training instructions' embeddings (what `TaskConditioner.onto_training_span` does)
@@ -284,15 +290,15 @@ def run(args) -> None:
                 projection = TaskConditioner.onto_training_span
                 TaskConditioner.onto_training_span = lambda self, v: v
                 try:
-                    evaluate_rows(args.suite, members, lambda task, policy=policy: PolicyActor(
-                        policy, task=PARAPHRASES[task.name], temporal_ensemble=te), "paraphrase-unprojected", name, condition, cfg.steps,
+                    evaluate_rows(args.suite, members, lambda task, policy=policy: actor(
+                        policy, task=PARAPHRASES[task.name]), "paraphrase-unprojected", name, condition, cfg.steps,
                         cfg.batch_size, train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
                 finally:
                     TaskConditioner.onto_training_span = projection
             if want_heldout:
                 test_demos = task_demos(heldout_ds, [t.instruction for t in heldout], seed=0)
                 evaluate_rows(args.heldout, heldout,
-                              lambda task, policy=policy: PolicyActor(policy, demo=test_demos[task.instruction], temporal_ensemble=te),
+                              lambda task, policy=policy: actor(policy, demo=test_demos[task.instruction]),
                               "heldout", name, condition, cfg.steps, cfg.batch_size, train_s, n_demos)
     # the scripted expert on every task (and every held-out task)
     for suite, members in [(args.suite, tasks)] + ([(args.heldout, heldout)] if heldout else []):
@@ -448,6 +454,9 @@ def main() -> None:
     p.add_argument("--temporal-ensemble", type=float, default=None, metavar="M",
                    help="ACT: evaluate with temporal ensembling (a chunk every step, weights exp(-M i)); rows are "
                    "named METHOD-te, the trained runs are the plain ones (the same checkpoints)")
+    p.add_argument("--n-action-steps", type=int, default=None, metavar="K",
+                   help="chunk policies: execute K actions of each predicted chunk (default: the policy's own); rows "
+                   "are named METHOD-eK, the trained runs are the plain ones")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/multitask_mt10.jsonl")

@@ -114,7 +114,8 @@ def probe(variant: str, train: tuple, test: tuple, steps: int, seed: int) -> dic
         test_frames = torch.from_numpy(test[0])
         pred = torch.cat([head(enc(torch.zeros(len(b), 1, 0), {key: b[:, None]})[:, 0])
                           for b in test_frames.split(256)]).numpy() * std + mean
-    row = {"variant": variant, "image_size": size, "options": options, "steps": steps, "train_s": round(train_s, 1),
+    row = {"variant": variant, "image_size": size, "options": options, "steps": steps, "seed": seed,
+           "train_s": round(train_s, 1),
            "train_frames": len(frames), "test_frames": len(test_frames), "final_loss": round(float(loss), 4)}
     for i, name in enumerate(TARGETS):
         cols = slice(3 * i, 3 * i + 3)
@@ -141,7 +142,7 @@ def main() -> None:
             size = VARIANTS[variant][0]
             train = collect(task, args.episodes, 0, size, Path(args.work))
             test = collect(task, args.episodes, VAL_SEED, size, Path(args.work))
-            row = {"task": task, **probe(variant, train, test, args.steps, args.seed)}
+            row = {"task": task, "episodes": args.episodes, **probe(variant, train, test, args.steps, args.seed)}
             print(json.dumps(row), flush=True)
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
