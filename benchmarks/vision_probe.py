@@ -12,11 +12,17 @@ demonstrations) and on the validation seeds 2,000,000.. (the test frames); every
 39-d privileged state. Each encoder VARIANT (an `ObservationEncoder` with the policy config's options, the
 random crop at training time, the center crop at test time, as in the policies) and a linear head regress the
 z-scored positions of the hand (state 0:3), the object (4:7) and the goal (36:39) for `--steps` AdamW steps of
-batch 64. Reported: the mean Euclidean error in millimetres on the test frames per position, beside the
-error of predicting the training mean (a blind encoder), and the training seconds.
+batch 64 (peak `--lr`, cosine decay). Reported: the mean Euclidean error in millimetres on the test frames per
+position, beside the error of predicting the training mean (a blind encoder), and the training seconds.
 
-    python benchmarks/vision_probe.py --tasks coffee-push-v3 stick-pull-v3 --variants base kp64 c64 s1 \\
-        --out benchmarks/results/vision_probe.jsonl
+The rows in BENCHMARKS.md (benchmarks/results/vision_probe.jsonl), one process per task, two at a time:
+
+    python benchmarks/vision_probe.py --tasks coffee-push-v3 stick-pull-v3 \
+        --variants base kp64 attention px128 nocrop kp64-nocrop c64 gn --work /tmp/vp --out F
+    python benchmarks/vision_probe.py ... --variants base --seed 1          # the probe's own noise
+    python benchmarks/vision_probe.py ... --variants base --episodes 40     # 4x the training frames
+    python benchmarks/vision_probe.py ... --variants base --steps 4000      # 4x the training
+    python benchmarks/vision_probe.py ... --variants base --lr 3e-3
 """
 
 from __future__ import annotations
@@ -39,8 +45,9 @@ VARIANTS = {
     "base": (84, {}),  # the CPU default: 4 conv layers of 32 channels, first stride 2, 32 keypoints
     "kp64": (84, dict(vision_keypoints=64)),
     "c64": (84, dict(vision_channels=64)),
-    "s1": (84, dict(vision_stride=1)),  # feature maps at the crop's full resolution
+    "s1": (84, dict(vision_stride=1)),  # feature maps at the crop's full resolution (9x the time per step)
     "attention": (84, dict(vision_pool="attention")),
+    "gn": (84, dict(vision_norm="group")),  # a GroupNorm after each conv layer
     "nocrop": (84, dict(crop_ratio=1.0)),  # no random crop: a fixed camera's absolute pixel positions kept
     "kp64-nocrop": (84, dict(vision_keypoints=64, crop_ratio=1.0)),
     "px128": (128, {}),  # the same encoder on 128x128 frames (the 3D Diffusion Policy paper's size)
@@ -78,7 +85,7 @@ def positions(states: np.ndarray) -> np.ndarray:
     return np.concatenate([states[:, s] for s in TARGETS.values()], axis=1)  # (N, 9)
 
 
-def probe(variant: str, train: tuple, test: tuple, steps: int, seed: int) -> dict:
+def probe(variant: str, train: tuple, test: tuple, steps: int, seed: int, lr: float = 1e-3) -> dict:
     from mimetic.features import Feature, image_key
     from mimetic.policies.base import PolicyConfig, feature_entry
     from mimetic.policies.encoders import ObservationEncoder
@@ -95,13 +102,13 @@ def probe(variant: str, train: tuple, test: tuple, steps: int, seed: int) -> dic
     frames = torch.from_numpy(train[0])
     target = torch.from_numpy((y_train - mean) / std)
     params = list(enc.parameters()) + list(head.parameters())
-    opt = torch.optim.AdamW(params, lr=1e-3, weight_decay=1e-4)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     enc.train()
     for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = 1e-3 * 0.5 * (1 + math.cos(math.pi * step / steps))
+            g["lr"] = lr * 0.5 * (1 + math.cos(math.pi * step / steps))
         idx = torch.randint(len(frames), (64,), generator=gen)
         pred = head(enc(torch.zeros(64, 1, 0), {key: frames[idx][:, None]})[:, 0])
         loss = torch.nn.functional.mse_loss(pred, target[idx])
@@ -114,7 +121,7 @@ def probe(variant: str, train: tuple, test: tuple, steps: int, seed: int) -> dic
         test_frames = torch.from_numpy(test[0])
         pred = torch.cat([head(enc(torch.zeros(len(b), 1, 0), {key: b[:, None]})[:, 0])
                           for b in test_frames.split(256)]).numpy() * std + mean
-    row = {"variant": variant, "image_size": size, "options": options, "steps": steps, "seed": seed,
+    row = {"variant": variant, "image_size": size, "options": options, "steps": steps, "lr": lr, "seed": seed,
            "train_s": round(train_s, 1),
            "train_frames": len(frames), "test_frames": len(test_frames), "final_loss": round(float(loss), 4)}
     for i, name in enumerate(TARGETS):
@@ -131,6 +138,7 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=10, help="expert episodes for training frames, and for test frames")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay; the trainer's default 1e-3)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default="/tmp/vision_probe", help="cache of the collected frames")
     p.add_argument("--out", required=True)
@@ -142,7 +150,7 @@ def main() -> None:
             size = VARIANTS[variant][0]
             train = collect(task, args.episodes, 0, size, Path(args.work))
             test = collect(task, args.episodes, VAL_SEED, size, Path(args.work))
-            row = {"task": task, "episodes": args.episodes, **probe(variant, train, test, args.steps, args.seed)}
+            row = {"task": task, "episodes": args.episodes, **probe(variant, train, test, args.steps, args.seed, args.lr)}
             print(json.dumps(row), flush=True)
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")

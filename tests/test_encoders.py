@@ -113,7 +113,13 @@ def test_conv_width_stride_and_keypoints_shape_the_encoder():
     assert wide.feature_maps({TOP: x})[0].shape == (2, 1, 48, 20, 20)  # full resolution
     assert wide.backbones[0].pool.kp.out_channels == 7 and wide.backbones[0].proj[0].in_features == 14
     assert wide(torch.zeros(2, 1, 0), {TOP: x}).shape == (2, 1, wide.output_dim)
+    normed = ObservationEncoder(PolicyConfig(obs_dim=0, input_features=cams, vision_norm="group"))
+    assert sum(isinstance(m, nn.GroupNorm) for m in normed.modules()) == 4
+    assert not any(isinstance(m, nn.GroupNorm) for m in base.modules())
+    # without norms the body's parameter names are those of checkpoints written before these options existed
+    assert [k for k in base.backbones[0].body.state_dict() if k.endswith("weight")] == [f"net.{i}.weight" for i in (0, 2, 4, 6)]
     for bad, match in ((dict(vision_stride=3), "vision_stride must be 1 or 2"),
+                       (dict(vision_norm="batch"), "vision_norm must be one of none, group"),
                        (dict(vision_channels=0), "vision_channels must be >= 1"),
                        (dict(vision_keypoints=0), "vision_keypoints must be >= 1")):
         with pytest.raises(MimeticError, match=match):

@@ -75,6 +75,7 @@ class PolicyConfig:
     vision_channels: int = 32  # conv backbone: channels of its 4 layers
     vision_stride: int = 2  # conv backbone: stride of its first layer (1 = feature maps at the crop's full resolution)
     vision_keypoints: int = 32  # spatial_softmax pooling: keypoints per camera
+    vision_norm: str = "none"  # conv backbone: none | group (a GroupNorm after each conv layer)
     shared_backbone: bool = False  # one backbone for every camera (default: one per camera)
     crop_ratio: float = 0.9  # crop this fraction of each image side: random while training, center at inference (1 = off)
     color_jitter: float = 0.0  # training-time brightness / contrast jitter, factors in [1 - j, 1 + j] (0 = off)

@@ -13,7 +13,8 @@ backbone -> pooling -> linear to `vision_dim`.
   see images of the same size. Offsets and jitter factors are drawn on the CPU from torch's global
   generator, which the trainer seeds (`--seed`) and checkpoints, then moved to the images' device.
 - backbones, in torch (torchvision does not import here): `conv`, a small conv net (4 layers of
-  `vision_channels` = 32 channels, the first with stride `vision_stride` = 2; the CPU default), and `resnet18`, ResNet-18 with GroupNorm in
+  `vision_channels` = 32 channels, the first with stride `vision_stride` = 2, GroupNorm after each conv
+  with `vision_norm="group"`; the CPU default), and `resnet18`, ResNet-18 with GroupNorm in
   place of BatchNorm (as Diffusion Policy). Pooling: `spatial_softmax` (a 1x1 conv to `vision_keypoints` = 32 keypoints,
   their expected image coordinates in [-1, 1]) or `attention` (a learned query attending over the
   feature map with 2-D sinusoidal positions).
@@ -39,18 +40,24 @@ from mimetic.errors import MimeticError
 
 BACKBONES = ("conv", "resnet18")
 POOLS = ("spatial_softmax", "attention")
+NORMS = ("none", "group")
 NUM_KEYPOINTS = 32
 
 
 # ---------------------------------------------------------------------------------- backbones
 class ConvBody(nn.Module):
-    """4 conv layers of `channels` (3x3; the first with stride `stride`), ReLU: (N, 3, H, W) -> (N, C, ~H/s, ~W/s)."""
+    """4 conv layers of `channels` (3x3; the first with stride `stride`), each followed by a GroupNorm if `norm` is
+    "group", then ReLU: (N, 3, H, W) -> (N, C, ~H/s, ~W/s)."""
 
-    def __init__(self, channels: int = 32, layers: int = 4, stride: int = 2):
+    def __init__(self, channels: int = 32, layers: int = 4, stride: int = 2, norm: str = "none"):
         super().__init__()
-        convs: list[nn.Module] = [nn.Conv2d(3, channels, 3, stride=stride, padding=1), nn.ReLU()]
-        for _ in range(layers - 1):
-            convs += [nn.Conv2d(channels, channels, 3, padding=1), nn.ReLU()]
+        if norm not in NORMS:
+            raise MimeticError(f"vision_norm must be one of {', '.join(NORMS)}, got {norm!r}")
+        convs: list[nn.Module] = []
+        for i in range(layers):
+            convs.append(nn.Conv2d(3 if i == 0 else channels, channels, 3, stride=stride if i == 0 else 1, padding=1))
+            convs += [_gn(channels)] if norm == "group" else []
+            convs.append(nn.ReLU())
         self.net = nn.Sequential(*convs)
         self.channels = channels
 
@@ -98,10 +105,10 @@ class ResNet18GN(nn.Module):
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
-def make_body(kind: str, channels: int = 32, stride: int = 2) -> nn.Module:
-    """`channels` and `stride` (of the first layer) shape the conv body; ResNet-18 has its own."""
+def make_body(kind: str, channels: int = 32, stride: int = 2, norm: str = "none") -> nn.Module:
+    """`channels`, `stride` (of the first layer) and `norm` shape the conv body; ResNet-18 has its own."""
     if kind == "conv":
-        return ConvBody(channels, stride=stride)
+        return ConvBody(channels, stride=stride, norm=norm)
     if kind == "resnet18":
         return ResNet18GN()
     raise MimeticError(f"vision_backbone must be one of {', '.join(BACKBONES)}, got {kind!r}")
@@ -165,11 +172,11 @@ class VisionBackbone(nn.Module):
     """A body (conv / resnet18) and, if `pooled`, its pooling and a linear to `out_dim`: (N, 3, H, W) -> (N, out_dim)."""
 
     def __init__(self, kind: str, pool: str, out_dim: int, pooled: bool = True, channels: int = 32, stride: int = 2,
-                 num_kp: int = NUM_KEYPOINTS):
+                 num_kp: int = NUM_KEYPOINTS, norm: str = "none"):
         super().__init__()
         if pool not in POOLS:
             raise MimeticError(f"vision_pool must be one of {', '.join(POOLS)}, got {pool!r}")
-        self.body = make_body(kind, channels, stride)
+        self.body = make_body(kind, channels, stride, norm)
         self.channels = self.body.channels
         if pooled:
             self.pool = (SpatialSoftmax(self.channels, num_kp) if pool == "spatial_softmax"
@@ -252,7 +259,8 @@ class ObservationEncoder(nn.Module):
         self.pretrained = c.pretrained_backbone
         n = 0 if not self.image_keys else 1 if c.shared_backbone else len(self.image_keys)
         self.backbones = nn.ModuleList([VisionBackbone(c.vision_backbone, c.vision_pool, c.vision_dim, pooled,
-                                                       c.vision_channels, c.vision_stride, c.vision_keypoints)
+                                                       c.vision_channels, c.vision_stride, c.vision_keypoints,
+                                                       c.vision_norm)
                                         for _ in range(n)])
         self.output_dim = self.vector_dim + self.vision_dim * len(self.image_keys)  # the declared output size
         self.feature_channels = self.backbones[0].channels if n else 0
