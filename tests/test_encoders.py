@@ -115,6 +115,8 @@ def test_conv_width_stride_and_keypoints_shape_the_encoder():
     assert wide(torch.zeros(2, 1, 0), {TOP: x}).shape == (2, 1, wide.output_dim)
     normed = ObservationEncoder(PolicyConfig(obs_dim=0, input_features=cams, vision_norm="group"))
     assert sum(isinstance(m, nn.GroupNorm) for m in normed.modules()) == 4
+    odd = ObservationEncoder(PolicyConfig(obs_dim=0, input_features=cams, vision_norm="group", vision_channels=50))
+    assert odd(torch.zeros(2, 1, 0), {TOP: x}).shape == (2, 1, odd.output_dim)  # any width has a valid group count
     assert not any(isinstance(m, nn.GroupNorm) for m in base.modules())
     # without norms the body's parameter names are those of checkpoints written before these options existed
     assert [k for k in base.backbones[0].body.state_dict() if k.endswith("weight")] == [f"net.{i}.weight" for i in (0, 2, 4, 6)]

@@ -66,7 +66,8 @@ class ConvBody(nn.Module):
 
 
 def _gn(channels: int) -> nn.GroupNorm:
-    return nn.GroupNorm(max(1, channels // 16), channels)  # Diffusion Policy: groups = channels // 16
+    # Diffusion Policy: groups = channels // 16 (reduced to a divisor of `channels` for any width)
+    return nn.GroupNorm(math.gcd(channels, max(1, channels // 16)), channels)
 
 
 class BasicBlock(nn.Module):
