@@ -226,7 +226,7 @@ def run(args) -> None:
         module = method_module(base)
         method = base + args.tag  # the run folders' name: a tagged variant has its own
         # the rows' name: "-te" marks ensembled actions, "-eK" K actions executed per chunk
-        name = (method + ("-te" if args.temporal_ensemble else "")
+        name = (method + ("-te" if args.temporal_ensemble is not None else "")
                 + (f"-e{args.n_action_steps}" if args.n_action_steps else ""))
 
         def actor(policy, **kw):  # every actor with the evaluation's chunk execution

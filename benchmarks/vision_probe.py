@@ -37,8 +37,8 @@ import numpy as np
 import torch
 
 from mimetic.envs.render import setup_gl
+from mimetic.evaluate import VAL_SEED
 
-VAL_SEED = 2_000_000
 TARGETS = {"hand": slice(0, 3), "object": slice(4, 7), "goal": slice(36, 39)}
 # variant: (image size, policy-config options of the encoder)
 VARIANTS = {
