@@ -45,6 +45,10 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "bc-mlp-nocrop": ("bc", dict(head="deterministic", crop_ratio=1.0)),  # images: the BC default without the random crop
     "bc-mlp-crop80": ("bc", dict(head="deterministic", crop_ratio=0.8)),  # images: a larger random crop (shift)
     "bc-mlp-ema": ("bc", dict(head="deterministic", ema_decay=0.995)),  # images: weights averaged as diffusion's
+    # candidates for images: an auxiliary loss predicting the state 10, 25, 50 and 100 steps ahead (future_state)
+    "bc-mlp-fs": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100])),
+    "flow-fs": ("flow", dict(future_state=[10, 25, 50, 100])),
+    "diffusion-fs": ("diffusion", dict(future_state=[10, 25, 50, 100])),
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),

@@ -38,6 +38,9 @@ FIELD_HELP = {
                     "package ships; pip install wordllama); a pretrained encoder is frozen and embeds new wording too ",
     "task_dim": "width of the task vector ",
     "demo_frames": "--condition demo: frames read from the demonstration, spread evenly over it ",
+    "future_state": "auxiliary loss while training: predict the state these many steps ahead (e.g. 10 25 50) from the "
+                    "current observation; with cameras it teaches the encoder where the hand will go (bc, diffusion, flow) ",
+    "future_weight": "weight of the --future-state loss ",
 }
 
 
@@ -55,7 +58,8 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
         elif origin is list:
             (inner,) = typing.get_args(t)
-            parser.add_argument(flag, dest=f.name, type=inner, nargs="+", default=default, help=f"(default: {default})")
+            parser.add_argument(flag, dest=f.name, type=inner, nargs="+", default=default,
+                                help=f"{FIELD_HELP.get(f.name, '')}(default: {default})")
         else:
             base = next((a for a in typing.get_args(t) if a is not type(None)), t) if origin else t
             shown = default

@@ -159,7 +159,8 @@ def train_policy(
     else:
         train_eps, val_eps = (np.sort(np.asarray(e, np.int64)) for e in split)
     check_compatible(policy, dataset.features, dataset.act_dim, f"dataset {dataset.root}")
-    index = window_index(dataset.episode_starts, dataset.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
+    index = window_index(dataset.episode_starts, dataset.episode_ends, c.n_obs_steps, c.horizon, c.action_start,
+                         tuple(c.future_state))
     train_frames = episode_frames(dataset, train_eps)
     frames = {k: dataset.frames(k) for k in c.input_features}  # images stay uint8, shared, never copied to float
     conditioning = task_inputs(c, dataset, frames, train_eps)

@@ -3,7 +3,9 @@
 For every frame t of episode [s, e):
 - observation indices  t-To+1 .. t, clipped to the episode start (the first observation repeats);
 - action indices       t+start .. t+start+H-1, clipped into the episode (edge actions repeat),
-  with pad[h] = True where the unclipped index falls outside the episode.
+  with pad[h] = True where the unclipped index falls outside the episode;
+- optionally (`future`, offsets k), the frames t+k clipped to the episode's last: a batch then holds the vector
+  features there as `future_obs` (B, K, d), the target of a policy's future-state auxiliary loss.
 
 All index arrays are built once with numpy; a batch is then one fancy-indexing operation on
 tensors, so data loading never bounds training speed.
@@ -38,10 +40,11 @@ class WindowIndex:
     obs_idx: np.ndarray  # (N, To)
     act_idx: np.ndarray  # (N, H)
     act_pad: np.ndarray  # (N, H) bool, True = padding
+    future_idx: np.ndarray | None = None  # (N, K): the frames `future` steps ahead, clipped to the episode's last
 
 
 def window_index(episode_starts: np.ndarray, episode_ends: np.ndarray, n_obs_steps: int = 1, horizon: int = 1,
-                 action_start: int = 0) -> WindowIndex:
+                 action_start: int = 0, future: tuple[int, ...] = ()) -> WindowIndex:
     lengths = episode_ends - episode_starts
     t = np.arange(int(lengths.sum()))
     s = np.repeat(episode_starts, lengths)
@@ -52,7 +55,9 @@ def window_index(episode_starts: np.ndarray, episode_ends: np.ndarray, n_obs_ste
     act_raw = t[:, None] + action_start + np.arange(horizon)[None, :]
     act_idx = np.clip(act_raw, s[:, None], e[:, None] - 1)
     act_pad = (act_raw < s[:, None]) | (act_raw >= e[:, None])
-    return WindowIndex(obs_idx.astype(np.int64), act_idx.astype(np.int64), act_pad)
+    future_idx = np.minimum(t[:, None] + np.asarray(future, np.int64)[None, :], e[:, None] - 1) if len(future) else None
+    return WindowIndex(obs_idx.astype(np.int64), act_idx.astype(np.int64), act_pad,
+                       future_idx.astype(np.int64) if future_idx is not None else None)
 
 
 def vector_input(frames: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -146,6 +151,7 @@ class WindowSampler:
         self.obs_idx = torch.as_tensor(index.obs_idx[rows])
         self.act_idx = torch.as_tensor(index.act_idx[rows])
         self.act_pad = torch.as_tensor(index.act_pad[rows])
+        self.future_idx = torch.as_tensor(index.future_idx[rows]) if index.future_idx is not None else None
         self._pending = None  # a prefetch: (rows, thread, result dict)
         # task conditioning: each frame's task index (batch["task"]), or demonstrations drawn per row's episode
         self.task = torch.as_tensor(np.asarray(task, np.int64)) if task is not None else None
@@ -201,6 +207,8 @@ class WindowSampler:
                     for k, frames in self.images.items()})
         out["action"] = self.act[self.act_idx[rows]]
         out["action_pad"] = self.act_pad[rows]
+        if self.future_idx is not None:
+            out["future_obs"] = self.obs[self.future_idx[rows]]  # (B, K, d): the vector features K times ahead
         now = obs_idx[:, -1]  # each window's current frame
         if self.task is not None:
             out["task"] = self.task[now]

@@ -80,6 +80,11 @@ class PolicyConfig:
     crop_ratio: float = 0.9  # crop this fraction of each image side: random while training, center at inference (1 = off)
     color_jitter: float = 0.0  # training-time brightness / contrast jitter, factors in [1 - j, 1 + j] (0 = off)
     pretrained_backbone: str | None = None  # LOCAL weight file for the backbone, loaded when training starts
+    # future-state auxiliary loss (training only; off when empty): a linear head on the current encoded observation
+    # predicts the (normalized) vector features these many steps ahead, clipped to the episode's end. From a camera,
+    # where the hand will be later (at the object, at the goal) is a localisation signal every dataset has.
+    future_state: list[int] = field(default_factory=list)
+    future_weight: float = 1.0  # weight of that loss beside the method's own
     # task conditioning (mimetic.policies.conditioning): none | task (the instruction) | task-id | demo
     condition: str = "none"
     task_dim: int = 64  # width of the task vector
@@ -211,6 +216,15 @@ class Policy(nn.Module):
         check_condition(config)
         # the task -> a vector that `encode` appends to every observation step (None: a one-task policy)
         self.task_cond = TaskConditioner(config) if config.condition != "none" else None
+        fs = config.future_state
+        if any(not isinstance(k, int) or isinstance(k, bool) or k < 1 for k in fs) or config.future_weight < 0:
+            raise MimeticError(f"future_state must be whole steps >= 1 and future_weight >= 0, got {fs} and "
+                               f"{config.future_weight}")
+        if fs and not self.pooled_encoder:
+            raise MimeticError(f"future_state needs a policy that pools its observations into vectors "
+                               f"(bc, diffusion, flow), not {self.type_name}")
+        self.future_head = nn.Linear(self.obs_encoder.output_dim, len(fs) * config.obs_dim) if fs else None
+        self._future_loss: torch.Tensor | None = None  # set by `encode` on a training batch, read by `forward`
         self.step, self.total_steps = 0, 0  # the training step and the run's steps (set by the trainer: `start_step`)
         self.varying_graph = False  # True: some training steps leave some parameters out of the loss (see wrap)
 
@@ -240,6 +254,10 @@ class Policy(nn.Module):
         then (a task-conditioned policy) the task vector, the same at every step."""
         vec, images = self.split_inputs(obs)
         enc = self.obs_encoder(self.obs_norm(vec), images)
+        if self.future_head is not None and self.training and isinstance(obs, Mapping) and "future_obs" in obs:
+            target = self.obs_norm(obs["future_obs"].to(enc.device, torch.float32))  # (B, K, d)
+            pred = self.future_head(enc[:, -1]).reshape(target.shape)
+            self._future_loss = torch.nn.functional.mse_loss(pred, target)
         task = self.task_vector(obs)
         if task is None:
             return enc
@@ -307,8 +325,15 @@ class Policy(nn.Module):
         raise NotImplementedError
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training loss, `loss(batch)`: training calls the module (what DDP and other wrappers hook)."""
-        return self.loss(batch)
+        """The training loss, `loss(batch)` (plus the future-state loss when configured): training calls the module
+        (what DDP and other wrappers hook)."""
+        self._future_loss = None
+        loss, info = self.loss(batch)
+        if self._future_loss is not None:
+            info = {**info, "future": self._future_loss.item()}
+            loss = loss + self.config.future_weight * self._future_loss
+            self._future_loss = None
+        return loss, info
 
     def start_step(self, step: int, total: int) -> None:
         """The trainer calls this before each training step (0-based) of a run of `total` steps: a loss that changes
