@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import make_episode
 from mimetic.data import Dataset
@@ -130,3 +131,14 @@ def test_windows_pad_at_boundaries():
     np.testing.assert_array_equal(w.act_idx[1], [1, 2, 2])
     np.testing.assert_array_equal(w.act_pad[1], [False, False, True])
     np.testing.assert_array_equal(w.act_pad[4], [False, True, True])
+
+
+def test_future_frames_stay_inside_their_episode():
+    from mimetic.data.windows import WindowSampler, window_index
+
+    w = window_index(np.array([0, 3]), np.array([3, 8]), future=(1, 3))
+    np.testing.assert_array_equal(w.future_idx, [[1, 2], [2, 2], [2, 2], [4, 6], [5, 7], [6, 7], [7, 7], [7, 7]])
+    assert window_index(np.array([0]), np.array([3])).future_idx is None
+    obs = np.arange(8, dtype=np.float32)[:, None] * 10
+    batch = WindowSampler(obs, np.zeros((8, 1), np.float32), w).batch(torch.tensor([0, 4]))
+    np.testing.assert_array_equal(batch["future_obs"][..., 0].numpy(), [[10, 20], [50, 70]])

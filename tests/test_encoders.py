@@ -289,3 +289,16 @@ def test_every_tensor_of_a_training_step_is_made_on_the_policy_device(family, mo
     assert loss.device.type == "meta"
     if family in ("mlp-gmm", "act"):  # CPU inputs: the policy moves them (diffusion / flow sampling reads numbers)
         assert policy.eval().predict(batch).device.type == "meta"
+
+
+def test_future_state_settings_are_checked():
+    from mimetic.policies.act import ACTConfig, ACTPolicy
+
+    with pytest.raises(MimeticError, match="future_state must be whole steps >= 1"):
+        MLPPolicy(MLPConfig(obs_dim=3, act_dim=2, future_state=[0]))
+    with pytest.raises(MimeticError, match="future_weight >= 0"):
+        MLPPolicy(MLPConfig(obs_dim=3, act_dim=2, future_state=[5], future_weight=-1.0))
+    with pytest.raises(MimeticError, match="future_state needs a policy that pools"):
+        ACTPolicy(ACTConfig(obs_dim=3, act_dim=2, future_state=[5]))
+    assert MLPPolicy(MLPConfig(obs_dim=3, act_dim=2)).future_head is None
+    assert MLPPolicy(MLPConfig(obs_dim=3, act_dim=2, future_state=[5, 9])).future_head.out_features == 6

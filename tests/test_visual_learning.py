@@ -57,6 +57,36 @@ def test_visual_bc_reaches_goals_a_blind_policy_cannot(camera_demos, tmp_path):
     assert hi_blind < BAR, f"blind BC: {k_blind}/{n} successes (Wilson upper bound {hi_blind:.2f}): the goal leaks"
 
 
+def future_state_errors(policy, ds, offsets):
+    """Mean squared error (normalized units) over every frame of `ds` of the policy's future-state head, beside that of
+    guessing that the state stays where it is now."""
+    from mimetic.data.windows import WindowSampler, window_index
+
+    c = policy.config
+    index = window_index(ds.episode_starts, ds.episode_ends, c.n_obs_steps, c.horizon, c.action_start, offsets)
+    windows = WindowSampler({k: ds.frames(k) for k in c.input_features}, ds.actions, index)
+    head, still = [], []
+    policy.eval()
+    with torch.no_grad():
+        for b in windows.iterate(512):
+            target = policy.obs_norm(b["future_obs"])
+            head.append(((policy.future_head(policy.encode(b)[:, -1]).reshape(target.shape) - target) ** 2).flatten())
+            still.append(((policy.obs_norm(b["obs"][:, -1:]) - target) ** 2).flatten())
+    return torch.cat(head).mean().item(), torch.cat(still).mean().item()
+
+
+def test_future_state_loss_teaches_where_the_hand_goes(camera_demos, tmp_path):
+    """`future_state`: the head predicts the state 15 steps ahead, which on reach is near the goal, seen only in the
+    image. Measured (seed 0 / 1): with the camera 0.024 / 0.029, blind 0.39 / 0.25, "it stays" 0.78. Predicting the
+    current state instead (offsets ignored) gives ~0.78 and fails; so does a head the loss never trains."""
+    budget = dict(steps=300, batch_size=64, lr=3e-3, warmup_steps=30, val_fraction=0.0, log_every=300, future_state=[15])
+    visual = bc.train(bc.Config(**budget), camera_demos, tmp_path / "visual", progress=False)
+    blind = bc.train(bc.Config(**budget, obs_keys=STATE), camera_demos, tmp_path / "blind", progress=False)
+    (err_visual, still), (err_blind, _) = (future_state_errors(p, camera_demos, (15,)) for p in (visual, blind))
+    assert err_visual < 0.2 * still and err_visual < 0.4 * err_blind, (err_visual, err_blind, still)
+    assert any(k.startswith("future_head.") for k in load_policy(tmp_path / "visual").state_dict())
+
+
 def rollout_obs(ds, n=3, To=2):
     """A few observation dicts as an environment gives them (frames from the dataset)."""
     s, f = ds.frames(STATE), ds.frames(TOP)
