@@ -47,6 +47,7 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     "bc-mlp-ema": ("bc", dict(head="deterministic", ema_decay=0.995)),  # images: weights averaged as diffusion's
     # candidates for images: an auxiliary loss predicting the state 10, 25, 50 and 100 steps ahead (future_state)
     "bc-mlp-fs": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100])),
+    "bc-mlp-fs01": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100], future_weight=0.1)),
     "flow-fs": ("flow", dict(future_state=[10, 25, 50, 100])),
     "diffusion-fs": ("diffusion", dict(future_state=[10, 25, 50, 100])),
     "act": ("act", {}),
