@@ -52,12 +52,16 @@ from metaworld_methods import finished_run  # reuse a run that finished with the
 
 METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow",
            "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow", "act-long": "act",
-           "diffusion-k8": "diffusion", "flow-k8": "flow", "diffusion-rw": "diffusion", "flow-rw": "flow"}  # row -> method
+           "diffusion-k8": "diffusion", "flow-k8": "flow", "diffusion-rw": "diffusion", "flow-rw": "flow",
+           "diffusion-long-fs": "diffusion", "diffusion-long-fs1": "diffusion"}  # row -> method
 # rows that are not the defaults: candidates, chosen between on validation seeds (the auxiliary regression head)
 OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.0),
            "diffusion-k8": dict(noise_samples=8), "flow-k8": dict(noise_samples=8),  # 8 noise draws per sample
            # half of 4000 steps regression warm-up, then 2000 as usual
-           "diffusion-rw": dict(regression_warmup=0.5, steps=4000), "flow-rw": dict(regression_warmup=0.5, steps=4000)}
+           "diffusion-rw": dict(regression_warmup=0.5, steps=4000), "flow-rw": dict(regression_warmup=0.5, steps=4000),
+           # the future-state loss: predict the state 10, 25 and 50 steps ahead (where the hand goes), weight 0.1 / 1
+           "diffusion-long-fs": dict(future_state=[10, 25, 50], future_weight=0.1),
+           "diffusion-long-fs1": dict(future_state=[10, 25, 50], future_weight=1.0)}
 PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)
 # variants evaluated on the same checkpoint: sampling steps (diffusion DDIM, flow Euler), ACT temporal ensembling
 SWEEP = {"diffusion": [1, 5], "flow": [1, 2]}
@@ -110,7 +114,7 @@ def run(args, meta: dict) -> None:
             continue
         module = method_module(METHODS[name])
         cfg = module.Config(seed=args.train_seed, **OPTIONS.get(name, {}))  # the defaults (or a candidate's options)
-        if name.endswith("-long"):
+        if "-long" in name:
             cfg.steps = args.long_steps
         cfg = resolve_for_dataset(cfg, ds)  # with --images, the defaults of a policy that reads cameras
         cfg.log_every = cfg.ckpt_every = max(1, cfg.steps // 4)  # logging only: no effect on the result
