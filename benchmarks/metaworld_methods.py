@@ -15,6 +15,10 @@ none is picked on the evaluation seeds. One JSON line per (task, row) is appende
 interrupted run resumes where it stopped (with --work, missing variants reuse the saved checkpoint);
 the markdown tables are printed at the end, or alone with --table-only (--bc-from adds the BC rows
 of benchmarks/metaworld_bc.py, which uses the same demonstrations and evaluation seeds).
+
+A candidate setting needs no entry in METHODS: `--option KEY=VALUE` (repeatable; VALUE as JSON when it parses,
+e.g. `--option future_state=[10,25]`) sets it for every method trained, and `--tag +NAME` names its rows and
+run folders (METHOD+NAME), as benchmarks/multitask.py does. Each row records the options.
 """
 
 from __future__ import annotations
@@ -48,8 +52,6 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     # candidates for images: an auxiliary loss predicting the state 10, 25, 50 and 100 steps ahead (future_state)
     "bc-mlp-fs": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100])),
     "bc-mlp-fs01": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100], future_weight=0.1)),
-    "flow-fs": ("flow", dict(future_state=[10, 25, 50, 100])),
-    "diffusion-fs": ("diffusion", dict(future_state=[10, 25, 50, 100])),
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
@@ -117,6 +119,7 @@ def finished_run(run_dir: Path, cfg) -> float | None:
 def run(args) -> None:
     from mimetic.algos import method_module
     from mimetic.algos.trainer import resolve_for_dataset
+    from mimetic.cli import _parse_options
     from mimetic.envs import make_expert
     from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
     from mimetic.policies.base import PolicyActor, load_policy
@@ -128,24 +131,30 @@ def run(args) -> None:
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mw-methods-"))
     env_options = {**IMAGE_PROTOCOL, "image_size": args.image_size} if args.images else {}
     variants = {} if args.no_variants else VARIANTS
+    extra = _parse_options(args.option, "--option")  # a candidate's settings, for every method trained
+    if extra and not args.tag:
+        raise SystemExit("--option needs a --tag +NAME for its rows (the defaults' rows keep the plain names)")
+    label = lambda row: row if row == "expert" else row + args.tag  # noqa: E731  a row's name, the candidate's tag added
     for task in args.tasks:
         env = f"metaworld/{task}"
-        rows = {m: [m, *variants.get(m, {})] for m in ["expert"] + args.methods}
+        rows = {m: [label(m), *map(label, variants.get(m, {}))] for m in ["expert"] + args.methods}
         todo = [m for m, names in rows.items() if any((task, n) not in done for n in names)]
         if not todo:
             continue
         ds = load_or_collect_demos(env, work / task / "demos", args.demos, env_options)
         for name in todo:
             t0 = time.perf_counter()
-            run_dir = work / task / name
+            run_dir = work / task / label(name)
             if name == "expert":
                 policy, train_s, steps = None, 0.0, 0
-            elif (task, name) in done and (run_dir / "config.json").exists():  # only variants missing: reuse the checkpoint
+            elif (task, label(name)) in done and (run_dir / "config.json").exists():  # only variants missing: reuse the checkpoint
                 policy = load_policy(run_dir)
-                main_row = next(r for r in map(json.loads, out.read_text().splitlines()) if (r["task"], r["policy"]) == (task, name))
+                main_row = next(r for r in map(json.loads, out.read_text().splitlines())
+                                if (r["task"], r["policy"]) == (task, label(name)))
                 train_s, steps = main_row["train_s"], main_row["steps"]
             else:
                 method, options = METHODS[name]
+                options = {**options, **extra}
                 if options.get("pretrained_backbone") == BC_BODY:
                     options = {**options, "pretrained_backbone": backbone_file(work / task / "bc-mlp")}
                 module = method_module(method)
@@ -162,7 +171,7 @@ def run(args) -> None:
                     train_s = time.perf_counter() - t0
                 steps = cfg.steps
             default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)
-            for row_name, opts in [(name, {})] + list(variants.get(name, {}).items()):
+            for row_name, opts in [(label(name), {})] + [(label(v), o) for v, o in variants.get(name, {}).items()]:
                 if (task, row_name) in done:
                     continue
                 if policy is None:
@@ -181,7 +190,8 @@ def run(args) -> None:
                        "temporal_ensemble": opts.get("temporal_ensemble"),
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
                        "batch_size": args.batch_size if policy else None,  # None: the method's default
-                       "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options, "seeds": args.seeds}
+                       "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options, "seeds": args.seeds,
+                       **({"options": extra} if extra and policy is not None else {})}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -210,13 +220,16 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=IMAGE_PROTOCOL["image_size"], help="with --images: the "
                    "camera's side in pixels (a study of the protocol; its figures are at 84; give each size its own --work)")
     p.add_argument("--no-variants", action="store_true", help="evaluate each checkpoint at its defaults only")
+    p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a candidate's setting, for every method "
+                   "trained (VALUE as JSON when it parses); needs --tag")
+    p.add_argument("--tag", default="", help="appended to the candidate's row names and run folders, e.g. +fs")
     args = p.parse_args()
     if not args.table_only:
         run(args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"\ncommit {commit}\n")
     rows = load_rows(Path(args.out))
-    policies = ["expert"] + args.methods
+    policies = ["expert"] + [m + args.tag for m in args.methods]
     if args.bc_from:  # BC rows of benchmarks/metaworld_bc.py (same demonstrations and evaluation seeds)
         have = {(r["task"], r["policy"]) for r in rows}
         rows += [r for r in load_rows(Path(args.bc_from), {"deterministic": "bc-mlp", "gmm": "bc-gmm"})
@@ -225,7 +238,7 @@ def main() -> None:
     print(table(rows, policies))
     print("\nvariants of the same checkpoints (diffusion: DDIM steps, default 10; flow: Euler steps, default 4; "
           "act-te: ACT with temporal ensembling, m = 0.1):\n")
-    print(table(rows, [v for m in args.methods if m in VARIANTS for v in [m, *VARIANTS[m]]]))
+    print(table(rows, [v + args.tag for m in args.methods if m in VARIANTS for v in [m, *VARIANTS[m]]]))
     print("\ntraining seconds per policy (median over tasks, one thread, --steps steps):\n")
     for p in policies[1:]:
         ts = sorted(r["train_s"] for r in rows if r["policy"] == p)
