@@ -52,6 +52,9 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     # candidates for images: an auxiliary loss predicting the state 10, 25, 50 and 100 steps ahead (future_state)
     "bc-mlp-fs": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100])),
     "bc-mlp-fs01": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100], future_weight=0.1)),
+    # the ResNet-18 backbone (GroupNorm, spatial softmax; for GPUs and long runs): timed by benchmarks/visual_cost.py
+    "bc-mlp-resnet18": ("bc", dict(head="deterministic", vision_backbone="resnet18")),
+    "diffusion-resnet18": ("diffusion", dict(vision_backbone="resnet18")),
     "act": ("act", {}),
     "diffusion": ("diffusion", {}),
     "flow": ("flow", {}),
