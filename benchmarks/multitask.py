@@ -24,7 +24,9 @@ training; rows with "kind": "paraphrase").
 
 Every evaluation: `--episodes` episodes per task on the seeds 1_000_000.. (disjoint from the demonstrations, the
 same for every policy), final checkpoint. One JSON row per (task, method, kind, condition) is appended to --out;
-work whose row exists is skipped, so a killed run resumes (trained checkpoints in WORK are reused). Two processes
+work whose row exists is skipped, so a killed run resumes: finished policies in WORK are reused, and a policy whose
+training was killed goes on from its last checkpoint (every 2000 steps; its train_s, the training loop's seconds,
+sums the processes). Two processes
 must not append to one --out file (give each its own); they may share WORK (datasets are created atomically).
 `--table-only` (also run at the end) writes <out>.md: per task the expert, the single-task policy and each
 multi-task condition, the means, "multi minus single", and the issue's targets marked met / not met.
@@ -135,23 +137,31 @@ def atomic_dataset(root: Path, make):
     return Dataset.load(root)
 
 
+CKPT_EVERY = 2000  # a killed benchmark loses at most this many steps of a run: the next start resumes it
+
+
 def trained(module, cfg, dataset, run_dir: Path, options: dict):
     """(policy, train_s): the policy trained with `cfg` on `dataset` in `run_dir`, or the one a previous run
-    finished there (marked by run_dir/benchmark.json, written after training, with the same steps)."""
+    finished there (marked by run_dir/benchmark.json, written after training, with the same steps). A run a killed
+    benchmark left with the same steps, batch and options (run_dir/benchmark.start.json) is resumed from its last
+    checkpoint."""
+    from mimetic.algos.run_dir import read_metrics
     from mimetic.policies.base import load_policy
 
-    marker = run_dir / "benchmark.json"
+    sizing = {"steps": cfg.steps, "batch_size": cfg.batch_size, "options": options}
+    marker, started = run_dir / "benchmark.json", run_dir / "benchmark.start.json"
     if marker.exists():
         m = json.loads(marker.read_text())
         if m["steps"] == cfg.steps and m["batch_size"] == cfg.batch_size and m.get("options", {}) == options:
             return load_policy(run_dir), m["train_s"]
-    if run_dir.exists():
-        shutil.rmtree(run_dir)  # an unfinished (or differently sized) run: train afresh
-    t0 = time.perf_counter()
-    module.train(cfg, dataset, run_dir, progress=False)
-    train_s = round(time.perf_counter() - t0, 1)
-    marker.write_text(json.dumps({"steps": cfg.steps, "batch_size": cfg.batch_size, "train_s": train_s,
-                                  "options": options}))
+    resume = started.exists() and json.loads(started.read_text()) == sizing
+    if run_dir.exists() and not resume:
+        shutil.rmtree(run_dir)  # a differently sized run: train afresh
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started.write_text(json.dumps(sizing))
+    module.train(cfg, dataset, run_dir, progress=False, resume=resume)
+    train_s = read_metrics(run_dir)[-1]["time_s"]  # the training loop's seconds, summed over resumed processes
+    marker.write_text(json.dumps({**sizing, "train_s": train_s}))
     return load_policy(run_dir), train_s
 
 
@@ -237,7 +247,7 @@ def run(args) -> None:
             extra = {"text_encoder": args.text_encoder} if condition == "task" and args.text_encoder else {}
             cfg = resolve_for_dataset(module.Config(condition=condition, val_fraction=0.0, seed=args.seed,
                                                     steps=steps, **extra, **options), dataset)
-            cfg.log_every = cfg.ckpt_every = cfg.steps
+            cfg.log_every = cfg.ckpt_every = min(cfg.steps, CKPT_EVERY)
             return cfg
 
         # S: the method's default steps for one task's dataset (--steps-scale shrinks it for smoke tests only)

@@ -62,5 +62,7 @@ def test_resume_after_kill_matches_uninterrupted(reach_demos, tmp_path, monkeypa
     resumed = bc.train(bc.Config(**cfg), ds, tmp_path / "run", progress=False, resume=True)
     steps = [r["step"] for r in read_metrics(tmp_path / "run")]
     assert steps == [50, 100, 150, 200, 250, 300]  # no duplicates after the resume
+    times = [r["time_s"] for r in read_metrics(tmp_path / "run")]
+    assert times == sorted(times) and times[4] > times[3]  # training time so far: the resumed process goes on from it
     for a, b in zip(ref.state_dict().values(), resumed.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6)

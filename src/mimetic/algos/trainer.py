@@ -7,7 +7,7 @@ validation seeds) to RUN/metrics.jsonl, and checkpoints everything needed to res
 ```
 RUN/config.json, RUN/model.safetensors   the policy (EMA weights if EMA is on): `mimetic eval RUN`
 RUN/train.json                           what was trained on and how (read back by --resume)
-RUN/metrics.jsonl                        one JSON object per logged step
+RUN/metrics.jsonl                        one JSON object per logged step (time_s: training seconds so far)
 RUN/checkpoint/                          training state: weights, EMA, optimizer, RNGs, step
 ```
 
@@ -210,7 +210,9 @@ def train_policy(
         return ema if ema is not None else policy
 
     bar = progress_bar(progress and main, total=cfg.steps, initial=step, desc=f"train {policy.type_name}", unit="step")
-    t0, losses = time.perf_counter(), []
+    # time_s is the run's training time: a resumed run goes on from the time of its last row kept (its checkpoint's)
+    done_s = next((r["time_s"] for r in reversed(rd.read_metrics()) if "time_s" in r), 0.0) if state and main else 0.0
+    t0, losses = time.perf_counter() - done_s, []
     policy.train()
     try:
         while step < cfg.steps:
