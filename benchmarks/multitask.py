@@ -165,6 +165,21 @@ def trained(module, cfg, dataset, run_dir: Path, options: dict):
     return load_policy(run_dir), train_s
 
 
+def singles_from(path: Path, method: str, steps: int, demos: int, args, env_options: dict) -> dict[str, dict]:
+    """{task: row} of benchmarks/metaworld_methods.py's results file `path` that are this benchmark's specialists:
+    that script collects the same demonstrations (the scripted expert's first `demos` successes from seed 0) and
+    evaluates on the same seeds, so a row of `method` at the default steps S with the same demos, episodes, seeds
+    and environment options is the single-task policy this benchmark would train (without a --tag or --option)."""
+    if args.tag or args.option:
+        raise SystemExit("--singles-from takes a method's default specialists: not with --tag or --option")
+    rows = {}
+    for r in load_rows(path):
+        if (r["policy"] == method and r["steps"] == steps and r["demos"] == demos and r["episodes"] == args.episodes
+                and r.get("seeds", "eval") == args.seeds and r.get("env_options", {}) == env_options):
+            rows[r["task"]] = r
+    return rows
+
+
 def run(args) -> None:
     from mimetic.algos import method_module
     from mimetic.algos.trainer import resolve_for_dataset
@@ -258,8 +273,17 @@ def run(args) -> None:
         if args.single_tasks:  # these single-task policies only, in this order
             by_name = {t.name: t for t in tasks}
             singles = [by_name[n] for n in args.single_tasks.split(",")]
+        imported = (singles_from(Path(args.singles_from), name, S, n_demos, args, env_options)
+                    if args.singles_from else {})
         for t in singles:
             if (t.name, name, "single", "none") in done:
+                continue
+            if t.name in imported:
+                r = imported[t.name]
+                kept = ("success_rate", "ci95", "episodes", "steps", "batch_size", "train_s", "eval_s", "demos")
+                write({"suite": args.suite, "task": t.name, "instruction": t.instruction, "method": name,
+                       "kind": "single", "condition": "none", **{k: r[k] for k in kept},
+                       **({"env_options": env_options} if env_options else {}), "source": args.singles_from})
                 continue
             cfg = config("none", S, single_ds[t.name])
             policy, train_s = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
@@ -321,6 +345,15 @@ def run(args) -> None:
                       0, None, 0.0, 0)
 
 
+def sources(rows: list[dict], method: str) -> dict[str, list[str]]:
+    """{results file: tasks} of the method's single-task rows that --singles-from took from another script's file."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r["method"] == method and r["kind"] == "single" and r.get("source"):
+            out.setdefault(r["source"], []).append(r["task"])
+    return out
+
+
 def fmt(r: dict | None) -> str:
     return "–" if r is None else f"{r['success_rate']:.2f} [{r['ci95'][0]:.2f}, {r['ci95'][1]:.2f}]"
 
@@ -358,7 +391,9 @@ def tables(rows: list[dict], commit: str) -> str:
                       f"{(one or multi or {}).get('demos', '?')} demonstrations per task; single: "
                       f"{one['steps'] if one else '?'} steps, multi: {multi['steps'] if multi else '?'} steps "
                       f"(batch {(one or multi or {}).get('batch_size', '?')}); "
-                      f"{(one or multi or {}).get('episodes', '?')} evaluation episodes per task.", "",
+                      f"{(one or multi or {}).get('episodes', '?')} evaluation episodes per task." + "".join(
+                          f" Single-task rows of {', '.join(ts)} from {src} (--singles-from: the same demonstrations, "
+                          "seeds and steps)." for src, ts in sources(srows, method).items()), "",
                       "| task | instruction | " + " | ".join(c for c, _ in cols) + " |",
                       "|---|---|" + "---|" * len(cols)]
             for t in tasks:
@@ -456,6 +491,9 @@ def main() -> None:
                    "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio), for the demonstrations and every evaluation")
     p.add_argument("--single-tasks", default="", help="train and evaluate only these single-task policies, in this "
                    "order (comma-separated task names; default all, in suite order)")
+    p.add_argument("--singles-from", default="", metavar="FILE", help="take the single-task rows of the method "
+                   "from benchmarks/metaworld_methods.py's results FILE where it holds them (the same demonstrations, "
+                   "seeds, episodes and default steps; rows marked with 'source'), and train only the others")
     p.add_argument("--text-encoder", default="", help="the task condition's encoder: a pretrained one (a local "
                    "transformers folder, or wordllama) instead of the learned one")
     p.add_argument("--paraphrases", action="store_true", help="also evaluate the task-conditioned policy told every "
