@@ -58,6 +58,11 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
         (and on the same checkpoint --temporal-ensemble 0.1, --n-action-steps 4, --n-action-steps 1; then a wider
         model, --option dim_model=128 --option dim_feedforward=512 --tag +wide; each to its own --out, concatenated
         without the repeated expert rows)
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods act --conditions task --images --no-single \\
+        --demos 10 --episodes 50 --work /work/runs/mt10img --out benchmarks/results/multitask_mt10_images_act.jsonl \\
+        --threads 1
+        (beside it, the ten specialists with --no-multi to another --out; the two files concatenated without the
+        repeated expert rows, then --table-only)
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
