@@ -23,6 +23,7 @@ from test_distributed import _free_port, _one_line_error
 from mimetic.algos import dagger
 from mimetic.algos.dagger import DaggerConfig, read_log, run_dagger
 from mimetic.data import Dataset
+from mimetic.distributed import exit_rank
 
 # a deterministic BC head: one process and two agree to float tolerance; val_fraction 0: every episode trains
 LEARNER = dict(hidden=[32, 32], batch_size=16, lr=3e-3, warmup_steps=5, val_fraction=0.0, log_every=20, ckpt_every=40)
@@ -61,6 +62,7 @@ def _rank(rank: int, world: int, port: int, run: str, probe: str) -> None:
     dagger._train_iteration = recorded
     rows = run_dagger(dataclasses.replace(CFG), run, progress=False)
     Path(f"{probe}/rank{rank}.json").write_text(json.dumps({"rows": len(rows), "written": written}))
+    exit_rank(0)  # as `python -m mimetic` ends a rank: no teardown that can abort a rank whose peer has exited
 
 
 @pytest.fixture(scope="module")

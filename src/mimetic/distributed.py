@@ -118,6 +118,17 @@ def die_with_launcher() -> None:
         os._exit(2)
 
 
+def exit_rank(code: int = 0) -> None:
+    """End a rank of a multi-process job: its exit handlers run (leave the process group, close metric sinks), then
+    the interpreter's teardown is skipped. torch.distributed's C++ objects destroyed there can abort a rank whose
+    peer has already exited ("terminate called without an active exception"), turning a finished job into a
+    failure."""
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def init(device: torch.device) -> None:
     """Join the process group torchrun describes (gloo on the CPU, NCCL on CUDA); a no-op in one process or
     when already joined. The group is left at exit."""
