@@ -23,6 +23,8 @@ The rows in BENCHMARKS.md (benchmarks/results/vision_probe.jsonl), one process p
     python benchmarks/vision_probe.py ... --variants base --episodes 40     # 4x the training frames
     python benchmarks/vision_probe.py ... --variants base --steps 4000      # 4x the training
     python benchmarks/vision_probe.py ... --variants base --lr 3e-3
+    python benchmarks/vision_probe.py --tasks coffee-push-v3 stick-pull-v3 pick-place-v3 --variants base \
+        --camera corner2-3dp --work /tmp/vp --out F                     # another camera (also: corner)
 """
 
 from __future__ import annotations
@@ -54,23 +56,36 @@ VARIANTS = {
 }
 
 
-def collect(task: str, episodes: int, seed0: int, size: int, cache: Path) -> tuple[np.ndarray, np.ndarray]:
+# camera: (Meta-World camera, its position moved to, or None for the stock pose)
+CAMERA_POSES = {c: (c, None) for c in ("corner4", "corner", "corner2", "corner3", "topview")}
+CAMERA_POSES["corner2-3dp"] = ("corner2", (0.6, 0.295, 0.8))  # the 3D Diffusion Policy paper's image camera
+
+
+def collect(task: str, episodes: int, seed0: int, size: int, cache: Path,
+            camera: str = "corner4") -> tuple[np.ndarray, np.ndarray]:
     """(frames (N, size, size, 3) uint8, privileged states (N, 39)) of the expert's episodes on seeds seed0.."""
-    path = cache / f"{task}_{size}px_{seed0}_{episodes}.npz"
+    name = "" if camera == "corner4" else f"_{camera}"
+    path = cache / f"{task}_{size}px_{seed0}_{episodes}{name}.npz"
     if path.exists():
         d = np.load(path)
         return d["frames"], d["states"]
     from mimetic.envs import make_env, make_expert
     from mimetic.features import PRIVILEGED_STATE, image_key
 
-    env = make_env(f"metaworld/{task}", cameras="corner4", image_size=size, state="proprio")
+    cam, pos = CAMERA_POSES[camera]
+    env = make_env(f"metaworld/{task}", cameras=cam, image_size=size, state="proprio")
+    if pos is not None:  # read by the next reset's forward pass
+        import mujoco
+
+        model = env.unwrapped._env.model
+        model.cam_pos[mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, cam)] = pos
     expert = make_expert(f"metaworld/{task}")
     frames, states = [], []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed0 + i)
         done = False
         while not done:
-            frames.append(obs[image_key("corner4")])
+            frames.append(obs[image_key(cam)])
             states.append(obs[PRIVILEGED_STATE])
             obs, _, terminated, truncated, _ = env.step(expert.act(obs[PRIVILEGED_STATE][None])[0])
             done = terminated or truncated
@@ -138,6 +153,8 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=10, help="expert episodes for training frames, and for test frames")
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--camera", default="corner4", choices=list(CAMERA_POSES),
+                   help="corner2-3dp: corner2 moved to (0.6, 0.295, 0.8), the 3D Diffusion Policy paper's camera")
     p.add_argument("--lr", type=float, default=1e-3, help="peak learning rate (cosine decay; the trainer's default 1e-3)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--work", default="/tmp/vision_probe", help="cache of the collected frames")
@@ -148,9 +165,9 @@ def main() -> None:
     for task in args.tasks:
         for variant in args.variants:
             size = VARIANTS[variant][0]
-            train = collect(task, args.episodes, 0, size, Path(args.work))
-            test = collect(task, args.episodes, VAL_SEED, size, Path(args.work))
-            row = {"task": task, "episodes": args.episodes, **probe(variant, train, test, args.steps, args.seed, args.lr)}
+            train = collect(task, args.episodes, 0, size, Path(args.work), args.camera)
+            test = collect(task, args.episodes, VAL_SEED, size, Path(args.work), args.camera)
+            row = {"task": task, "camera": args.camera, "episodes": args.episodes, **probe(variant, train, test, args.steps, args.seed, args.lr)}
             print(json.dumps(row), flush=True)
             with open(args.out, "a") as f:
                 f.write(json.dumps(row) + "\n")
