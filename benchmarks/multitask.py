@@ -66,6 +66,9 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
     python benchmarks/multitask.py --suite metaworld/MT10 --methods flow --conditions task --images --no-multi \\
         --singles-from benchmarks/results/metaworld_images_flow_eval.jsonl --demos 10 --episodes 50 \\
         --work /work/runs/mt10img --out benchmarks/results/multitask_mt10_images_flow.jsonl --threads 1
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods diffusion --conditions task --images --no-multi \\
+        --singles-from benchmarks/results/metaworld_images_diffusion_eval.jsonl --demos 10 --episodes 50 \\
+        --work /work/runs/mt10img --out benchmarks/results/multitask_mt10_images_diffusion.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
