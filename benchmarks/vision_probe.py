@@ -106,7 +106,7 @@ def probe(variant: str, train: tuple, test: tuple, steps: int, seed: int, lr: fl
     from mimetic.policies.encoders import ObservationEncoder
 
     size, options = VARIANTS[variant]
-    key = image_key("corner4")
+    key = image_key("camera")  # the frames of whichever --camera was collected
     cfg = PolicyConfig(obs_dim=0, act_dim=1, input_features={
         key: feature_entry(Feature("image", "uint8", (size, size, 3)))}, **options)
     torch.manual_seed(seed)
