@@ -31,7 +31,7 @@ must not append to one --out file (give each its own); they may share WORK (data
 `--table-only` (also run at the end) writes <out>.md: per task the expert, the single-task policy and each
 multi-task condition, the means, "multi minus single", and the issue's targets marked met / not met.
 
-The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
+The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless --threads says otherwise):
 
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task task-id demo none \\
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10.jsonl --threads 1
@@ -69,6 +69,10 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process):
     python benchmarks/multitask.py --suite metaworld/MT10 --methods diffusion --conditions task --images --no-multi \\
         --singles-from benchmarks/results/metaworld_images_diffusion_eval.jsonl --demos 10 --episodes 50 \\
         --work /work/runs/mt10img --out benchmarks/results/multitask_mt10_images_diffusion.jsonl --threads 1
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods diffusion --conditions task --images --no-single \\
+        --demos 10 --episodes 50 --work /work/runs/mt10img --out /work/runs/mt10img/diffusion_multi.jsonl --threads 2
+        (alone on the machine, both cores; its rows then appended to multitask_mt10_images_diffusion.jsonl, then
+        --table-only --out that file)
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
@@ -377,7 +381,7 @@ def mean_of(by: dict, tasks: list[str], k: tuple) -> tuple[float | None, int]:
 def tables(rows: list[dict], commit: str) -> str:
     by = {key(r): r for r in rows}
     lines = ["# Multi-task imitation (benchmarks/multitask.py)", "",
-             "Commands (2 CPU cores, one thread per process):", "", "```", *COMMANDS, "```", "",
+             "Commands (2 CPU cores, one thread per process unless --threads says otherwise):", "", "```", *COMMANDS, "```", "",
              f"Table written at commit {commit}. Success over the evaluation episodes per task "
              + ("(VALIDATION seeds 2,000,000..: for choosing settings, not reported figures) "
                 if any(r.get("seeds") == "val" for r in rows) else "(seeds 1,000,000..) ") +
