@@ -307,3 +307,32 @@ def test_gym_render_camera():
     plain.close()
     with pytest.raises(MimeticError, match="'top'.*render"):
         make_env("gym/Pendulum-v1", cameras="top")
+
+
+@pytest.mark.parametrize("task", ["reach-v3", "pick-place-v3"])
+def test_metaworld_reset_frame_shows_this_episodes_goal(task):
+    """Meta-World moves the goal marker after its last forward pass: the first frame must not show the old goal."""
+    import mujoco
+
+    env = make_env(f"metaworld/{task}", cameras="corner4", image_size=64, state="proprio")
+    for seed in (0, 1):
+        first = env.reset(seed=seed)[0][IMAGE_PREFIX + "corner4"]
+        inner = env.unwrapped._env
+        goal = inner.model.site("goal").id
+        np.testing.assert_allclose(inner.data.site_xpos[goal], inner._target_pos, atol=1e-6)
+        mujoco.mj_forward(inner.model, inner.data)
+        np.testing.assert_array_equal(first, env.unwrapped.render_camera("corner4"))
+    env.close()
+
+
+def test_metaworld_cameras_do_not_change_the_dynamics():
+    """Rendering (and the reset's marker update) leave the physics as without cameras, to the last bit."""
+    with_cam = make_env("metaworld/pick-place-v3", cameras="corner4", image_size=16)
+    plain = make_env("metaworld/pick-place-v3")
+    with_cam.reset(seed=3), plain.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(60):
+        action = rng.uniform(-1, 1, 4)
+        a, b = with_cam.step(action)[0][STATE], plain.step(action)[0]
+        np.testing.assert_array_equal(a, b)
+    with_cam.close(), plain.close()

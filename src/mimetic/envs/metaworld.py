@@ -104,6 +104,12 @@ class MetaWorldEnv(gym.Env):
         self._env.seed(int(self.np_random.integers(2**31 - 1)))
         obs, _ = self._env.reset()
         self._t = 0
+        if self._cam.cameras:
+            # Meta-World moves the goal marker (model.site_pos) after its last forward pass; without this the
+            # first frame of every episode would show the previous episode's goal.
+            import mujoco
+
+            mujoco.mj_kinematics(self._env.model, self._env.data)  # positions only: the dynamics stay as they were
         return self._cam.observe(obs.astype(np.float32), self.render_camera), {"success": False}
 
     def step(self, action):
