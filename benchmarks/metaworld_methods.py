@@ -149,12 +149,12 @@ def run(args) -> None:
             t0 = time.perf_counter()
             run_dir = work / task / label(name)
             if name == "expert":
-                policy, train_s, steps = None, 0.0, 0
+                policy, train_s, steps, batch_size = None, 0.0, 0, None
             elif (task, label(name)) in done and (run_dir / "config.json").exists():  # only variants missing: reuse the checkpoint
                 policy = load_policy(run_dir)
                 main_row = next(r for r in map(json.loads, out.read_text().splitlines())
                                 if (r["task"], r["policy"]) == (task, label(name)))
-                train_s, steps = main_row["train_s"], main_row["steps"]
+                train_s, steps, batch_size = main_row["train_s"], main_row["steps"], main_row.get("batch_size")
             else:
                 method, options = METHODS[name]
                 options = {**options, **extra}
@@ -172,7 +172,7 @@ def run(args) -> None:
                 else:
                     policy = module.train(cfg, ds, run_dir, progress=False)
                     train_s = time.perf_counter() - t0
-                steps = cfg.steps
+                steps, batch_size = cfg.steps, cfg.batch_size
             default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)
             for row_name, opts in [(label(name), {})] + [(label(v), o) for v, o in variants.get(name, {}).items()]:
                 if (task, row_name) in done:
@@ -192,7 +192,7 @@ def run(args) -> None:
                        "sampling_steps": opts.get("sampling_steps", default_steps),
                        "temporal_ensemble": opts.get("temporal_ensemble"),
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
-                       "batch_size": args.batch_size if policy else None,  # None: the method's default
+                       "batch_size": batch_size if policy else None,  # the resolved value (rows before 2026-11-30: None, the default)
                        "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options, "seeds": args.seeds,
                        **({"options": extra} if extra and policy is not None else {})}
                 with open(out, "a") as f:

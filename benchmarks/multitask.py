@@ -237,7 +237,7 @@ def run(args) -> None:
             write({"suite": suite, "task": t.name, "instruction": t.instruction, "method": method, "kind": kind,
                    "condition": condition, "success_rate": res.success_rate, "ci95": list(res.ci95),
                    "episodes": res.episodes, "steps": steps, "batch_size": batch_size, "train_s": train_s,
-                   "eval_s": round(time.perf_counter() - t0, 1), "demos": demos,
+                   "eval_s": round(time.perf_counter() - t0, 1), "demos": demos, "threads": args.threads,
                    **({"told": instruction(t)} if instruction else {}),
                    **({"seeds": "val"} if args.seeds == "val" else {}),
                    **({"options": options} if options and method != "expert" else {}),
@@ -378,6 +378,12 @@ def mean_of(by: dict, tasks: list[str], k: tuple) -> tuple[float | None, int]:
     return (float(np.mean(vals)) if vals else None), len(vals)
 
 
+def threads_text(rows: list[dict]) -> str:
+    """The torch threads the rows' processes trained with (rows from before the field was recorded: one thread)."""
+    n = sorted({r.get("threads", 1) for r in rows})
+    return " or ".join(map(str, n)) + (" thread" if n == [1] else " threads")
+
+
 def tables(rows: list[dict], commit: str) -> str:
     by = {key(r): r for r in rows}
     lines = ["# Multi-task imitation (benchmarks/multitask.py)", "",
@@ -405,7 +411,7 @@ def tables(rows: list[dict], commit: str) -> str:
                                                  if opts else ""), "",
                       f"{(one or multi or {}).get('demos', '?')} demonstrations per task; single: "
                       f"{one['steps'] if one else '?'} steps, multi: {multi['steps'] if multi else '?'} steps "
-                      f"(batch {(one or multi or {}).get('batch_size', '?')}); "
+                      f"(batch {next((r['batch_size'] for r in (one, multi) if r and r.get('batch_size')), '?')}); "
                       f"{(one or multi or {}).get('episodes', '?')} evaluation episodes per task." + "".join(
                           f" Single-task rows of {', '.join(ts)} from {src} (--singles-from: the same demonstrations, "
                           "seeds and steps)." for src, ts in sources(srows, method).items()), "",
@@ -440,12 +446,13 @@ def tables(rows: list[dict], commit: str) -> str:
                 lines.append(f"- {method} {c}: within {TARGET_GAP * 100:.0f} points of the single-task mean "
                              f"({m:.3f} vs {single_mean:.3f}): **{gap}**; >= {TARGET_MEAN:.2f} mean: **{level}**")
             lines.append("")
-            ts = [r["train_s"] for r in srows if r["method"] == method and r["kind"] == "single"]
-            tm = {r["condition"]: r["train_s"] for r in srows if r["method"] == method and r["kind"] == "multi"}
-            if ts or tm:
-                lines += [f"Training time (one thread): single-task median {np.median(ts):.0f} s per policy "
-                          f"(sum {sum(ts):.0f} s)" if ts else "Training time (one thread):",
-                          *(f"- multi {c}: {s:.0f} s" for c, s in tm.items()), ""]
+            single = [r for r in srows if r["method"] == method and r["kind"] == "single"]
+            multi = {r["condition"]: r for r in srows if r["method"] == method and r["kind"] == "multi"}
+            if single or multi:
+                ts = [r["train_s"] for r in single]
+                lines += [f"Training time ({threads_text(single)}): single-task median {np.median(ts):.0f} s per "
+                          f"policy (sum {sum(ts):.0f} s)" if ts else "Training time:",
+                          *(f"- multi {c}: {r['train_s']:.0f} s ({threads_text([r])})" for c, r in multi.items()), ""]
     hrows = [r for r in rows if r["kind"] == "heldout"]
     for suite in dict.fromkeys(r["suite"] for r in hrows):
         tasks = list(dict.fromkeys(r["task"] for r in hrows if r["suite"] == suite))
