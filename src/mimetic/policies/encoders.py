@@ -62,7 +62,9 @@ class ConvBody(nn.Module):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        # channels last in memory: oneDNN's CPU convolutions take it without reordering, ~15 % faster per training
+        # step at 76 px (ResNet-18 is not: its GroupNorms make it slower, so it keeps the default layout)
+        return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
 def _gn(channels: int) -> nn.GroupNorm:
@@ -284,8 +286,8 @@ class ObservationEncoder(nn.Module):
         return crop_size(H, self.crop_ratio), crop_size(W, self.crop_ratio)
 
     def prepare(self, key: str, frames: torch.Tensor) -> torch.Tensor:
-        """(B, To, H, W, 3) uint8 -> (B*To, 3, h, w) float, channels last in memory: fixed scaling, crop (random if
-        training), jitter (training)."""
+        """(B, To, H, W, 3) uint8 -> (B*To, 3, h, w) float: fixed scaling, crop (random if training), jitter
+        (training)."""
         from mimetic.data.augment import center_crop, random_crop
         from mimetic.policies.base import normalize_images
 
@@ -300,8 +302,7 @@ class ObservationEncoder(nn.Module):
             x = random_crop(x, size, None) if self.training else center_crop(x, size)
         if self.training and self.color_jitter > 0:
             x = color_jitter(x, self.color_jitter)
-        # channels last in memory: the CPU convolutions (oneDNN) take it without reordering (a few per cent faster)
-        return x.reshape(-1, *x.shape[2:]).contiguous(memory_format=torch.channels_last)
+        return x.reshape(-1, *x.shape[2:])
 
     def feature_maps(self, images: dict[str, torch.Tensor]) -> list[torch.Tensor]:
         """Each camera's backbone feature map before pooling, (B, To, C, h, w), in `image_keys` order."""
