@@ -62,8 +62,8 @@ class ConvBody(nn.Module):
         self.channels = channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels last in memory: oneDNN's CPU convolutions take it without reordering, ~15 % faster per training
-        # step at 76 px (ResNet-18 is not: its GroupNorms make it slower, so it keeps the default layout)
+        # channels last in memory: oneDNN's CPU convolutions take it without reordering, ~17 % faster per training
+        # step at 76 px (ResNet-18 is ~15 % slower in it, so it keeps the default layout; BENCHMARKS.md)
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
