@@ -53,7 +53,8 @@ from metaworld_methods import finished_run  # reuse a run that finished with the
 METHODS = {"bc": "bc", "bc-long": "bc", "act": "act", "diffusion": "diffusion", "flow": "flow",
            "diffusion-aux": "diffusion", "flow-aux": "flow", "diffusion-long": "diffusion", "flow-long": "flow", "act-long": "act",
            "diffusion-k8": "diffusion", "flow-k8": "flow", "diffusion-rw": "diffusion", "flow-rw": "flow",
-           "diffusion-long-fs": "diffusion", "diffusion-long-fs1": "diffusion"}  # row -> method
+           "diffusion-long-fs": "diffusion", "diffusion-long-fs1": "diffusion",
+           "diffusion-long-nowu": "diffusion"}  # row -> method
 # rows that are not the defaults: candidates, chosen between on validation seeds (the auxiliary regression head)
 OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.0),
            "diffusion-k8": dict(noise_samples=8), "flow-k8": dict(noise_samples=8),  # 8 noise draws per sample
@@ -61,7 +62,9 @@ OPTIONS = {"diffusion-aux": dict(aux_weight=1.0), "flow-aux": dict(aux_weight=1.
            "diffusion-rw": dict(regression_warmup=0.5, steps=4000), "flow-rw": dict(regression_warmup=0.5, steps=4000),
            # the future-state loss: predict the state 10, 25 and 50 steps ahead (where the hand goes), weight 0.1 / 1
            "diffusion-long-fs": dict(future_state=[10, 25, 50], future_weight=0.1),
-           "diffusion-long-fs1": dict(future_state=[10, 25, 50], future_weight=1.0)}
+           "diffusion-long-fs1": dict(future_state=[10, 25, 50], future_weight=1.0),
+           # no regression warm-up (the image default has one for the first half of the steps)
+           "diffusion-long-nowu": dict(regression_warmup=0.0)}
 PRESETS = {m: {} for m in ("bc", "act", "diffusion", "flow")}  # the defaults (benchmarks/inference_cost.py reads this)
 # variants evaluated on the same checkpoint: sampling steps (diffusion DDIM, flow Euler), ACT temporal ensembling
 SWEEP = {"diffusion": [1, 5], "flow": [1, 2]}
