@@ -447,12 +447,12 @@ def tables(rows: list[dict], commit: str) -> str:
                              f"({m:.3f} vs {single_mean:.3f}): **{gap}**; >= {TARGET_MEAN:.2f} mean: **{level}**")
             lines.append("")
             single = [r for r in srows if r["method"] == method and r["kind"] == "single"]
-            multi = {r["condition"]: r for r in srows if r["method"] == method and r["kind"] == "multi"}
-            if single or multi:
+            multis = {r["condition"]: r for r in srows if r["method"] == method and r["kind"] == "multi"}
+            if single or multis:
                 ts = [r["train_s"] for r in single]
                 lines += [f"Training time ({threads_text(single)}): single-task median {np.median(ts):.0f} s per "
                           f"policy (sum {sum(ts):.0f} s)" if ts else "Training time:",
-                          *(f"- multi {c}: {r['train_s']:.0f} s ({threads_text([r])})" for c, r in multi.items()), ""]
+                          *(f"- multi {c}: {r['train_s']:.0f} s ({threads_text([r])})" for c, r in multis.items()), ""]
     hrows = [r for r in rows if r["kind"] == "heldout"]
     for suite in dict.fromkeys(r["suite"] for r in hrows):
         tasks = list(dict.fromkeys(r["task"] for r in hrows if r["suite"] == suite))
