@@ -238,6 +238,7 @@ def run(args) -> None:
                    "condition": condition, "success_rate": res.success_rate, "ci95": list(res.ci95),
                    "episodes": res.episodes, "steps": steps, "batch_size": batch_size, "train_s": train_s,
                    "eval_s": round(time.perf_counter() - t0, 1), "demos": demos, "threads": args.threads,
+                   **({"seed": args.seed} if args.seed and method != "expert" else {}),
                    **({"told": instruction(t)} if instruction else {}),
                    **({"seeds": "val"} if args.seeds == "val" else {}),
                    **({"options": options} if options and method != "expert" else {}),
@@ -264,7 +265,8 @@ def run(args) -> None:
 
     for base in args.methods:
         module = method_module(base)
-        method = base + args.tag  # the run folders' name: a tagged variant has its own
+        # the run folders' name: a tagged variant, or another training seed, has its own
+        method = base + args.tag + (f"+seed{args.seed}" if args.seed else "")
         # the rows' name: "-te" marks ensembled actions, "-eK" K actions executed per chunk
         name = (method + ("-te" if args.temporal_ensemble is not None else "")
                 + (f"-e{args.n_action_steps}" if args.n_action_steps else ""))
@@ -520,7 +522,8 @@ def main() -> None:
                    "transformers folder, or wordllama) instead of the learned one")
     p.add_argument("--paraphrases", action="store_true", help="also evaluate the task-conditioned policy told every "
                    "task in other words (PARAPHRASES; needs --text-encoder)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the training seed; another than 0 is appended to the method's "
+                   "name (bc+seed1), so that its run folders and rows are its own")
     p.add_argument("--seeds", choices=["eval", "val"], default="eval", help="evaluation seeds (1,000,000..: the "
                    "reported figures) or validation seeds (2,000,000..: to choose settings on; give them their own --out)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
