@@ -157,10 +157,11 @@ CKPT_EVERY = 2000  # a killed benchmark loses at most this many steps of a run: 
 
 
 def trained(module, cfg, dataset, run_dir: Path, options: dict):
-    """(policy, train_s): the policy trained with `cfg` on `dataset` in `run_dir`, or the one a previous run
+    """(policy, training): the policy trained with `cfg` on `dataset` in `run_dir`, or the one a previous run
     finished there (marked by run_dir/benchmark.json, written after training, with the same steps). A run a killed
     benchmark left with the same steps, batch and options (run_dir/benchmark.start.json) is resumed from its last
-    checkpoint."""
+    checkpoint. `training`: {"train_s": the training loop's seconds, summed over the processes that trained it,
+    "threads": the torch threads of those processes (one number, or a list when a resuming process had others)}."""
     from mimetic.algos.run_dir import read_metrics
     from mimetic.policies.base import load_policy
 
@@ -169,16 +170,22 @@ def trained(module, cfg, dataset, run_dir: Path, options: dict):
     if marker.exists():
         m = json.loads(marker.read_text())
         if m["steps"] == cfg.steps and m["batch_size"] == cfg.batch_size and m.get("options", {}) == options:
-            return load_policy(run_dir), m["train_s"]
+            # a marker from before threads were recorded: those of this process, as the rows said then
+            return load_policy(run_dir), {"train_s": m["train_s"], "threads": m.get("threads", torch.get_num_threads())}
     resume = started.exists() and json.loads(started.read_text()) == sizing
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # a differently sized run: train afresh
     run_dir.mkdir(parents=True, exist_ok=True)
     started.write_text(json.dumps(sizing))
+    threads_file = run_dir / "benchmark.threads.json"  # every training process's threads, for a resumed run
+    threads = sorted(set(json.loads(threads_file.read_text()) if threads_file.exists() else [])
+                     | {torch.get_num_threads()})
+    threads_file.write_text(json.dumps(threads))
     module.train(cfg, dataset, run_dir, progress=False, resume=resume)
-    train_s = read_metrics(run_dir)[-1]["time_s"]  # the training loop's seconds, summed over resumed processes
-    marker.write_text(json.dumps({**sizing, "train_s": train_s}))
-    return load_policy(run_dir), train_s
+    training = {"train_s": read_metrics(run_dir)[-1]["time_s"],  # summed over resumed processes
+                "threads": threads[0] if len(threads) == 1 else threads}
+    marker.write_text(json.dumps({**sizing, **training}))
+    return load_policy(run_dir), training
 
 
 def singles_from(path: Path, method: str, steps: int, demos: int, args, env_options: dict) -> dict[str, dict]:
@@ -227,7 +234,7 @@ def run(args) -> None:
         print(json.dumps(row), flush=True)
 
     def evaluate_rows(suite: str, members, make_actor, kind: str, method: str, condition, steps, batch_size,
-                      train_s, demos: int, instruction=None) -> None:
+                      training: dict, demos: int, instruction=None) -> None:
         """One row per task; `instruction(task)`: the words the policy was told, when not the task's own."""
         for t in members:
             if (t.name, method, kind, condition) in done:
@@ -237,8 +244,8 @@ def run(args) -> None:
                                  num_envs=args.num_envs).tasks[t.name]
             write({"suite": suite, "task": t.name, "instruction": t.instruction, "method": method, "kind": kind,
                    "condition": condition, "success_rate": res.success_rate, "ci95": list(res.ci95),
-                   "episodes": res.episodes, "steps": steps, "batch_size": batch_size, "train_s": train_s,
-                   "eval_s": round(time.perf_counter() - t0, 1), "demos": demos, "threads": args.threads,
+                   "episodes": res.episodes, "steps": steps, "batch_size": batch_size, **training,
+                   "eval_s": round(time.perf_counter() - t0, 1), "demos": demos,
                    **({"seed": args.seed} if args.seed and method != "expert" else {}),
                    **({"told": instruction(t)} if instruction else {}),
                    **({"seeds": "val"} if args.seeds == "val" else {}),
@@ -304,10 +311,10 @@ def run(args) -> None:
                        **({"env_options": env_options} if env_options else {}), "source": args.singles_from})
                 continue
             cfg = config("none", S, single_ds[t.name])
-            policy, train_s = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
+            policy, training = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
                                       options)
             evaluate_rows(args.suite, [t], lambda task, policy=policy: actor(policy),
-                          "single", name, "none", cfg.steps, cfg.batch_size, train_s, single_ds[t.name].num_episodes)
+                          "single", name, "none", cfg.steps, cfg.batch_size, training, single_ds[t.name].num_episodes)
         # (b) one multi-task policy per condition, the same total budget
         train_demos = None
         for condition in [] if args.no_multi else args.conditions:
@@ -321,7 +328,7 @@ def run(args) -> None:
                 continue
             cfg = config(condition, S * len(tasks), ds)
             pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
-            policy, train_s = trained(module, cfg, ds, work / "runs" / method / "multi" / (
+            policy, training = trained(module, cfg, ds, work / "runs" / method / "multi" / (
                 condition + (f"-{Path(args.text_encoder).name}" if pretrained else "")), options)
             if condition == "demo":
                 train_demos = train_demos or task_demos(ds, [t.instruction for t in tasks], seed=0)
@@ -335,11 +342,11 @@ def run(args) -> None:
                 def make_actor(task, policy=policy):
                     return actor(policy, task=task.instruction)
             evaluate_rows(args.suite, members, make_actor, "multi", name, condition, cfg.steps, cfg.batch_size,
-                          train_s, n_demos)
+                          training, n_demos)
             if args.paraphrases and condition == "task":
                 evaluate_rows(args.suite, members, lambda task, policy=policy: actor(
                     policy, task=PARAPHRASES[task.name]), "paraphrase", name, condition, cfg.steps, cfg.batch_size,
-                    train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
+                    training, n_demos, instruction=lambda task: PARAPHRASES[task.name])
                 # the ablation: the paraphrase's embedding as the encoder gives it, not projected onto the span of
                 # the training instructions' embeddings (what `TaskConditioner.onto_training_span` does)
                 from mimetic.policies.conditioning import TaskConditioner
@@ -349,18 +356,18 @@ def run(args) -> None:
                 try:
                     evaluate_rows(args.suite, members, lambda task, policy=policy: actor(
                         policy, task=PARAPHRASES[task.name]), "paraphrase-unprojected", name, condition, cfg.steps,
-                        cfg.batch_size, train_s, n_demos, instruction=lambda task: PARAPHRASES[task.name])
+                        cfg.batch_size, training, n_demos, instruction=lambda task: PARAPHRASES[task.name])
                 finally:
                     TaskConditioner.onto_training_span = projection
             if want_heldout:
                 test_demos = task_demos(heldout_ds, [t.instruction for t in heldout], seed=0)
                 evaluate_rows(args.heldout, heldout,
                               lambda task, policy=policy: actor(policy, demo=test_demos[task.instruction]),
-                              "heldout", name, condition, cfg.steps, cfg.batch_size, train_s, n_demos)
+                              "heldout", name, condition, cfg.steps, cfg.batch_size, training, n_demos)
     # the scripted expert on every task (and every held-out task)
     for suite, members in [(args.suite, tasks)] + ([(args.heldout, heldout)] if heldout else []):
         evaluate_rows(suite, members, lambda task: make_expert(task.env, **task.options), "expert", "expert", None,
-                      0, None, 0.0, 0)
+                      0, None, {"train_s": 0.0, "threads": args.threads}, 0)
 
 
 def sources(rows: list[dict], method: str) -> dict[str, list[str]]:
@@ -383,7 +390,7 @@ def mean_of(by: dict, tasks: list[str], k: tuple) -> tuple[float | None, int]:
 
 def threads_text(rows: list[dict]) -> str:
     """The torch threads the rows' processes trained with (rows from before the field was recorded: one thread)."""
-    n = sorted({r.get("threads", 1) for r in rows})
+    n = sorted({t for r in rows for t in np.atleast_1d(r.get("threads", 1)).tolist()})
     return " or ".join(map(str, n)) + (" thread" if n == [1] else " threads")
 
 
