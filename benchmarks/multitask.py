@@ -200,8 +200,9 @@ def singles_from(path: Path, method: str, steps: int, demos: int, args, env_opti
     that script collects the same demonstrations (the scripted expert's first `demos` successes from seed 0) and
     evaluates on the same seeds, so a row of `method` at the default steps S with the same demos, episodes, seeds
     and environment options is the single-task policy this benchmark would train (without a --tag or --option)."""
-    if args.tag or args.option:
-        raise SystemExit("--singles-from takes a method's default specialists: not with --tag or --option")
+    if args.tag or args.option or args.seed:
+        raise SystemExit("--singles-from takes a method's default specialists (seed 0): not with --tag, --option or "
+                         "--seed")
     rows = {}
     for r in load_rows(path):
         if (r["policy"] == method and r["steps"] == steps and r["demos"] == demos and r["episodes"] == args.episodes
@@ -319,7 +320,7 @@ def run(args) -> None:
                 continue
             cfg = config("none", S, single_ds[t.name])
             policy, training = trained(module, cfg, single_ds[t.name], work / "runs" / method / "single" / t.name,
-                                      options)
+                                       options)
             evaluate_rows(args.suite, [t], lambda task, policy=policy: actor(policy),
                           "single", name, "none", cfg.steps, cfg.batch_size, training, single_ds[t.name].num_episodes)
         # (b) one multi-task policy per condition, the same total budget
