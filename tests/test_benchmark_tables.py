@@ -1,0 +1,41 @@
+"""benchmarks/multitask.py's tables: the training-seed table averages each method's seeds over complete runs only."""
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def multitask():
+    spec = importlib.util.spec_from_file_location("bench_multitask", ROOT / "benchmarks" / "multitask.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(task, method, rate, kind="multi"):
+    return {"suite": "S", "task": task, "instruction": task, "method": method, "kind": kind, "condition": "task",
+            "success_rate": rate, "ci95": [0.0, 1.0], "episodes": 50, "steps": 10, "batch_size": 8, "train_s": 1.0}
+
+
+def test_seed_table_means_complete_seeds_and_marks_the_target(multitask):
+    rows = [row("a", "bc", 1.0), row("b", "bc", 0.8),              # seed 0: 0.900
+            row("a", "bc+seed1", 0.9), row("b", "bc+seed1", 0.8),  # seed 1: 0.850
+            row("a", "bc+seed2", 0.2),                               # seed 2: one task of two, left out of the mean
+            row("a", "flow", 1.0), row("b", "flow", 1.0),            # one seed only: no seed row
+            row("a", "bc+gmm", 0.0), row("b", "bc+gmm", 0.0)]        # a tag is another method, not a seed
+    text = "\n".join(multitask.seed_table(rows, {multitask.key(r): r for r in rows}))
+    lines = [l for l in text.splitlines() if l.startswith("| bc ")]
+    assert len(lines) == 1, text
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[2:5] == ["0.900", "0.850", "0.200 (1/2 tasks)"]
+    assert cells[5] == "**0.875** (2 seeds)" and cells[6] == "0.850–0.900" and cells[7] == "not met"
+    assert "| flow " not in text and "bc+gmm" not in text
+
+
+def test_seed_table_empty_without_a_second_seed(multitask):
+    rows = [row("a", "bc", 1.0), row("a", "act", 0.5)]
+    assert multitask.seed_table(rows, {multitask.key(r): r for r in rows}) == []
