@@ -10,7 +10,9 @@ policy that stops 5 mm short of the expert's end point never succeeds.
 This script measures that split: BC at its defaults (10 successful demonstrations, seeds 0..; all train) and the
 scripted expert, evaluated on `--episodes` seeds (validation 2,000,000.. or evaluation 1,000,000..), each episode
 sorted by whether its goal is above the hand's start height; per group the success rate (95 % Wilson interval)
-and, for the failures, the median closest approach of the tool centre point to the goal.
+and, for the failures, the median closest approach of the tool centre point to the goal, and how they end:
+stalled (the policy has stopped moving, short of success: no xyz action over 0.05 in the last 50 steps), ran away
+(the episode ends over 15 cm from the goal) or still moving; and the median final distance of the stalled ones.
 
     python benchmarks/reach_v3_geometry.py --seeds eval --episodes 100 --work /tmp/reach-geometry \\
         --out benchmarks/results/reach_v3_geometry.jsonl
@@ -34,6 +36,7 @@ from mimetic.evaluate import EVAL_SEED, VAL_SEED, wilson_interval
 from mimetic.policies.base import PolicyActor
 
 ENV = "metaworld/reach-v3"
+STALL_STEPS, STALL_ACTION, RUNAWAY_M = 50, 0.05, 0.15  # an action of 1 moves the hand 1 cm in a step
 
 
 def episodes(actor, seeds) -> list[dict]:
@@ -45,14 +48,23 @@ def episodes(actor, seeds) -> list[dict]:
         start_z, goal = float(obs[2]), obs[-3:].copy()
         if hasattr(actor, "reset"):
             actor.reset(1, [s])
-        closest, success = np.inf, False
+        closest, success, moves = np.inf, False, []
         for _ in range(env.max_steps):
-            obs, _, terminated, truncated, info = env.step(actor.act(obs[None])[0])
-            closest = min(closest, float(np.linalg.norm(env.unwrapped._env.unwrapped.tcp_center - goal)))
+            action = actor.act(obs[None])[0]
+            obs, _, terminated, truncated, info = env.step(action)
+            moves.append(float(np.abs(np.clip(action[:3], -1, 1)).max()))
+            distance = float(np.linalg.norm(env.unwrapped._env.unwrapped.tcp_center - goal))
+            closest = min(closest, distance)
             success = success or bool(info["success"])
             if terminated or truncated:
                 break
-        rows.append({"seed": s, "goal_above_start": bool(goal[2] > start_z), "success": success, "closest": closest})
+        # how a failure ends: stalled (the policy has stopped moving near the goal: its largest xyz action over the
+        # last STALL_STEPS steps under STALL_ACTION, i.e. under 0.5 mm a step), ran away (ends over RUNAWAY_M from it)
+        # or still moving
+        ending = ("ran away" if distance > RUNAWAY_M else
+                  "stalled" if max(moves[-STALL_STEPS:]) < STALL_ACTION else "moving")
+        rows.append({"seed": s, "goal_above_start": bool(goal[2] > start_z), "success": success, "closest": closest,
+                     "final": distance, "ending": ending})
     return rows
 
 
@@ -84,10 +96,14 @@ def main() -> None:
                 mine = [r for r in rows if r["goal_above_start"] == above]
                 wins = sum(r["success"] for r in mine)
                 misses = [r["closest"] for r in mine if not r["success"]]
+                ends = {e: [r["final"] for r in mine if not r["success"] and r["ending"] == e]
+                        for e in ("stalled", "ran away", "moving")}
                 row = {"policy": name, "seeds": args.seeds, "first_seed": first, "goal": "above start" if above else
                        "below start", "episodes": len(mine), "success_rate": wins / max(1, len(mine)),
                        "ci95": list(wilson_interval(wins, len(mine))), "steps": cfg.steps if name == "bc" else 0,
-                       "median_closest_miss_m": float(np.median(misses)) if misses else None}
+                       "median_closest_miss_m": float(np.median(misses)) if misses else None,
+                       "failures": {e: len(d) for e, d in ends.items()},
+                       "median_stall_distance_m": float(np.median(ends["stalled"])) if ends["stalled"] else None}
                 f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
 
