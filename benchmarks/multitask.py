@@ -411,8 +411,8 @@ def seed_table(rows: list[dict], by: dict) -> list[str]:
         tasks = list(dict.fromkeys(r["task"] for r in rows if r["suite"] == suite))
         runs = {}  # (base method, condition) -> {seed: method name}
         for r in srows:
-            m = re.fullmatch(r"(.+)\+seed(\d+)", r["method"])
-            base, seed = (m[1], int(m[2])) if m else (r["method"], 0)
+            match = re.fullmatch(r"(.+)\+seed(\d+)", r["method"])
+            base, seed = (match[1], int(match[2])) if match else (r["method"], 0)
             runs.setdefault((base, r["condition"]), {})[seed] = r["method"]
         runs = {k: v for k, v in runs.items() if len(v) > 1}
         if not runs:
@@ -428,8 +428,9 @@ def seed_table(rows: list[dict], by: dict) -> list[str]:
             full = [m for m, n in means.values() if m is not None and n == len(tasks)]
             cells = [("–" if s not in means else f"{means[s][0]:.3f}" + (
                 "" if means[s][1] == len(tasks) else f" ({means[s][1]}/{len(tasks)} tasks)")) for s in seeds]
-            summary = ([f"**{np.mean(full):.3f}** ({len(full)} seed{'s' if len(full) > 1 else ''})", f"{min(full):.3f}–{max(full):.3f}",
-                        "met" if np.mean(full) >= TARGET_MEAN else "not met"] if full else ["–", "–", "–"])
+            summary = ([f"**{np.mean(full):.3f}** ({len(full)} seed{'s' if len(full) > 1 else ''})",
+                        f"{min(full):.3f}–{max(full):.3f}", "met" if np.mean(full) >= TARGET_MEAN else "not met"]
+                       if full else ["–", "–", "–"])
             lines.append(f"| {base} | {condition} | " + " | ".join(cells + summary) + " |")
         lines.append("")
     return lines
