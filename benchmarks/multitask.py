@@ -282,7 +282,7 @@ def run(args) -> None:
     for base in args.methods:
         module = method_module(base)
         # the run folders' name: a tagged variant, or another training seed, has its own
-        method = base + args.tag + (f"+seed{args.seed}" if args.seed else "")
+        method = with_seed(base + args.tag, args.seed)
         # the rows' name: "-te" marks ensembled actions, "-eK" K actions executed per chunk
         name = (method + ("-te" if args.temporal_ensemble is not None else "")
                 + (f"-e{args.n_action_steps}" if args.n_action_steps else ""))
@@ -402,6 +402,17 @@ def threads_text(rows: list[dict]) -> str:
     return " or ".join(map(str, n)) + (" thread" if n == [1] else " threads")
 
 
+def with_seed(method: str, seed: int) -> str:
+    """The name of `method` trained with `seed`: itself for seed 0 (the published runs), else METHOD+seedN."""
+    return f"{method}+seed{seed}" if seed else method
+
+
+def split_seed(name: str) -> tuple[str, int]:
+    """(method, seed) of a name `with_seed` made."""
+    match = re.fullmatch(r"(.+)\+seed(\d+)", name)
+    return (match[1], int(match[2])) if match else (name, 0)
+
+
 def seed_table(rows: list[dict], by: dict) -> list[str]:
     """Where a method's multi-task policy was trained with more than one seed (rows named METHOD and METHOD+seedN):
     its mean per seed, the mean over seeds and their range, and the 90 % target on the mean over seeds."""
@@ -411,8 +422,7 @@ def seed_table(rows: list[dict], by: dict) -> list[str]:
         tasks = list(dict.fromkeys(r["task"] for r in rows if r["suite"] == suite))
         runs = {}  # (base method, condition) -> {seed: method name}
         for r in srows:
-            match = re.fullmatch(r"(.+)\+seed(\d+)", r["method"])
-            base, seed = (match[1], int(match[2])) if match else (r["method"], 0)
+            base, seed = split_seed(r["method"])
             runs.setdefault((base, r["condition"]), {})[seed] = r["method"]
         runs = {k: v for k, v in runs.items() if len(v) > 1}
         if not runs:
