@@ -42,9 +42,11 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         --text-encoder wordllama --paraphrases --demos 10 --episodes 50 --work /tmp/mt/mt10 \
         --out benchmarks/results/multitask_mt10_paraphrase.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --images --no-single \
-        --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_multi.jsonl --threads 1
+        --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_multi.jsonl \
+        --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --images --no-multi \
-        --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_single.jsonl --threads 1
+        --demos 10 --episodes 50 --work /tmp/mt/mt10img --out benchmarks/results/multitask_mt10_images_single.jsonl \
+        --threads 1
         (the two at once, the second started once the first had collected the demonstrations; the table:
         `cat` both files into benchmarks/results/multitask_mt10_images.jsonl, then --table-only --out it)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --no-single --seeds val \
@@ -77,9 +79,10 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         --table-only --out that file)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc act --conditions task --no-single --seed 1 \
         --demos 10 --episodes 50 --work /work/runs/mt10 --out /work/runs/mt10/seed1_bc_act.jsonl --threads 1
-        (beside it --methods diffusion flow --seed 1; then bc, diffusion and flow with --seed 2; bc's and diffusion's
-        specialists with --no-multi --seed 1; and bc with seed 0 again; the published seed-0 rows of multitask_mt10*.jsonl, these
-        rows and the seed-0 rerun, renamed bc+rerun, concatenated into benchmarks/results/multitask_mt10_seeds.jsonl)
+        (beside it --methods diffusion flow --seed 1; then bc, diffusion, flow and act with --seed 2; every method's
+        specialists with --no-multi --seed 1; and bc with seed 0 again; the published seed-0 rows of
+        multitask_mt10*.jsonl (the specialists' too), these rows and the seed-0 rerun, renamed bc+rerun, concatenated
+        into benchmarks/results/multitask_mt10_seeds.jsonl)
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
@@ -443,13 +446,40 @@ def seed_table(rows: list[dict], by: dict) -> list[str]:
                        if full else ["–", "–", "–"])
             lines.append(f"| {base} | {condition} | " + " | ".join(cells + summary) + " |")
         lines.append("")
+        lines += specialists_by_seed(rows, by, tasks, suite)
     return lines
+
+
+def specialists_by_seed(rows: list[dict], by: dict, tasks: list[str], suite: str) -> list[str]:
+    """Per method and training seed where both are complete: the specialists' mean, the instruction-conditioned
+    one policy's mean, their difference and the "within 5 points" target, seed by seed."""
+    pairs = {}  # base method -> {seed: method name}, for names with every task's single and multi-task row
+    for r in rows:
+        if r["suite"] != suite or r["kind"] != "single":
+            continue
+        name = r["method"]
+        if all(mean_of(by, tasks, k)[1] == len(tasks) for k in ((name, "single", "none"), (name, "multi", "task"))):
+            base, seed = split_seed(name)
+            pairs.setdefault(base, {})[seed] = name
+    if not any(len(v) > 1 for v in pairs.values()):
+        return []
+    lines = ["Specialists against the one policy, per training seed (where both ran with that seed on every task):", "",
+             "| method | seed | ten specialists | one policy (task) | one minus specialists | "
+             f"within {TARGET_GAP * 100:.0f} points |", "|---|---:|---:|---:|---:|---|"]
+    for base, names in pairs.items():
+        for seed in sorted(names):
+            single = mean_of(by, tasks, (names[seed], "single", "none"))[0]
+            multi = mean_of(by, tasks, (names[seed], "multi", "task"))[0]
+            lines.append(f"| {base} | {seed} | {single:.3f} | {multi:.3f} | {(multi - single) * 100:+.1f} | "
+                         f"{'met' if multi >= single - TARGET_GAP else 'not met'} |")
+    return lines + [""]
 
 
 def tables(rows: list[dict], commit: str) -> str:
     by = {key(r): r for r in rows}
     lines = ["# Multi-task imitation (benchmarks/multitask.py)", "",
-             "Commands (2 CPU cores, one thread per process unless --threads says otherwise):", "", "```", *COMMANDS, "```", "",
+             "Commands (2 CPU cores, one thread per process unless --threads says otherwise):", "",
+             "```", *COMMANDS, "```", "",
              f"Table written at commit {commit}. Success over the evaluation episodes per task "
              + ("(VALIDATION seeds 2,000,000..: for choosing settings, not reported figures) "
                 if any(r.get("seeds") == "val" for r in rows) else "(seeds 1,000,000..) ") +
@@ -486,7 +516,8 @@ def tables(rows: list[dict], commit: str) -> str:
             for c, k in cols:
                 m, n = mean_of(by, tasks, k)
                 means[c] = (m, n)
-                cells.append("–" if m is None else f"**{m:.3f}**" + (f" ({n}/{len(tasks)} tasks)" if n < len(tasks) else ""))
+                partial = f" ({n}/{len(tasks)} tasks)" if n < len(tasks) else ""
+                cells.append("–" if m is None else f"**{m:.3f}**" + partial)
             lines.append(f"| mean | over {len(tasks)} tasks | " + " | ".join(cells) + " |")
             single_mean, single_n = means["single"]
             diff = ["", ""]
@@ -501,7 +532,8 @@ def tables(rows: list[dict], commit: str) -> str:
                 m, n = means[c]
                 if m is not None and n == len(tasks) and single_n == 0:  # e.g. another training seed's policy
                     lines.append(f"- {method} {c}: >= {TARGET_MEAN:.2f} mean ({m:.3f}): "
-                                 f"**{'met' if m >= TARGET_MEAN else 'not met'}**; no single-task policies in these rows")
+                                 f"**{'met' if m >= TARGET_MEAN else 'not met'}**; "
+                                 "no single-task policies in these rows")
                     continue
                 complete = m is not None and n == len(tasks) and single_mean is not None and single_n == len(tasks)
                 if not complete:
@@ -555,7 +587,8 @@ def tables(rows: list[dict], commit: str) -> str:
             lines.append(f"| {t} | {instr[t]} | {fmt(by.get((t, method, 'multi', 'task')))} | {told[t]} | "
                          f"{fmt(by.get((t, method, 'paraphrase', 'task')))} | "
                          f"{fmt(by.get((t, method, 'paraphrase-unprojected', 'task')))} |")
-        means = [mean_of(by, tasks, (method, kind, "task"))[0] for kind in ("multi", "paraphrase", "paraphrase-unprojected")]
+        means = [mean_of(by, tasks, (method, kind, "task"))[0]
+                 for kind in ("multi", "paraphrase", "paraphrase-unprojected")]
         own, para, raw = ("–" if m is None else f"**{m:.3f}**" for m in means)
         lines += [f"| mean | | {own} | | {para} | {raw} |", ""]
     return "\n".join(lines)
@@ -577,7 +610,8 @@ def main() -> None:
     p.add_argument("--no-multi", action="store_true", help="skip the multi-task policies (train the specialists "
                    "in one process and the multi-task policy in another, each with its own --out)")
     p.add_argument("--images", action="store_true", help="the image protocol: camera corner4 at 84x84 and the "
-                   "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio), for the demonstrations and every evaluation")
+                   "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio), for the "
+                   "demonstrations and every evaluation")
     p.add_argument("--single-tasks", default="", help="train and evaluate only these single-task policies, in this "
                    "order (comma-separated task names; default all, in suite order)")
     p.add_argument("--singles-from", default="", metavar="FILE", help="take the single-task rows of the method "
@@ -590,7 +624,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0, help="the training seed; another than 0 is appended to the method's "
                    "name (bc+seed1), so that its run folders and rows are its own")
     p.add_argument("--seeds", choices=["eval", "val"], default="eval", help="evaluation seeds (1,000,000..: the "
-                   "reported figures) or validation seeds (2,000,000..: to choose settings on; give them their own --out)")
+                   "reported figures) or validation seeds (2,000,000..: to choose settings on; give them their own "
+                   "--out)")
     p.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="a config override for every policy trained (e.g. ema_decay=0.999); repeatable; use with --tag")
     p.add_argument("--tag", default="", help="appended to the method's name in rows and run folders (e.g. +ema)")

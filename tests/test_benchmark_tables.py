@@ -39,3 +39,16 @@ def test_seed_table_means_complete_seeds_and_marks_the_target(multitask):
 def test_seed_table_empty_without_a_second_seed(multitask):
     rows = [row("a", "bc", 1.0), row("a", "act", 0.5)]
     assert multitask.seed_table(rows, {multitask.key(r): r for r in rows}) == []
+
+
+def test_specialists_by_seed_pairs_each_seed_with_its_own_specialists(multitask):
+    def single(task, method, rate):
+        return {**row(task, method, rate, kind="single"), "condition": "none"}
+    rows = [row("a", "bc", 1.0), row("b", "bc", 0.8), single("a", "bc", 0.9), single("b", "bc", 0.9),  # 0.90 / 0.90
+            row("a", "bc+seed1", 0.8), row("b", "bc+seed1", 0.8),                                   # multi 0.80
+            single("a", "bc+seed1", 1.0), single("b", "bc+seed1", 0.9),                             # single 0.95
+            row("a", "bc+seed2", 0.9), row("b", "bc+seed2", 0.9), single("a", "bc+seed2", 0.9)]     # incomplete
+    text = "\n".join(multitask.seed_table(rows, {multitask.key(r): r for r in rows}))
+    lines = [[c.strip() for c in l.strip("|").split("|")] for l in text.splitlines() if l.startswith("| bc | ")
+             and l.count("|") == 7]
+    assert lines == [["bc", "0", "0.900", "0.900", "+0.0", "met"], ["bc", "1", "0.950", "0.800", "-15.0", "not met"]], text
