@@ -53,8 +53,10 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_val_bc.jsonl --threads 1
         (and the same with --option ema_decay=0.999 --tag +ema, --option head=gmm --tag +gmm, --option
         'hidden=[512,512,512]' --tag +wide, --option dropout=0.1 --tag +drop, --option head=gmm --option dropout=0.1
-        --tag +gmmdrop, --option weight_decay=0.3 --tag +wd0.3, --option weight_decay=0.03 --tag +wd0.03; each to its
-        own --out, concatenated without the repeated expert rows)
+        --tag +gmmdrop, --option weight_decay=0.3 --tag +wd0.3, --option weight_decay=0.03 --tag +wd0.03, --option
+        obs_noise=0.1 --tag +noise0.1, --option obs_noise=0.03 --tag +noise0.03, --option n_obs_steps=2 --option
+        horizon=16 --option n_action_steps=8 --tag +chunk; each to its own --out, concatenated without the repeated
+        expert rows)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --option head=gmm --tag +gmm \
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_bc_gmm.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods act --conditions task --no-single --seeds val \
