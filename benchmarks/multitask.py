@@ -82,9 +82,10 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc act --conditions task --no-single --seed 1 \
         --demos 10 --episodes 50 --work /work/runs/mt10 --out /work/runs/mt10/seed1_bc_act.jsonl --threads 1
         (beside it --methods diffusion flow --seed 1; then bc, diffusion, flow and act with --seed 2; every method's
-        specialists with --no-multi --seed 1; and bc with seed 0 again; the published seed-0 rows of
-        multitask_mt10*.jsonl (the specialists' too), these rows and the seed-0 rerun, renamed bc+rerun, concatenated
-        into benchmarks/results/multitask_mt10_seeds.jsonl)
+        specialists with --no-multi --seed 1 and --seed 2; bc with --option head=gmm --tag +gmm, seeds 1 and 2, one
+        policy and specialists; and bc with seed 0 again; the published seed-0 rows of multitask_mt10*.jsonl (the
+        specialists' too), these rows and the seed-0 rerun, renamed bc+rerun, concatenated into
+        benchmarks/results/multitask_mt10_seeds.jsonl)
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
