@@ -421,7 +421,8 @@ def split_seed(name: str) -> tuple[str, int]:
 
 def seed_table(rows: list[dict], by: dict) -> list[str]:
     """Where a method's multi-task policy was trained with more than one seed (rows named METHOD and METHOD+seedN):
-    its mean per seed, the mean over seeds and their range, and the 90 % target on the mean over seeds."""
+    its mean per seed, the mean over seeds and their range, and the 90 % target on the mean over seeds; then, seed
+    by seed, each one policy against that seed's specialists (`specialists_by_seed`)."""
     lines = []
     for suite in dict.fromkeys(r["suite"] for r in rows if r["kind"] == "multi"):
         srows = [r for r in rows if r["suite"] == suite and r["kind"] == "multi"]
@@ -457,10 +458,7 @@ def specialists_by_seed(rows: list[dict], by: dict, tasks: list[str], suite: str
     """Per method and training seed where both are complete: the specialists' mean, the instruction-conditioned
     one policy's mean, their difference and the "within 5 points" target, seed by seed."""
     pairs = {}  # base method -> {seed: method name}, for names with every task's single and multi-task row
-    for r in rows:
-        if r["suite"] != suite or r["kind"] != "single":
-            continue
-        name = r["method"]
+    for name in dict.fromkeys(r["method"] for r in rows if r["suite"] == suite and r["kind"] == "single"):
         if all(mean_of(by, tasks, k)[1] == len(tasks) for k in ((name, "single", "none"), (name, "multi", "task"))):
             base, seed = split_seed(name)
             pairs.setdefault(base, {})[seed] = name
