@@ -1,5 +1,5 @@
-"""benchmarks/multitask.py's tables: the training-seed table averages each method's seeds over complete runs only, and pairs
-each seed's one policy with that seed's own specialists."""
+"""benchmarks/multitask.py's tables: the training-seed table averages each method's seeds over complete runs only,
+and pairs each seed's one policy with that seed's own specialists."""
 
 import importlib.util
 from pathlib import Path
