@@ -1,5 +1,6 @@
 """benchmarks/multitask.py's tables: the training-seed table averages each method's seeds over complete runs only,
-and pairs each seed's one policy with that seed's own specialists."""
+and pairs each seed's one policy with that seed's own specialists; benchmarks/bc_heads_reach.py's table lists every
+training seed."""
 
 import importlib.util
 from pathlib import Path
@@ -53,3 +54,15 @@ def test_specialists_by_seed_pairs_each_seed_with_its_own_specialists(multitask)
     lines = [[c.strip() for c in l.strip("|").split("|")] for l in text.splitlines() if l.startswith("| bc | ")
              and l.count("|") == 7]
     assert lines == [["bc", "0", "0.900", "0.900", "+0.0", "met"], ["bc", "1", "0.950", "0.800", "-15.0", "not met"]], text
+
+
+def test_bc_heads_reach_table_lists_every_training_seed_and_the_mean():
+    spec = importlib.util.spec_from_file_location("bench_bc_heads_reach", ROOT / "benchmarks" / "bc_heads_reach.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = [{"candidate": c, "demos": n, "train_seed": s, "success_rate": r}
+            for c, n, s, r in [("mse", 5, 1, 0.3), ("mse", 5, 0, 0.5), ("gmm", 5, 0, 0.1), ("mse", 10, 0, 0.9)]]
+    lines = module.table(rows).splitlines()
+    assert lines[0] == "| head | 5 demos (per training seed) | 10 demos (per training seed) |"
+    assert lines[2] == "| mse | 0.50 / 0.30 (mean 0.40) | 0.90 |"  # seeds in order, a mean only over several
+    assert lines[3] == "| gmm | 0.10 |  |" and len(lines) == 4
