@@ -83,9 +83,13 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         --demos 10 --episodes 50 --work /work/runs/mt10 --out /work/runs/mt10/seed1_bc_act.jsonl --threads 1
         (beside it --methods diffusion flow --seed 1; then bc, diffusion, flow and act with --seed 2; every method's
         specialists with --no-multi --seed 1 and --seed 2; bc with --option head=gmm --tag +gmm, seeds 1 and 2, one
-        policy and specialists; and bc with seed 0 again; the published seed-0 rows of multitask_mt10*.jsonl (the
-        specialists' too), these rows and the seed-0 rerun, renamed bc+rerun, concatenated into
-        benchmarks/results/multitask_mt10_seeds.jsonl)
+        policy and specialists; and bc with seed 0 again; each to its own --out, kept in
+        benchmarks/results/multitask_mt10_seeds/; then gathered with the published seed-0 rows:)
+    python benchmarks/multitask.py --conditions task --out benchmarks/results/multitask_mt10_seeds.jsonl --gather \
+        benchmarks/results/multitask_mt10.jsonl:bc benchmarks/results/multitask_mt10_act.jsonl:act \
+        benchmarks/results/multitask_mt10_diffusion.jsonl:diffusion benchmarks/results/multitask_mt10_flow.jsonl:flow \
+        benchmarks/results/multitask_mt10_bc_gmm.jsonl:bc+gmm benchmarks/results/multitask_mt10_seeds/seed*.jsonl \
+        benchmarks/results/multitask_mt10_seeds/rerun_seed0_bc.jsonl:bc=bc+rerun
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
@@ -143,6 +147,31 @@ def key(row: dict) -> tuple:
 
 def load_rows(path: Path) -> list[dict]:
     return [json.loads(l) for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
+
+
+def gather(specs: list[str], conditions: list[str]) -> list[dict]:
+    """The rows of several results files, for one table (e.g. the training-seed table). A SPEC is FILE, FILE:METHOD
+    (that method's rows and the expert's) or FILE:METHOD=NAME (those rows renamed NAME, e.g. a rerun of seed 0).
+    Multi-task rows are kept for `conditions` only; the first row of each (task, method, kind, condition) wins, so
+    the expert's rows, in every file, are kept once. Each row names its file in 'gathered_from'."""
+    from mimetic.errors import MimeticError
+
+    rows, seen = [], set()
+    for spec in specs:
+        path, _, method = spec.partition(":")
+        method, _, name = method.partition("=")
+        if not Path(path).is_file():
+            raise MimeticError(f"--gather {spec}: no results file {path}")
+        for r in load_rows(Path(path)):
+            if method and r["method"] not in (method, "expert"):
+                continue
+            if r["kind"] == "multi" and r["condition"] not in conditions:
+                continue
+            r = {**r, "method": name if name and r["method"] == method else r["method"], "gathered_from": path}
+            if key(r) not in seen:
+                seen.add(key(r))
+                rows.append(r)
+    return rows
 
 
 def atomic_dataset(root: Path, make):
@@ -641,18 +670,28 @@ def main() -> None:
     p.add_argument("--out", default="benchmarks/results/multitask_mt10.jsonl")
     p.add_argument("--work", default="", help="datasets and trained runs (default: a temporary folder)")
     p.add_argument("--table-only", action="store_true", help="only write <out>.md from the rows in --out")
+    p.add_argument("--gather", nargs="+", default=[], metavar="FILE[:METHOD[=NAME]]",
+                   help="write --out (which must not exist) from the rows of these results files, then its tables; "
+                   "multi-task rows of --conditions only, each row once (see gather)")
     args = p.parse_args()
     if args.paraphrases and not args.text_encoder:
         p.error("--paraphrases needs --text-encoder: the learned encoder refuses wording it never saw")
-    if not args.table_only:
-        from mimetic.errors import MimeticError
-
-        try:
-            run(args)
-        except MimeticError as e:  # bad input (e.g. an --option without "="): one line, exit status 2
-            print(f"error: {e}", file=sys.stderr)
-            raise SystemExit(2)
     out = Path(args.out)
+    from mimetic.errors import MimeticError
+
+    try:
+        if args.gather:
+            if out.exists():
+                raise MimeticError(f"--gather: {out} exists; remove it or choose another --out (it is never overwritten)")
+            rows = gather(args.gather, args.conditions)
+            tmp = out.with_name(out.name + ".tmp")
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            os.replace(tmp, out)
+        elif not args.table_only:
+            run(args)
+    except MimeticError as e:  # bad input (e.g. an --option without "="): one line, exit status 2
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     text = tables(load_rows(out), commit)
     md = out.with_suffix(".md")

@@ -1,6 +1,6 @@
 """benchmarks/multitask.py's tables: the training-seed table averages each method's seeds over complete runs only,
-and pairs each seed's one policy with that seed's own specialists; benchmarks/bc_heads_reach.py's table lists every
-training seed."""
+and pairs each seed's one policy with that seed's own specialists; --gather builds a results file from others, each
+row once, and never overwrites one. benchmarks/bc_heads_reach.py's table lists every training seed."""
 
 import importlib.util
 from pathlib import Path
@@ -66,3 +66,37 @@ def test_bc_heads_reach_table_lists_every_training_seed_and_the_mean():
     assert lines[0] == "| head | 5 demos (per training seed) | 10 demos (per training seed) |"
     assert lines[2] == "| mse | 0.50 / 0.30 (mean 0.40) | 0.90 |"  # seeds in order, a mean only over several
     assert lines[3] == "| gmm | 0.10 |  |" and len(lines) == 4
+
+
+def test_gather_keeps_each_row_once_filters_and_renames(multitask, tmp_path, monkeypatch, capsys):
+    import json
+
+    def write(name, rows):
+        (tmp_path / name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(tmp_path / name)
+
+    expert = {**row("a", "expert", 1.0, kind="expert"), "condition": None}
+    published = write("pub.jsonl", [expert, row("a", "bc", 0.5), {**row("a", "bc", 0.1), "condition": "none"},
+                                    row("a", "flow", 0.7)])
+    seed1 = write("s1.jsonl", [{**expert, "success_rate": 0.0}, row("a", "bc+seed1", 0.6)])
+    rerun = write("rerun.jsonl", [row("a", "bc", 0.4), row("a", "flow", 0.9)])
+    rows = multitask.gather([f"{published}:bc", seed1, f"{rerun}:bc=bc+rerun"], ["task"])
+    got = [(r["method"], r["condition"], r["success_rate"], Path(r["gathered_from"]).name) for r in rows]
+    assert got == [("expert", None, 1.0, "pub.jsonl"),  # the first expert row; seed1's repeat is dropped
+                   ("bc", "task", 0.5, "pub.jsonl"),  # not the "none" condition, not flow (another method)
+                   ("bc+seed1", "task", 0.6, "s1.jsonl"),
+                   ("bc+rerun", "task", 0.4, "rerun.jsonl")]  # renamed; the rerun file's flow row left out
+    # --out is never overwritten, and a missing file is named: one line, exit status 2 each
+    out = tmp_path / "gathered.jsonl"
+
+    def refused(*argv) -> str:
+        monkeypatch.setattr("sys.argv", ["multitask.py", "--out", str(out), "--gather", *argv])
+        with pytest.raises(SystemExit) as e:
+            multitask.main()
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 2 and len(err.splitlines()) == 1, err
+        return err
+
+    assert "no results file" in refused(str(tmp_path / "nope.jsonl")) and not out.exists()
+    out.write_text("keep\n")
+    assert "gathered.jsonl exists" in refused(seed1) and out.read_text() == "keep\n"
