@@ -85,10 +85,10 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         specialists with --no-multi --seed 1 and --seed 2; bc with --option head=gmm --tag +gmm, seeds 1 and 2, one
         policy and specialists; and bc with seed 0 again; each to its own --out, kept in
         benchmarks/results/multitask_mt10_seeds/; then gathered with the published seed-0 rows:)
-    python benchmarks/multitask.py --conditions task --out benchmarks/results/multitask_mt10_seeds.jsonl --gather \
-        benchmarks/results/multitask_mt10.jsonl:bc benchmarks/results/multitask_mt10_act.jsonl:act \
-        benchmarks/results/multitask_mt10_diffusion.jsonl:diffusion benchmarks/results/multitask_mt10_flow.jsonl:flow \
-        benchmarks/results/multitask_mt10_bc_gmm.jsonl:bc+gmm benchmarks/results/multitask_mt10_seeds/seed*.jsonl \
+    python benchmarks/multitask.py --conditions task --out benchmarks/results/multitask_mt10_seeds.jsonl --gather \\
+        benchmarks/results/multitask_mt10.jsonl:bc benchmarks/results/multitask_mt10_act.jsonl:act \\
+        benchmarks/results/multitask_mt10_diffusion.jsonl:diffusion benchmarks/results/multitask_mt10_flow.jsonl:flow \\
+        benchmarks/results/multitask_mt10_bc_gmm.jsonl:bc+gmm benchmarks/results/multitask_mt10_seeds/seed*.jsonl \\
         benchmarks/results/multitask_mt10_seeds/rerun_seed0_bc.jsonl:bc=bc+rerun
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
