@@ -41,7 +41,8 @@ def table(rows: list[dict]) -> str:
         for n in demos:
             rs = sorted((r for r in rows if (r["candidate"], r["demos"]) == (name, n)), key=lambda r: r["train_seed"])
             rates = [r["success_rate"] for r in rs]
-            cells.append(" / ".join(f"{x:.2f}" for x in rates) + (f" (mean {np.mean(rates):.2f})" if len(rates) > 1 else ""))
+            mean = f" (mean {np.mean(rates):.2f})" if len(rates) > 1 else ""
+            cells.append(" / ".join(f"{x:.2f}" for x in rates) + mean)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

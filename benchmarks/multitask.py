@@ -682,7 +682,7 @@ def main() -> None:
     try:
         if args.gather:
             if out.exists():
-                raise MimeticError(f"--gather: {out} exists; remove it or choose another --out (it is never overwritten)")
+                raise MimeticError(f"--gather: {out} exists; remove it or choose another --out (never overwritten)")
             rows = gather(args.gather, args.conditions)
             tmp = out.with_name(out.name + ".tmp")
             tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
