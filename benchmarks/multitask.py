@@ -254,6 +254,7 @@ def run(args) -> None:
     from mimetic.data import Dataset
     from mimetic.envs import make_expert
     from mimetic.envs.suites import suite_tasks
+    from mimetic.errors import MimeticError
     from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate_suite, task_demos
     from mimetic.policies.base import PolicyActor
 
@@ -296,6 +297,7 @@ def run(args) -> None:
                    **({"temporal_ensemble": args.temporal_ensemble}
                       if args.temporal_ensemble is not None and method != "expert" else {}),
                    **({"n_action_steps": args.n_action_steps} if args.n_action_steps and method != "expert" else {}),
+                   **({"sampling_steps": args.sampling_steps} if args.sampling_steps and method != "expert" else {}),
                    **({"env_options": env_options} if env_options else {}),
                    **({"text_encoder": args.text_encoder} if args.text_encoder and condition == "task" else {})})
 
@@ -318,11 +320,16 @@ def run(args) -> None:
         module = method_module(base)
         # the run folders' name: a tagged variant, or another training seed, has its own
         method = with_seed(base + args.tag, args.seed)
-        # the rows' name: "-te" marks ensembled actions, "-eK" K actions executed per chunk
+        # the rows' name: "-te" marks ensembled actions, "-eK" K actions executed per chunk, "-sN" N sampling steps
         name = (method + ("-te" if args.temporal_ensemble is not None else "")
-                + (f"-e{args.n_action_steps}" if args.n_action_steps else ""))
+                + (f"-e{args.n_action_steps}" if args.n_action_steps else "")
+                + (f"-s{args.sampling_steps}" if args.sampling_steps else ""))
 
-        def actor(policy, **kw):  # every actor with the evaluation's chunk execution
+        def actor(policy, **kw):  # every actor with the evaluation's chunk execution (and sampling steps)
+            if args.sampling_steps:
+                if not hasattr(policy, "set_sampling_steps"):
+                    raise MimeticError(f"--sampling-steps: {base} does not sample (diffusion and flow do)")
+                policy.set_sampling_steps(args.sampling_steps)
             return PolicyActor(policy, temporal_ensemble=args.temporal_ensemble, n_action_steps=args.n_action_steps,
                                **kw)
 
@@ -665,6 +672,9 @@ def main() -> None:
     p.add_argument("--n-action-steps", type=int, default=None, metavar="K",
                    help="chunk policies: execute K actions of each predicted chunk (default: the policy's own); rows "
                    "are named METHOD-eK, the trained runs are the plain ones")
+    p.add_argument("--sampling-steps", type=int, default=None, metavar="N",
+                   help="diffusion / flow: sample with N denoising (DDIM) or Euler steps (default: the policy's own); "
+                   "rows are named METHOD-sN, the trained runs are the plain ones")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--num-envs", type=int, default=25)
     p.add_argument("--out", default="benchmarks/results/multitask_mt10.jsonl")
