@@ -61,9 +61,8 @@ def main() -> None:
     out = Path(args.out)
     rows = [json.loads(line) for line in out.read_text().splitlines()] if out.exists() else []
     if not args.table_only:
+        from metaworld_bc import load_or_collect_demos  # the benchmarks' one load-or-collect of demonstrations
         from mimetic.algos import bc
-        from mimetic.collect import collect
-        from mimetic.data import Dataset
         from mimetic.evaluate import EVAL_SEED, VAL_SEED, evaluate
         from mimetic.policies.base import PolicyActor
 
@@ -71,9 +70,7 @@ def main() -> None:
         work = Path(args.work)
         done = {(r["candidate"], r["demos"], r["train_seed"]) for r in rows}
         for n in args.demos:
-            data = work / f"demos-{n}"
-            ds = Dataset.load(data) if (data / "meta/info.json").exists() else collect("reach", data, n, seed=0,
-                                                                                        progress=False)
+            ds = load_or_collect_demos("reach", work / f"demos-{n}", n)
             for seed in args.train_seeds:
                 for name in args.candidates:
                     if (name, n, seed) in done:
