@@ -36,6 +36,7 @@ import torch
 from metaworld_bc import DEV_SUITE, GROUP_OF, done_keys, load_or_collect_demos, load_rows, table  # the suite, groups and table of the BC benchmark
 
 BC_BODY = "<the task's bc-mlp body>"  # stands for WORK/<task>/bc-mlp/backbone.safetensors (see backbone_file)
+ENV_STATE = "observation.environment_state"  # what the privileged-state candidates learn to predict
 METHODS = {  # name: (training method, options): each method's defaults (what `mimetic train METHOD` runs, sized so
     # that one policy trains in a few minutes on one core), BC with the head named; the table's earlier runs used
     # presets identical to today's defaults (benchmarks/results/metaworld_methods.md)
@@ -52,6 +53,12 @@ METHODS = {  # name: (training method, options): each method's defaults (what `m
     # candidates for images: an auxiliary loss predicting the state 10, 25, 50 and 100 steps ahead (future_state)
     "bc-mlp-fs": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100])),
     "bc-mlp-fs01": ("bc", dict(head="deterministic", future_state=[10, 25, 50, 100], future_weight=0.1)),
+    # candidates for images: the privileged-state loss, predicting where the objects and goal are (aux_state; the
+    # demonstrations are then recorded with state=proprio+env, the same episodes, and evaluated as the protocol says)
+    "bc-mlp-auxs": ("bc", dict(head="deterministic", aux_state=ENV_STATE)),
+    "bc-mlp-auxs01": ("bc", dict(head="deterministic", aux_state=ENV_STATE, aux_state_weight=0.1)),
+    "flow-auxs": ("flow", dict(aux_state=ENV_STATE)),
+    "diffusion-auxs": ("diffusion", dict(aux_state=ENV_STATE)),
     # the ResNet-18 backbone (GroupNorm, spatial softmax; for GPUs and long runs): timed by benchmarks/visual_cost.py
     "bc-mlp-resnet18": ("bc", dict(head="deterministic", vision_backbone="resnet18")),
     "diffusion-resnet18": ("diffusion", dict(vision_backbone="resnet18")),
@@ -146,6 +153,13 @@ def run(args) -> None:
             continue
         ds = load_or_collect_demos(env, work / task / "demos", args.demos, env_options)
         for name in todo:
+            if name != "expert" and {**METHODS[name][1], **extra}.get("aux_state"):
+                if not args.images:
+                    raise SystemExit(f"{name}: the privileged-state loss needs --images (the state split as state=proprio+env)")
+                # the same episodes, recorded with the rest of the state as observation.environment_state (the target)
+                train_ds = load_or_collect_demos(env, work / task / "demos-env", args.demos, {**env_options, "state": "proprio+env"})
+            else:
+                train_ds = ds
             t0 = time.perf_counter()
             run_dir = work / task / label(name)
             if name == "expert":
@@ -164,13 +178,13 @@ def run(args) -> None:
                 # the defaults (with --images those of a policy that reads cameras), except: all demonstrations
                 # train (val_fraction 0, the protocol's 10 demos), logging
                 cfg = resolve_for_dataset(module.Config(**options, val_fraction=0.0, seed=args.seed, steps=args.steps,
-                                                        batch_size=args.batch_size), ds)
+                                                        batch_size=args.batch_size), train_ds)
                 cfg.log_every = cfg.ckpt_every = cfg.steps
                 finished = finished_run(run_dir, cfg)
                 if finished is not None:  # trained before with these settings (e.g. scored on the other seeds)
                     policy, train_s = load_policy(run_dir), finished
                 else:
-                    policy = module.train(cfg, ds, run_dir, progress=False)
+                    policy = module.train(cfg, train_ds, run_dir, progress=False)
                     train_s = time.perf_counter() - t0
                 steps, batch_size = cfg.steps, cfg.batch_size
             default_steps = getattr(getattr(policy, "config", None), "num_inference_steps", None)

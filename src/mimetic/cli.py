@@ -41,6 +41,10 @@ FIELD_HELP = {
     "future_state": "auxiliary loss while training: predict the state these many steps ahead (e.g. 10 25 50) from the "
                     "current observation; with cameras it teaches the encoder where the hand will go (bc, diffusion, flow) ",
     "future_weight": "weight of the --future-state loss ",
+    "aux_state": "auxiliary loss while training: vector features of the dataset (comma-separated, e.g. "
+                 "observation.environment_state, recorded by --env-option state=proprio+env) that the policy does not "
+                 "read but learns to predict from its current observation; evaluation needs none of them (bc, diffusion, flow) ",
+    "aux_state_weight": "weight of the --aux-state loss ",
 }
 
 

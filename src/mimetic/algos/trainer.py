@@ -46,7 +46,8 @@ from mimetic.devices import autocast, keep_cpu_allocations, resolve_device, rng_
 from mimetic.errors import MimeticError
 from mimetic.features import Feature
 from mimetic.progress import progress_bar
-from mimetic.policies.base import Policy, PolicyActor, check_compatible, feature_entry, save_policy, vector_input_keys
+from mimetic.policies.base import (Policy, PolicyActor, aux_state_keys, check_compatible, feature_entry, save_policy,
+                                   vector_input_keys)
 
 
 @dataclass
@@ -164,8 +165,9 @@ def train_policy(
     train_frames = episode_frames(dataset, train_eps)
     frames = {k: dataset.frames(k) for k in c.input_features}  # images stay uint8, shared, never copied to float
     conditioning = task_inputs(c, dataset, frames, train_eps)
-    train = WindowSampler(frames, dataset.actions, index, train_frames, **conditioning)
-    val = (WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps), **conditioning)
+    aux = aux_state_frames(c, dataset)  # the privileged-state loss's targets (None without one)
+    train = WindowSampler(frames, dataset.actions, index, train_frames, aux_state=aux, **conditioning)
+    val = (WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps), aux_state=aux, **conditioning)
            if len(val_eps) else None)
 
     # demo-conditioned validation rollouts: each task shown by its first training episode
@@ -196,7 +198,8 @@ def train_policy(
             policy.task_cond.set_instruction_embeddings()  # a pretrained text encoder embeds the instructions once
         if init_state is not None:
             policy.load_state_dict(init_state)
-        policy.fit_normalization(train.obs.numpy()[train_frames], dataset.actions[train_frames])
+        policy.fit_normalization(train.obs.numpy()[train_frames], dataset.actions[train_frames],
+                                 aux[train_frames] if aux is not None else None)
         if ema is not None:
             ema.load_state_dict(policy.state_dict())
     info = {"policy": policy.type_name, "dataset": str(Path(dataset.root).resolve()), "train": dataclasses.asdict(cfg),
@@ -337,7 +340,7 @@ def rollout_success(policy: Policy, episodes: int, demos: dict | None = None) ->
 
 
 # Policy config fields a method does not expose: they come from the dataset and the environment.
-_DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features", "instructions", "text_identity")
+_DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features", "instructions", "text_identity", "aux_state_dim")
 
 
 # Defaults of a policy that reads at least one camera, for every supervised method: ~0.3-0.5 s per step on one
@@ -395,7 +398,7 @@ def resolve_for_dataset(cfg, dataset: Dataset):
     """`resolve_defaults` for a policy trained on `dataset` (with cfg's `obs_keys`, if any)."""
     if not hasattr(type(cfg), "IMAGE_DEFAULTS"):
         return cfg
-    inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
+    inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""), getattr(cfg, "aux_state", ""))
     return resolve_defaults(cfg, any(f.is_image for f in inputs.values()))
 
 
@@ -419,24 +422,57 @@ def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str
                                input_features=inputs, **task)
 
 
-def select_input_features(dataset: Dataset, obs_keys: str = "") -> dict[str, Feature]:
+def select_input_features(dataset: Dataset, obs_keys: str = "", aux_state: str = "") -> dict[str, Feature]:
     """The observation features a policy trained on `dataset` reads, in the dataset's order.
 
     `obs_keys` (comma-separated) chooses among the dataset's observation features; default all of them
-    (state and cameras: cameras go through the policy's observation encoder).
+    (state and cameras: cameras go through the policy's observation encoder) except the `aux_state` targets.
     """
     feats, available = dataset.features, list(dataset.observation_keys)
-    chosen = available
+    targets = aux_state_features(dataset, aux_state)
+    chosen = [k for k in available if k not in targets]
     if obs_keys.strip():
         wanted = [k.strip() for k in obs_keys.split(",") if k.strip()]
         unknown = [k for k in wanted if k not in available]
         if unknown:
             raise MimeticError(f"--obs-keys: dataset {dataset.root} has no observation feature {unknown[0]!r}; "
                                f"it has {', '.join(available)}")
+        both = [k for k in wanted if k in targets]
+        if both:
+            raise MimeticError(f"--obs-keys names {both[0]!r}, which --aux-state makes a training target: a policy "
+                               f"cannot read what it learns to predict")
         chosen = [k for k in available if k in wanted]
     if not chosen:
         raise MimeticError(f"dataset {dataset.root} has no observation features to train on")
     return {k: feats[k] for k in chosen}
+
+
+def aux_state_features(dataset: Dataset, aux_state: str) -> dict[str, Feature]:
+    """The vector features `aux_state` (comma-separated keys) names, checked against `dataset`, in the order named."""
+    keys = [k.strip() for k in aux_state.split(",") if k.strip()]
+    feats = dataset.features
+    for k in keys:
+        if k not in feats or k not in dataset.observation_keys:
+            raise MimeticError(f"--aux-state: dataset {dataset.root} has no observation feature {k!r}; it has "
+                               f"{', '.join(dataset.observation_keys)} (record one with e.g. --env-option state=proprio+env)")
+        if feats[k].is_image:
+            raise MimeticError(f"--aux-state: {k!r} is a camera; the auxiliary loss predicts vector features")
+    if len(set(keys)) != len(keys):
+        raise MimeticError(f"--aux-state names a feature twice: {aux_state!r}")
+    return {k: feats[k] for k in keys}
+
+
+def aux_state_frames(config, dataset: Dataset) -> np.ndarray | None:
+    """(N, aux_state_dim) float32: the dataset's `aux_state` features, concatenated; None when the policy has none."""
+    keys = aux_state_keys(config)
+    if not keys:
+        return None
+    aux_state_features(dataset, config.aux_state)
+    frames = vector_input({k: dataset.frames(k) for k in keys})
+    if frames.shape[1] != config.aux_state_dim:
+        raise MimeticError(f"dataset {dataset.root}: the aux_state features {keys} have {frames.shape[1]} dimensions, "
+                           f"the policy predicts {config.aux_state_dim}")
+    return frames
 
 
 def crop_ratio_for(size: int, inputs: dict[str, Feature]) -> float:
@@ -457,11 +493,14 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     (`split`, `init_state`: see `train_policy`)."""
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
-    inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""))
+    inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""), getattr(cfg, "aux_state", ""))
     cfg = resolve_defaults(cfg, any(f.is_image for f in inputs.values()))  # batch_size, steps: smaller with cameras
     obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values() if not f.is_image)
     pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs,
                          instructions=dataset.tasks)
+    targets = aux_state_features(dataset, getattr(cfg, "aux_state", ""))
+    if targets:  # the privileged-state loss's width, from the dataset
+        pcfg = dataclasses.replace(pcfg, aux_state_dim=sum(int(np.prod(f.shape)) for f in targets.values()))
     if getattr(cfg, "random_crop", 0) > 0:  # --random-crop SIZE: the encoder's crop (a new config; cfg is not touched)
         pcfg = dataclasses.replace(pcfg, crop_ratio=crop_ratio_for(cfg.random_crop, inputs))
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only

@@ -133,7 +133,8 @@ class WindowSampler:
     """
 
     def __init__(self, frames, actions: np.ndarray, index: WindowIndex, rows: np.ndarray | None = None,
-                 task: np.ndarray | None = None, demos: DemoBank | None = None, episode: np.ndarray | None = None):
+                 task: np.ndarray | None = None, demos: DemoBank | None = None, episode: np.ndarray | None = None,
+                 aux_state: np.ndarray | None = None):
         frames = dict(frames) if isinstance(frames, Mapping) else {STATE: frames}
         n = len(actions)
         for key, arr in frames.items():
@@ -147,6 +148,10 @@ class WindowSampler:
         self.images = {k: _shared_tensor(a) if isinstance(a, np.ndarray) else a
                        for k, a in frames.items() if is_image_key(k)}
         self.act = torch.as_tensor(actions, dtype=torch.float32)
+        # (N, d_aux) features the policy does not read but learns to predict (batch["aux_state"], at the current frame)
+        self.aux_state = torch.as_tensor(np.asarray(aux_state, np.float32)) if aux_state is not None else None
+        if self.aux_state is not None and len(self.aux_state) != n:
+            raise MimeticError(f"windows: aux_state has {len(self.aux_state)} frames but there are {n} actions")
         rows = np.arange(len(index.obs_idx)) if rows is None else rows
         self.obs_idx = torch.as_tensor(index.obs_idx[rows])
         self.act_idx = torch.as_tensor(index.act_idx[rows])
@@ -210,6 +215,8 @@ class WindowSampler:
         if self.future_idx is not None:
             out["future_obs"] = self.obs[self.future_idx[rows]]  # (B, K, d): the vector features K times ahead
         now = obs_idx[:, -1]  # each window's current frame
+        if self.aux_state is not None:
+            out["aux_state"] = self.aux_state[now]
         if self.task is not None:
             out["task"] = self.task[now]
         if self.demos is not None:

@@ -163,7 +163,10 @@ def fast_settings(model, renderer) -> None:
 
 # ---- options shared by the tasks that render --------------------------------------------------------
 
-STATE_MODES = ("full", "proprio")
+# full: the whole state as `observation.state`; proprio: the robot's own part only (the rest reaches scripted experts as
+# `privileged.state`, never recorded); proprio+env: proprio, and the rest recorded as `observation.environment_state`
+# (a policy reads it as input unless told otherwise, e.g. as the target of `--aux-state`)
+STATE_MODES = ("full", "proprio", "proprio+env")
 
 
 def parse_cameras(cameras, valid: tuple[str, ...], task: str) -> tuple[str, ...]:
@@ -198,13 +201,16 @@ def parse_state(state, task: str) -> str:
     return state
 
 
-def dict_space(state_space, cameras: tuple[str, ...], size: int, full_space=None):
-    """The Dict observation space: `observation.state`, one image per camera, `privileged.state` if given."""
+def dict_space(state_space, cameras: tuple[str, ...], size: int, full_space=None, env_space=None):
+    """The Dict observation space: `observation.state`, `observation.environment_state` if given, one image per
+    camera, `privileged.state` if given."""
     import gymnasium as gym
 
-    from mimetic.features import PRIVILEGED_STATE, STATE, image_key
+    from mimetic.features import ENV_STATE, PRIVILEGED_STATE, STATE, image_key
 
     spaces = {STATE: state_space}
+    if env_space is not None:
+        spaces[ENV_STATE] = env_space
     for cam in cameras:
         spaces[image_key(cam)] = gym.spaces.Box(0, 255, shape=(size, size, 3), dtype=np.uint8)
     if full_space is not None:
@@ -223,35 +229,42 @@ class CameraObs:
         self.size = parse_image_size(image_size, task)
         self.state = parse_state(state, task)
         self.proprio_dims = proprio_dims
-        self.dict_obs = bool(self.cameras) or self.state == "proprio"
+        self.proprio = self.state != "full"  # the state is split: the robot's own part is observation.state
+        self.dict_obs = bool(self.cameras) or self.proprio
 
     def space(self, full_space):
         if not self.dict_obs:
             return full_space
         import gymnasium as gym
 
-        if self.state != "proprio":
+        if not self.proprio:
             return dict_space(full_space, self.cameras, self.size)
         k = self.proprio_dims
         reduced = gym.spaces.Box(full_space.low[:k], full_space.high[:k], dtype=np.float32)
-        return dict_space(reduced, self.cameras, self.size, full_space)
+        rest = gym.spaces.Box(full_space.low[k:], full_space.high[k:], dtype=np.float32) if self.state == "proprio+env" else None
+        return dict_space(reduced, self.cameras, self.size, full_space, rest)
 
     def names(self, full_names: list[str]) -> dict[str, list[str]]:
-        from mimetic.features import PRIVILEGED_STATE, STATE
+        from mimetic.features import ENV_STATE, PRIVILEGED_STATE, STATE
 
-        if self.state == "proprio":
-            return {STATE: list(full_names[: self.proprio_dims]), PRIVILEGED_STATE: list(full_names)}
-        return {STATE: list(full_names)}
+        if not self.proprio:
+            return {STATE: list(full_names)}
+        k = self.proprio_dims
+        names = {STATE: list(full_names[:k]), PRIVILEGED_STATE: list(full_names)}
+        return {**names, ENV_STATE: list(full_names[k:])} if self.state == "proprio+env" else names
 
     def observe(self, full: np.ndarray, render):
         """The observation for full state `full` (float32); `render(camera)` is called once per camera."""
         if not self.dict_obs:
             return full
-        from mimetic.features import PRIVILEGED_STATE, STATE, image_key
+        from mimetic.features import ENV_STATE, PRIVILEGED_STATE, STATE, image_key
 
-        out = {STATE: full[: self.proprio_dims].copy() if self.state == "proprio" else full}
+        k = self.proprio_dims
+        out = {STATE: full[:k].copy() if self.proprio else full}
+        if self.state == "proprio+env":
+            out[ENV_STATE] = full[k:].copy()
         for cam in self.cameras:
             out[image_key(cam)] = render(cam)
-        if self.state == "proprio":
+        if self.proprio:
             out[PRIVILEGED_STATE] = full
         return out

@@ -24,6 +24,7 @@ from typing import ClassVar, Mapping, Union
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
@@ -85,6 +86,13 @@ class PolicyConfig:
     # where the hand will be later (at the object, at the goal) is a localisation signal every dataset has.
     future_state: list[int] = field(default_factory=list)
     future_weight: float = 1.0  # weight of that loss beside the method's own
+    # privileged-state auxiliary loss (training only; off when empty): vector features of the dataset that the policy
+    # does NOT read (comma-separated keys, e.g. observation.environment_state: where the objects and goal are) and a
+    # linear head on the current encoded observation learns to predict, normalized. From a camera, a direct
+    # localisation signal where the training data records it (simulation); evaluation needs none of it.
+    aux_state: str = ""
+    aux_state_weight: float = 1.0  # weight of that loss beside the method's own
+    aux_state_dim: int = 0  # their width together (set from the dataset)
     # task conditioning (mimetic.policies.conditioning): none | task (the instruction) | task-id | demo
     condition: str = "none"
     task_dim: int = 64  # width of the task vector
@@ -124,6 +132,11 @@ def input_features(config: PolicyConfig) -> dict[str, Feature]:
 def vector_input_keys(config: PolicyConfig) -> list[str]:
     """The vector features the policy reads, in the order they are concatenated into its obs_dim-wide input."""
     return [k for k, v in config.input_features.items() if v["kind"] != "image"]
+
+
+def aux_state_keys(config: PolicyConfig) -> list[str]:
+    """The features named by `aux_state` (targets of the privileged-state loss), in the order given."""
+    return [k.strip() for k in config.aux_state.split(",") if k.strip()]
 
 
 def image_input_keys(config: PolicyConfig) -> list[str]:
@@ -224,7 +237,17 @@ class Policy(nn.Module):
             raise MimeticError(f"future_state needs a policy that pools its observations into vectors "
                                f"(bc, diffusion, flow), not {self.type_name}")
         self.future_head = nn.Linear(self.obs_encoder.output_dim, len(fs) * config.obs_dim) if fs else None
-        self._future_loss: torch.Tensor | None = None  # set by `encode` on a training batch, read by `forward`
+        if config.aux_state_weight < 0 or bool(aux_state_keys(config)) != (config.aux_state_dim > 0):
+            raise MimeticError(f"aux_state {config.aux_state!r} needs aux_state_dim > 0 (its width) and "
+                               f"aux_state_weight >= 0, got {config.aux_state_dim} and {config.aux_state_weight}")
+        if config.aux_state_dim and not self.pooled_encoder:
+            raise MimeticError(f"aux_state needs a policy that pools its observations into vectors "
+                               f"(bc, diffusion, flow), not {self.type_name}")
+        d_aux = config.aux_state_dim
+        self.aux_norm = Normalizer(d_aux, "gaussian") if d_aux else None
+        self.aux_head = nn.Linear(self.obs_encoder.output_dim, d_aux) if d_aux else None
+        # auxiliary losses of a training batch: name -> (weight, loss), set by `encode`, read by `forward`
+        self._aux_losses: dict[str, tuple[float, torch.Tensor]] = {}
         self.step, self.total_steps = 0, 0  # the training step and the run's steps (set by the trainer: `start_step`)
         self.varying_graph = False  # True: some training steps leave some parameters out of the loss (see wrap)
 
@@ -254,10 +277,14 @@ class Policy(nn.Module):
         then (a task-conditioned policy) the task vector, the same at every step."""
         vec, images = self.split_inputs(obs)
         enc = self.obs_encoder(self.obs_norm(vec), images)
-        if self.future_head is not None and self.training and isinstance(obs, Mapping) and "future_obs" in obs:
-            target = self.obs_norm(obs["future_obs"].to(enc.device, torch.float32))  # (B, K, d)
-            pred = self.future_head(enc[:, -1]).reshape(target.shape)
-            self._future_loss = torch.nn.functional.mse_loss(pred, target)
+        if self.training and isinstance(obs, Mapping):
+            if self.future_head is not None and "future_obs" in obs:
+                target = self.obs_norm(obs["future_obs"].to(enc.device, torch.float32))  # (B, K, d)
+                pred = self.future_head(enc[:, -1]).reshape(target.shape)
+                self._aux_losses["future"] = (self.config.future_weight, F.mse_loss(pred, target))
+            if self.aux_head is not None and "aux_state" in obs:
+                target = self.aux_norm(obs["aux_state"].to(enc.device, torch.float32))  # (B, d_aux): the current frame's
+                self._aux_losses["aux_state"] = (self.config.aux_state_weight, F.mse_loss(self.aux_head(enc[:, -1]), target))
         task = self.task_vector(obs)
         if task is None:
             return enc
@@ -316,23 +343,28 @@ class Policy(nn.Module):
                                f"say which task (evaluate on a suite, or on a task with a known instruction)")
         return self.task_cond.embed_instruction(task)
 
-    def fit_normalization(self, observations: np.ndarray, actions: np.ndarray) -> None:
+    def fit_normalization(self, observations: np.ndarray, actions: np.ndarray, aux_state: np.ndarray | None = None) -> None:
         self.obs_norm.fit(observations)
         self.act_norm.fit(actions)
+        if self.aux_norm is not None:
+            if aux_state is None:
+                raise MimeticError(f"this policy learns to predict {self.config.aux_state} (aux_state): fit its "
+                                   f"normalization on those features too")
+            self.aux_norm.fit(aux_state)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """batch: obs (B, To, d) raw, camera keys (B, To, H, W, 3) uint8, action (B, H, a) raw, action_pad (B, H) bool."""
         raise NotImplementedError
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
-        """The training loss, `loss(batch)` (plus the future-state loss when configured): training calls the module
-        (what DDP and other wrappers hook)."""
-        self._future_loss = None
+        """The training loss, `loss(batch)` (plus the future-state and privileged-state losses when configured):
+        training calls the module (what DDP and other wrappers hook)."""
+        self._aux_losses = {}
         loss, info = self.loss(batch)
-        if self._future_loss is not None:
-            info = {**info, "future": self._future_loss.item()}
-            loss = loss + self.config.future_weight * self._future_loss
-            self._future_loss = None
+        for name, (weight, aux) in self._aux_losses.items():
+            info = {**info, name: aux.item()}
+            loss = loss + weight * aux
+        self._aux_losses = {}
         return loss, info
 
     def start_step(self, step: int, total: int) -> None:
