@@ -11,7 +11,7 @@ import pytest
 
 from mimetic.envs import make_env, make_expert
 from mimetic.errors import MimeticError
-from mimetic.features import IMAGE_PREFIX, PRIVILEGED_STATE, STATE
+from mimetic.features import ENV_STATE, IMAGE_PREFIX, PRIVILEGED_STATE, STATE
 
 REACH_FAMILY = ["reach", "reach-bimodal", "reach-fork"]
 
@@ -252,6 +252,32 @@ def test_reach_goal_is_seen_only_in_the_image():
     for obs in (a, b):
         gx, gy = obs[PRIVILEGED_STATE][4:6]
         assert tuple(obs[IMAGE_PREFIX + "top"][_pixel(gx, gy, 48)]) == reach.GOAL_COLOUR
+
+
+@pytest.mark.parametrize("name,k", [("reach", 4), ("metaworld/pick-place-v3", 4)])
+def test_proprio_env_records_the_rest_of_the_state_as_environment_state(name, k):
+    """state=proprio+env: observation.state as under proprio, and the rest of the full state (objects, goal) as
+    observation.environment_state, named; the expert still reads the full state and does the same."""
+    split = make_env(name, cameras="top" if name == "reach" else "corner4", image_size=16, state="proprio+env")
+    proprio = make_env(name, cameras="top" if name == "reach" else "corner4", image_size=16, state="proprio")
+    names = split.unwrapped.feature_names
+    assert names[ENV_STATE] == names[PRIVILEGED_STATE][k:] and names[STATE] == names[PRIVILEGED_STATE][:k]
+    assert split.observation_space[ENV_STATE].shape == (len(names[PRIVILEGED_STATE]) - k,)
+    assert ENV_STATE not in proprio.observation_space.spaces
+    a, b = split.reset(seed=5)[0], proprio.reset(seed=5)[0]
+    expert_a, expert_b = make_expert(name), make_expert(name)
+    expert_a.reset(1, [5])
+    expert_b.reset(1, [5])
+    for _ in range(3):
+        np.testing.assert_array_equal(a[ENV_STATE], a[PRIVILEGED_STATE][k:])
+        np.testing.assert_array_equal(a[STATE], b[STATE])
+        assert split.observation_space.contains(a)
+        act_a = expert_a.act({key: v[None] for key, v in a.items()})[0]
+        act_b = expert_b.act({key: v[None] for key, v in b.items()})[0]
+        np.testing.assert_array_equal(act_a, act_b)
+        a, b = split.step(act_a)[0], proprio.step(act_b)[0]
+    split.close()
+    proprio.close()
 
 
 @pytest.mark.parametrize("name", REACH_FAMILY)

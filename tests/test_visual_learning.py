@@ -20,7 +20,8 @@ import torch
 from mimetic.algos import act, bc, diffusion, flow
 from mimetic.data import Dataset
 from mimetic.evaluate import evaluate, wilson_interval
-from mimetic.features import STATE, image_key
+from mimetic.errors import MimeticError
+from mimetic.features import ENV_STATE, STATE, image_key
 from mimetic.policies.base import PolicyActor, load_policy
 
 TOP = image_key("top")
@@ -85,6 +86,62 @@ def test_future_state_loss_teaches_where_the_hand_goes(camera_demos, tmp_path):
     (err_visual, still), (err_blind, _) = (future_state_errors(p, camera_demos, (15,)) for p in (visual, blind))
     assert err_visual < 0.2 * still and err_visual < 0.4 * err_blind, (err_visual, err_blind, still)
     assert any(k.startswith("future_head.") for k in load_policy(tmp_path / "visual").state_dict())
+
+
+@pytest.fixture(scope="module")
+def split_demos(tmp_path_factory):
+    """The same task with the rest of the state (the goal) recorded as observation.environment_state."""
+    from mimetic.collect import collect
+
+    root = tmp_path_factory.mktemp("reach-split") / "demos"
+    collect("reach", root, 100, seed=0, env_options={**OPTIONS, "state": "proprio+env"}, progress=False)
+    return Dataset.load(root)
+
+
+def aux_state_error(policy, ds) -> float:
+    """Mean squared error (normalized units) over every frame of `ds` of the policy's privileged-state head."""
+    from mimetic.data.windows import WindowSampler, window_index
+
+    c = policy.config
+    index = window_index(ds.episode_starts, ds.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
+    windows = WindowSampler({k: ds.frames(k) for k in c.input_features}, ds.actions, index, aux_state=ds.frames(ENV_STATE))
+    errors = []
+    policy.eval()
+    with torch.no_grad():
+        for b in windows.iterate(512):
+            errors.append(((policy.aux_head(policy.encode(b)[:, -1]) - policy.aux_norm(b["aux_state"])) ** 2).flatten())
+    return torch.cat(errors).mean().item()
+
+
+def test_aux_state_loss_teaches_where_the_goal_is(split_demos, tmp_path):
+    """`aux_state`: the head predicts observation.environment_state (reach's goal, seen only in the image), which the
+    policy does not read. Measured (training seed 0 / 1): with the camera 0.011 / 0.013, blind (the same loss on the
+    state alone) 0.54 / 0.36, a head the loss never trains (aux_state_weight 0, which fails here) 1.14 / 1.01.
+    Evaluation needs no environment state."""
+    assert split_demos.features[ENV_STATE].shape == (2,)
+    budget = dict(steps=300, batch_size=64, lr=3e-3, warmup_steps=30, val_fraction=0.0, log_every=300, aux_state=ENV_STATE)
+    visual = bc.train(bc.Config(**budget), split_demos, tmp_path / "visual", progress=False)
+    blind = bc.train(bc.Config(**budget, obs_keys=STATE), split_demos, tmp_path / "blind", progress=False)
+    assert list(visual.config.input_features) == [STATE, TOP] and visual.config.aux_state_dim == 2
+    err_visual, err_blind = aux_state_error(visual, split_demos), aux_state_error(blind, split_demos)
+    assert err_visual < 0.1 and err_visual < 0.2 * err_blind, (err_visual, err_blind)
+    loaded = load_policy(tmp_path / "visual")
+    assert loaded.config.aux_state == ENV_STATE and aux_state_error(loaded, split_demos) == pytest.approx(err_visual, rel=1e-5)
+    k, n = success(loaded, 20)  # the protocol's environment (no environment state): the policy does not need it
+    assert 0 <= k <= n
+
+
+def test_aux_state_bad_input_is_one_line(split_demos, camera_demos, tmp_path):
+    with pytest.raises(MimeticError, match=r"has no observation feature 'observation.environment_state'.*state=proprio\+env"):
+        bc.train(bc.Config(steps=1, aux_state=ENV_STATE), camera_demos, tmp_path / "a", progress=False)
+    with pytest.raises(MimeticError, match="--obs-keys names 'observation.environment_state'"):
+        bc.train(bc.Config(steps=1, aux_state=ENV_STATE, obs_keys=f"{STATE},{ENV_STATE}"), split_demos, tmp_path / "b",
+                 progress=False)
+    with pytest.raises(MimeticError, match="is a camera"):
+        bc.train(bc.Config(steps=1, aux_state=TOP), split_demos, tmp_path / "c", progress=False)
+    with pytest.raises(MimeticError, match="not act"):
+        act.train(act.Config(steps=1, aux_state=ENV_STATE), split_demos, tmp_path / "d", progress=False)
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def rollout_obs(ds, n=3, To=2):
