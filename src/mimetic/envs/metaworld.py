@@ -12,7 +12,9 @@ come out of MuJoCo upside down and are turned by 180 degrees) to a dict observat
 MuJoCo renderer owned by this env (shadows, reflections, skybox and multisampling off, for speed).
 `state=proprio` records only the end effector's position and the gripper opening (the first 4 of the
 39 numbers) as `observation.state` and passes the full state as `privileged.state` for the expert:
-the policy must then find the object and the goal in the images. With no cameras and `state=full`
+the policy must then find the object and the goal in the images. `state=proprio+env` also records the other 35
+numbers as `observation.environment_state` (a training target for `--aux-state`, not an input the evaluation
+needs). With no cameras and `state=full`
 the observation is the plain 39-d vector.
 """
 

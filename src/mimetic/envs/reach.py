@@ -10,7 +10,8 @@ Camera `top` (`cameras=top`, `image_size=64`): a numpy top-down view of the aren
 right, y up), the goal as a green disk, the agent as a red disk drawn over it (reach-bimodal and
 reach-fork: the obstacle as a grey disk). `state=proprio` records only the agent's position and
 velocity (4) as `observation.state`, so the goal is seen only in the image; the full state goes to the
-expert as `privileged.state`.
+expert as `privileged.state`. `state=proprio+env` also records the rest (the goal, and reach-bimodal's obstacle)
+as `observation.environment_state`.
 """
 
 from __future__ import annotations
