@@ -109,7 +109,7 @@ def aux_state_error(policy, ds) -> float:
     policy.eval()
     with torch.no_grad():
         for b in windows.iterate(512):
-            errors.append(((policy.aux_head(policy.encode(b)[:, -1]) - policy.aux_norm(b["aux_state"])) ** 2).flatten())
+            errors.append(((policy.aux_state_head(policy.encode(b)[:, -1]) - policy.aux_state_norm(b["aux_state"])) ** 2).flatten())
     return torch.cat(errors).mean().item()
 
 
@@ -129,6 +129,24 @@ def test_aux_state_loss_teaches_where_the_goal_is(split_demos, tmp_path):
     assert loaded.config.aux_state == ENV_STATE and aux_state_error(loaded, split_demos) == pytest.approx(err_visual, rel=1e-5)
     k, n = success(loaded, 20)  # the protocol's environment (no environment state): the policy does not need it
     assert 0 <= k <= n
+
+
+@pytest.mark.parametrize("module", [diffusion, flow], ids=["diffusion", "flow"])
+def test_aux_state_trains_with_the_generative_policies(module, split_demos, tmp_path):
+    """Diffusion and flow keep their own auxiliary regression head (`aux_weight`) beside the privileged-state one."""
+    cfg = module.Config(steps=2, batch_size=8, log_every=2, down_dims=[16, 32], horizon=8, n_action_steps=4,
+                        aux_state=ENV_STATE, aux_weight=1.0, val_fraction=0.0)
+    policy = module.train(cfg, split_demos, tmp_path / "run", progress=False)
+    assert policy.aux_state_head.out_features == 2 and policy.aux_head is not None
+    from mimetic.data.windows import WindowSampler, window_index
+
+    c = policy.config
+    index = window_index(split_demos.episode_starts, split_demos.episode_ends, c.n_obs_steps, c.horizon, c.action_start)
+    windows = WindowSampler({k: split_demos.frames(k) for k in c.input_features}, split_demos.actions, index,
+                            aux_state=split_demos.frames(ENV_STATE))
+    policy.train()
+    _, info = policy(windows.sample(8, torch.Generator().manual_seed(0)))
+    assert info["aux_state"] > 0 and np.isfinite(info["aux_state"])
 
 
 def test_aux_state_bad_input_is_one_line(split_demos, camera_demos, tmp_path):

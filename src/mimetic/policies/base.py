@@ -244,8 +244,8 @@ class Policy(nn.Module):
             raise MimeticError(f"aux_state needs a policy that pools its observations into vectors "
                                f"(bc, diffusion, flow), not {self.type_name}")
         d_aux = config.aux_state_dim
-        self.aux_norm = Normalizer(d_aux, "gaussian") if d_aux else None
-        self.aux_head = nn.Linear(self.obs_encoder.output_dim, d_aux) if d_aux else None
+        self.aux_state_norm = Normalizer(d_aux, "gaussian") if d_aux else None
+        self.aux_state_head = nn.Linear(self.obs_encoder.output_dim, d_aux) if d_aux else None
         # auxiliary losses of a training batch: name -> (weight, loss), set by `encode`, read by `forward`
         self._aux_losses: dict[str, tuple[float, torch.Tensor]] = {}
         self.step, self.total_steps = 0, 0  # the training step and the run's steps (set by the trainer: `start_step`)
@@ -282,9 +282,9 @@ class Policy(nn.Module):
                 target = self.obs_norm(obs["future_obs"].to(enc.device, torch.float32))  # (B, K, d)
                 pred = self.future_head(enc[:, -1]).reshape(target.shape)
                 self._aux_losses["future"] = (self.config.future_weight, F.mse_loss(pred, target))
-            if self.aux_head is not None and "aux_state" in obs:
-                target = self.aux_norm(obs["aux_state"].to(enc.device, torch.float32))  # (B, d_aux): the current frame's
-                self._aux_losses["aux_state"] = (self.config.aux_state_weight, F.mse_loss(self.aux_head(enc[:, -1]), target))
+            if self.aux_state_head is not None and "aux_state" in obs:
+                target = self.aux_state_norm(obs["aux_state"].to(enc.device, torch.float32))  # (B, d_aux): the current frame's
+                self._aux_losses["aux_state"] = (self.config.aux_state_weight, F.mse_loss(self.aux_state_head(enc[:, -1]), target))
         task = self.task_vector(obs)
         if task is None:
             return enc
@@ -346,11 +346,11 @@ class Policy(nn.Module):
     def fit_normalization(self, observations: np.ndarray, actions: np.ndarray, aux_state: np.ndarray | None = None) -> None:
         self.obs_norm.fit(observations)
         self.act_norm.fit(actions)
-        if self.aux_norm is not None:
+        if self.aux_state_norm is not None:
             if aux_state is None:
                 raise MimeticError(f"this policy learns to predict {self.config.aux_state} (aux_state): fit its "
                                    f"normalization on those features too")
-            self.aux_norm.fit(aux_state)
+            self.aux_state_norm.fit(aux_state)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """batch: obs (B, To, d) raw, camera keys (B, To, H, W, 3) uint8, action (B, H, a) raw, action_pad (B, H) bool."""
