@@ -1,6 +1,7 @@
 """benchmarks/multitask.py's tables: the training-seed table averages each method's seeds over complete runs only,
 and pairs each seed's one policy with that seed's own specialists; --gather builds a results file from others, each
-row once, and never overwrites one. benchmarks/bc_heads_reach.py's table lists every training seed."""
+row once, and never overwrites one. benchmarks/bc_heads_reach.py's table lists every training seed. benchmarks/aux_state_readout.py's linear readout and
+per-position errors."""
 
 import importlib.util
 from pathlib import Path
@@ -100,3 +101,26 @@ def test_gather_keeps_each_row_once_filters_and_renames(multitask, tmp_path, mon
     assert "no results file" in refused(str(tmp_path / "nope.jsonl")) and not out.exists()
     out.write_text("keep\n")
     assert "gathered.jsonl exists" in refused(seed1) and out.read_text() == "keep\n"
+
+
+def test_aux_state_readout_recovers_a_linear_map_and_measures_each_position_in_mm():
+    """benchmarks/aux_state_readout.py: the linear readout of frozen encodings and the per-position errors."""
+    spec = importlib.util.spec_from_file_location("bench_readout", ROOT / "benchmarks" / "aux_state_readout.py")
+    readout = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(readout)
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    enc = rng.normal(size=(400, 6))
+    W = rng.normal(size=(6, 35))
+    state = enc @ W + 0.3  # a state that is exactly linear in the encodings (with an offset)
+    pred = readout.linear_readout(enc[:300], state[:300], enc[300:], ridge=1e-9)
+    np.testing.assert_allclose(pred, state[300:], atol=1e-5)
+    true = np.zeros((2, 35))
+    guess = true.copy()
+    guess[:, 0:3] = [0.003, 0.004, 0.0]   # the object (Meta-World state 4:7) off by 5 mm
+    guess[:, 32:35] = [0.0, 0.0, 0.012]   # the goal (state 36:39) off by 12 mm
+    mean = np.zeros(35)
+    mean[32] = 0.1                        # the blind guess's goal 100 mm off, its object exact
+    assert readout.errors_mm(guess, true, mean) == {"object_mm": 5.0, "object_blind_mm": 0.0, "goal_mm": 12.0,
+                                                    "goal_blind_mm": 100.0}
