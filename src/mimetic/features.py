@@ -76,6 +76,11 @@ def kind_of(key: str) -> str | None:
     return None
 
 
+def comma_keys(text: str) -> list[str]:
+    """Feature keys from a comma-separated option (`--obs-keys`, `--aux-state`), in the order given."""
+    return [k.strip() for k in text.split(",") if k.strip()]
+
+
 def is_image_key(key: str) -> bool:
     return key.startswith(IMAGE_PREFIX)
 

@@ -44,7 +44,7 @@ from mimetic.data.dataset import Dataset
 from mimetic.data.windows import DemoBank, WindowSampler, vector_input, window_index
 from mimetic.devices import autocast, keep_cpu_allocations, resolve_device, rng_state, set_rng_state, to_device
 from mimetic.errors import MimeticError
-from mimetic.features import Feature
+from mimetic.features import Feature, comma_keys
 from mimetic.progress import progress_bar
 from mimetic.policies.base import (Policy, PolicyActor, aux_state_keys, check_compatible, feature_entry, save_policy,
                                    vector_input_keys)
@@ -432,7 +432,7 @@ def select_input_features(dataset: Dataset, obs_keys: str = "", aux_state: str =
     targets = aux_state_features(dataset, aux_state)
     chosen = [k for k in available if k not in targets]
     if obs_keys.strip():
-        wanted = [k.strip() for k in obs_keys.split(",") if k.strip()]
+        wanted = comma_keys(obs_keys)
         unknown = [k for k in wanted if k not in available]
         if unknown:
             raise MimeticError(f"--obs-keys: dataset {dataset.root} has no observation feature {unknown[0]!r}; "
@@ -449,7 +449,7 @@ def select_input_features(dataset: Dataset, obs_keys: str = "", aux_state: str =
 
 def aux_state_features(dataset: Dataset, aux_state: str) -> dict[str, Feature]:
     """The vector features `aux_state` (comma-separated keys) names, checked against `dataset`, in the order named."""
-    keys = [k.strip() for k in aux_state.split(",") if k.strip()]
+    keys = comma_keys(aux_state)
     feats = dataset.features
     for k in keys:
         if k not in feats or k not in dataset.observation_keys:

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
-from mimetic.features import STATE, Feature, as_obs_dict
+from mimetic.features import STATE, Feature, as_obs_dict, comma_keys
 from mimetic.data.windows import demo_indices, vector_input
 from mimetic.policies.conditioning import TaskConditioner, check_condition
 from mimetic.policies.encoders import ObservationEncoder
@@ -136,7 +136,7 @@ def vector_input_keys(config: PolicyConfig) -> list[str]:
 
 def aux_state_keys(config: PolicyConfig) -> list[str]:
     """The features named by `aux_state` (targets of the privileged-state loss), in the order given."""
-    return [k.strip() for k in config.aux_state.split(",") if k.strip()]
+    return comma_keys(config.aux_state)
 
 
 def image_input_keys(config: PolicyConfig) -> list[str]:
