@@ -167,7 +167,8 @@ def train_policy(
     conditioning = task_inputs(c, dataset, frames, train_eps)
     aux = aux_state_frames(c, dataset)  # the privileged-state loss's targets (None without one)
     train = WindowSampler(frames, dataset.actions, index, train_frames, aux_state=aux, **conditioning)
-    val = (WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps), aux_state=aux, **conditioning)
+    # validation measures the method's own loss (eval mode: no auxiliary losses), so its windows carry no aux targets
+    val = (WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps), **conditioning)
            if len(val_eps) else None)
 
     # demo-conditioned validation rollouts: each task shown by its first training episode
