@@ -45,6 +45,9 @@ FIELD_HELP = {
                  "observation.environment_state, recorded by --env-option state=proprio+env) that the policy does not "
                  "read but learns to predict from its current observation; evaluation needs none of them (bc, diffusion, flow) ",
     "aux_state_weight": "weight of the --aux-state loss ",
+    "relative_to": "egocentric features: the name of a point in the state (its dimensions named P_x, P_y, P_z, e.g. "
+                   "hand for Meta-World); every other named point's offset from it (object - hand, goal - hand) is "
+                   "added to the policy's input (bc, act, diffusion, flow) ",
 }
 
 

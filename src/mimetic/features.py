@@ -221,3 +221,27 @@ def state_only_note(keys, who: str, where: str) -> str | None:
     if cams:
         return f"{who}: reads {STATE!r} only; the camera features {cams} of {where} are not used"
     return None
+
+
+AXES = ("x", "y", "z")
+
+
+def relative_points(names: list, anchor: str, where: str) -> tuple[list[int], list[list[int]]]:
+    """Indices of a named point and of every other point, for egocentric features (`relative_to`).
+
+    A point P is the dimensions named `P_x`, `P_y` (and `P_z`) of the vector input whose per-dimension names are
+    `names` (None where a feature declares none). Returns (the anchor's indices, each other point's indices in the
+    anchor's axes, in input order); `point - anchor` is then the point's offset from the anchor (e.g. Meta-World's
+    object and goal seen from the hand)."""
+    index = {n: i for i, n in enumerate(names) if n is not None}
+    axes = [a for a in AXES if f"{anchor}_{a}" in index]
+    if len(axes) < 2:
+        raise MimeticError(f"{where}: relative_to={anchor!r} needs state dimensions named {anchor}_x and {anchor}_y "
+                           f"(and {anchor}_z); the features' names are {sorted(index) or 'not declared'}")
+    points = []
+    for n in index:  # dict order: input order
+        if n.endswith(f"_{axes[0]}") and n[:-2] != anchor and all(f"{n[:-2]}_{a}" in index for a in axes):
+            points.append([index[f"{n[:-2]}_{a}"] for a in axes])
+    if not points:
+        raise MimeticError(f"{where}: relative_to={anchor!r}: no other point named P_{'/P_'.join(axes)} in the features")
+    return [index[f"{anchor}_{a}"] for a in axes], points

@@ -65,14 +65,14 @@ class ACTPolicy(Policy):
         has_state = c.obs_dim > 0
         # CVAE encoder
         self.vae_cls = nn.Parameter(torch.zeros(1, 1, d))
-        self.vae_state = nn.Linear(c.obs_dim, d) if has_state else None
+        self.vae_state = nn.Linear(self.vector_width, d) if has_state else None
         self.vae_action = nn.Linear(c.act_dim, d)
         self.vae_pos = nn.Parameter(torch.randn(1, 2 + c.horizon, d) * 0.02)
         self.vae = _encoder(c, c.n_vae_layers)
         self.latent_out = nn.Linear(d, 2 * c.latent_dim)
         # decoder side
         self.latent_in = nn.Linear(c.latent_dim, d)
-        self.state_in = nn.Linear(c.obs_dim, d) if has_state else None
+        self.state_in = nn.Linear(self.vector_width, d) if has_state else None
         self.enc_pos = nn.Parameter(torch.randn(1, 1 + c.n_obs_steps, d) * 0.02)
         self.encoder = _encoder(c, c.n_encoder_layers)
         self.queries = nn.Parameter(torch.randn(1, c.horizon, d) * 0.02)
@@ -92,7 +92,7 @@ class ACTPolicy(Policy):
         """Raw inputs -> (normalized vector features (B, To, d), extra tokens (B, n, dim_model) or None): the image
         tokens, then the task token of a task-conditioned policy."""
         vec, images = self.split_inputs(obs)
-        obs_n = self.obs_norm(vec)
+        obs_n = self.normalize_vector(vec)
         task = self.task_vector(obs)
         task_token = None if task is None else self.task_in(task.to(obs_n.dtype))[:, None] + self.task_embed
         if not self.obs_encoder.image_keys:

@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
-from mimetic.features import STATE, Feature, as_obs_dict, comma_keys
+from mimetic.features import STATE, Feature, as_obs_dict, comma_keys, relative_points
 from mimetic.data.windows import demo_indices, vector_input
 from mimetic.policies.conditioning import TaskConditioner, check_condition
 from mimetic.policies.encoders import ObservationEncoder
@@ -93,6 +93,10 @@ class PolicyConfig:
     aux_state: str = ""
     aux_state_weight: float = 1.0  # weight of that loss beside the method's own
     aux_state_dim: int = 0  # their width together (set from the dataset)
+    # egocentric features (off when empty): the name of a point in the vector features (its dimensions named
+    # P_x, P_y, P_z, e.g. Meta-World's "hand"); every other named point's offset from it (object - hand, goal - hand)
+    # is appended to the vector input, normalized on its own. What a point-to-point expert acts on, given directly.
+    relative_to: str = ""
     # task conditioning (mimetic.policies.conditioning): none | task (the instruction) | task-id | demo
     condition: str = "none"
     task_dim: int = 64  # width of the task vector
@@ -137,6 +141,29 @@ def vector_input_keys(config: PolicyConfig) -> list[str]:
 def aux_state_keys(config: PolicyConfig) -> list[str]:
     """The features named by `aux_state` (targets of the privileged-state loss), in the order given."""
     return comma_keys(config.aux_state)
+
+
+def vector_input_names(config: PolicyConfig) -> list:
+    """Per-dimension names of the vector input (None where a feature declares none), in input order."""
+    out = []
+    for k in vector_input_keys(config):
+        v = config.input_features[k]
+        out += list(v["names"]) if v["names"] is not None else [None] * int(np.prod(v["shape"]))
+    return out
+
+
+class RelativePositions(nn.Module):
+    """(..., obs_dim) raw vector input -> (..., dim): each named point's offset from the anchor (`relative_to`)."""
+
+    def __init__(self, config: PolicyConfig):
+        super().__init__()
+        anchor, points = relative_points(vector_input_names(config), config.relative_to, "policy config")
+        self.register_buffer("anchor", torch.tensor(anchor), persistent=False)
+        self.register_buffer("points", torch.tensor(points), persistent=False)
+        self.dim = self.points.numel()
+
+    def forward(self, vec: torch.Tensor) -> torch.Tensor:
+        return (vec[..., self.points] - vec[..., None, self.anchor]).flatten(-2)
 
 
 def image_input_keys(config: PolicyConfig) -> list[str]:
@@ -224,8 +251,12 @@ class Policy(nn.Module):
         self.config = config
         self.obs_norm = Normalizer(config.obs_dim, config.norm_obs)
         self.act_norm = Normalizer(config.act_dim, config.norm_action)
+        self.relative = RelativePositions(config) if config.relative_to else None
+        self.relative_norm = Normalizer(self.relative.dim, config.norm_obs) if self.relative is not None else None
+        # the normalized vector input's width: the features, then the egocentric offsets
+        self.vector_width = config.obs_dim + (self.relative.dim if self.relative is not None else 0)
         # the identity without cameras (no parameters): heads size their inputs from encoder.output_dim
-        self.obs_encoder = ObservationEncoder(config, pooled=self.pooled_encoder)
+        self.obs_encoder = ObservationEncoder(config, pooled=self.pooled_encoder, vector_dim=self.vector_width)
         check_condition(config)
         # the task -> a vector that `encode` appends to every observation step (None: a one-task policy)
         self.task_cond = TaskConditioner(config) if config.condition != "none" else None
@@ -276,7 +307,7 @@ class Policy(nn.Module):
         """Raw inputs (see `split_inputs`) -> (B, To, encoded_dim): normalized vector features, then camera features,
         then (a task-conditioned policy) the task vector, the same at every step."""
         vec, images = self.split_inputs(obs)
-        enc = self.obs_encoder(self.obs_norm(vec), images)
+        enc = self.obs_encoder(self.normalize_vector(vec), images)
         if self.training and isinstance(obs, Mapping):
             if self.future_head is not None and "future_obs" in obs:
                 target = self.obs_norm(obs["future_obs"].to(enc.device, torch.float32))  # (B, K, d)
@@ -289,6 +320,14 @@ class Policy(nn.Module):
         if task is None:
             return enc
         return torch.cat([enc, task[:, None].to(enc.dtype).expand(-1, enc.shape[1], -1)], -1)
+
+    def normalize_vector(self, vec: torch.Tensor) -> torch.Tensor:
+        """Raw vector features (B, To, obs_dim) -> normalized (B, To, vector_width): the features, then (`relative_to`)
+        the offsets of the named points from the anchor."""
+        x = self.obs_norm(vec)
+        if self.relative is None:
+            return x
+        return torch.cat([x, self.relative_norm(self.relative(vec))], -1)
 
     @property
     def encoded_dim(self) -> int:
@@ -346,6 +385,8 @@ class Policy(nn.Module):
     def fit_normalization(self, observations: np.ndarray, actions: np.ndarray, aux_state: np.ndarray | None = None) -> None:
         self.obs_norm.fit(observations)
         self.act_norm.fit(actions)
+        if self.relative is not None:
+            self.relative_norm.fit(self.relative(torch.as_tensor(np.asarray(observations, np.float32))).numpy())
         if self.aux_state_norm is not None:
             if aux_state is None:
                 raise MimeticError(f"this policy learns to predict {self.config.aux_state} (aux_state): fit its "

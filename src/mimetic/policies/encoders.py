@@ -242,7 +242,7 @@ class ObservationEncoder(nn.Module):
     `pooled=False` (ACT) builds the bodies only: `feature_maps` gives each camera's map, `output_dim` is the vector part.
     """
 
-    def __init__(self, config, pooled: bool = True):
+    def __init__(self, config, pooled: bool = True, vector_dim: int | None = None):
         super().__init__()
         c = config
         if not 0.0 < c.crop_ratio <= 1.0:
@@ -254,7 +254,7 @@ class ObservationEncoder(nn.Module):
                 raise MimeticError(f"{name} must be >= 1, got {getattr(c, name)}")
         if c.vision_stride not in (1, 2):
             raise MimeticError(f"vision_stride must be 1 or 2, got {c.vision_stride}")
-        self.vector_dim = int(c.obs_dim)
+        self.vector_dim = int(c.obs_dim if vector_dim is None else vector_dim)  # the normalized vector input's width
         self.image_keys = [k for k, v in c.input_features.items() if v["kind"] == "image"]
         self.image_shapes = {k: tuple(c.input_features[k]["shape"]) for k in self.image_keys}
         self.crop_ratio, self.color_jitter, self.pooled = float(c.crop_ratio), float(c.color_jitter), pooled

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mimetic.errors import MimeticError
 from mimetic.policies.base import Policy, PolicyConfig
 from mimetic.policies.mlp import mlp
 
@@ -37,6 +38,8 @@ class TanhGaussianPolicy(Policy):
     config_class = TanhGaussianConfig
 
     def __init__(self, config: TanhGaussianConfig):
+        if config.relative_to:  # gail / airl feed it obs_norm(obs) directly, not through `encode`
+            raise MimeticError("relative_to is for the supervised methods (bc, act, diffusion, flow), not gail / airl")
         super().__init__(config)
         self.net = mlp([config.n_obs_steps * self.obs_encoder.output_dim, *config.hidden, 2 * config.act_dim], activation=nn.ReLU)
 
