@@ -142,7 +142,7 @@ def run(args) -> None:
     env_options = {**IMAGE_PROTOCOL, "image_size": args.image_size} if args.images else {}
     variants = {} if args.no_variants else VARIANTS
     extra = _parse_options(args.option, "--option")  # a candidate's settings, for every method trained
-    if extra and not args.tag:
+    if (extra or args.expert_noise) and not args.tag:
         raise SystemExit("--option needs a --tag +NAME for its rows (the defaults' rows keep the plain names)")
     label = lambda row: row if row == "expert" else row + args.tag  # noqa: E731  a row's name, the candidate's tag added
     for task in args.tasks:
@@ -152,6 +152,9 @@ def run(args) -> None:
         if not todo:
             continue
         ds = load_or_collect_demos(env, work / task / "demos", args.demos, env_options)
+        if args.expert_noise:  # the candidate's demonstrations: DART (the same seeds, noise injected); evaluation unchanged
+            ds = load_or_collect_demos(env, work / task / f"demos-noise{args.expert_noise:g}", args.demos, env_options,
+                                       expert_noise=args.expert_noise)
         for name in todo:
             if name != "expert" and {**METHODS[name][1], **extra}.get("aux_state"):
                 if not args.images:
@@ -208,7 +211,8 @@ def run(args) -> None:
                        "parameters": policy.num_parameters() if policy else 0, "train_s": round(train_s, 1),
                        "batch_size": batch_size if policy else None,  # the resolved value (rows before 2026-11-30: None, the default)
                        "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options, "seeds": args.seeds,
-                       **({"options": extra} if extra and policy is not None else {})}
+                       **({"options": extra} if extra and policy is not None else {}),
+                       **({"expert_noise": args.expert_noise} if args.expert_noise and policy is not None else {})}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -239,6 +243,8 @@ def main() -> None:
     p.add_argument("--no-variants", action="store_true", help="evaluate each checkpoint at its defaults only")
     p.add_argument("--option", action="append", metavar="KEY=VALUE", help="a candidate's setting, for every method "
                    "trained (VALUE as JSON when it parses); needs --tag")
+    p.add_argument("--expert-noise", type=float, default=0.0, help="a candidate's demonstrations: DART, the expert's "
+                   "action plus this much Gaussian noise executed, its own recorded (needs --tag)")
     p.add_argument("--tag", default="", help="appended to the candidate's row names and run folders, e.g. +fs")
     args = p.parse_args()
     if not args.table_only:

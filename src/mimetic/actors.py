@@ -99,3 +99,45 @@ class RandomActor:
         if n != len(self.rngs):
             self.reset(n)
         return np.stack([g.uniform(self.low, self.high) for g in self.rngs]).astype(np.float32)
+
+
+NOISE_SALT = 0x444152  # separates the injected noise's stream from other uses of the same episode seed
+
+
+class NoisyExpert:
+    """Executes the expert's action plus Gaussian noise and records the clean action as the label (DART, Laskey et
+    al. 2017): demonstrations that also show the expert bringing the system back from small deviations, the states
+    a learned policy drifts into and clean demonstrations never visit.
+
+    `noise` is the standard deviation as a fraction of each action dimension's half-range ((high - low) / 2);
+    the executed action is clipped to [low, high]. Episode i draws its noise from a generator seeded by its episode
+    seed. `last_extras` holds `label` (the expert's action) and `executed_action`; `relabel` makes the recorded
+    episode's actions the labels."""
+
+    def __init__(self, expert, noise: float, low: np.ndarray, high: np.ndarray):
+        if not noise > 0:
+            raise ValueError(f"expert noise must be > 0, got {noise}")
+        self.expert, self.noise = expert, float(noise)
+        self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
+        self.scale = self.noise * (self.high - self.low) / 2
+        self.last_extras: dict[str, np.ndarray] = {}
+        self.reset(1)
+
+    def reset(self, num_envs: int = 1, seeds: Sequence[int] | None = None) -> None:
+        reset_actor(self.expert, num_envs, seeds)
+        seeds = range(num_envs) if seeds is None else seeds
+        self.rngs = [np.random.default_rng([NOISE_SALT, int(s)]) for s in seeds]
+
+    def act(self, obs: np.ndarray | Observation) -> np.ndarray:
+        label = np.asarray(self.expert.act(obs), np.float32)
+        if len(label) != len(self.rngs):
+            self.reset(len(label))
+        eps = np.stack([g.standard_normal(label.shape[1]) for g in self.rngs]).astype(np.float32)
+        executed = np.clip(label + eps * self.scale, self.low, self.high)
+        self.last_extras = {"label": label, "executed_action": executed}
+        return executed
+
+    @staticmethod
+    def relabel(ep):
+        """The recorded episode with the expert's labels as its actions (what was executed stays as an extra)."""
+        return ep.replace(actions=ep.extras["label"], extras={k: v for k, v in ep.extras.items() if k != "label"})

@@ -141,7 +141,7 @@ def cmd_collect(args) -> None:
         ds = collect(args.env, args.out, args.episodes, seed=args.seed, only_success=args.only_success,
                      env_options=_parse_options(args.env_option, "--env-option"), num_envs=args.num_envs,
                      progress=not args.quiet, workers=args.workers, image_storage=args.image_storage,
-                     video_codec=args.video_codec, backend=backend)
+                     video_codec=args.video_codec, backend=backend, expert_noise=args.expert_noise)
     succ = ds.episode_success().mean()
     print(f"{ds.root}: {ds.num_episodes} episodes, {ds.num_frames} frames, expert success {succ:.2f}")
 
@@ -591,6 +591,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="dataset directory (created, or appended to)")
     s.add_argument("--seed", type=int, default=None, help="first seed (default: continue after the dataset's last)")
     s.add_argument("--only-success", action="store_true", help="keep only successful episodes")
+    s.add_argument("--expert-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="DART: execute the expert's action plus Gaussian noise (SIGMA x each action's half-range) and "
+                        "record the expert's own action, so the demonstrations show recoveries (default 0: clean)")
     s.add_argument("--num-envs", type=int, default=8)
     s.add_argument("--env-option", action="append", metavar="KEY=VALUE",
                    help="task option, e.g. cameras=corner4,gripperPOV image_size=84 state=proprio")
