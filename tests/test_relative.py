@@ -1,6 +1,8 @@
 """Egocentric features (`relative_to`): which dimensions are points, the offsets a policy reads, and that they let
 BC generalise a point-to-point expert from few demonstrations (fast)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -123,3 +125,28 @@ def test_other_methods_train_and_act_with_offsets(module, options, few_demos, tm
     assert loaded.config.relative_to == "hand" and loaded.vector_width == 6
     obs = torch.as_tensor(few_demos.observations[:3])[:, None].expand(-1, policy.config.n_obs_steps, -1)
     assert torch.isfinite(loaded.predict(obs)).all()
+
+
+def test_auto_reads_offsets_where_the_state_names_a_hand_and_other_points(tmp_path):
+    def config(names, **kw):
+        return MLPConfig(obs_dim=len(names), act_dim=2, **kw,
+                         input_features={STATE: {"kind": "state", "shape": [len(names)], "names": names}})
+
+    assert MLPConfig(obs_dim=4, act_dim=2).relative_to == ""  # names not declared
+    assert config(STATE_NAMES).relative_to == "hand"  # Meta-World's full state: BC's default reads the offsets
+    assert config(STATE_NAMES[:4]).relative_to == ""  # state=proprio: the hand alone
+    assert config(["x", "y", "goal_x", "goal_y"]).relative_to == ""  # the built-in reach: no point named hand
+    assert config(STATE_NAMES, relative_to="none").relative_to == ""
+    assert bc.Config().relative_to == "auto" and act.Config().relative_to == diffusion.Config().relative_to == ""
+
+    # a BC checkpoint from before the field existed read no offsets, and loads so
+    policy = MLPPolicy(config(STATE_NAMES, relative_to="none"))
+    policy.fit_normalization(np.random.default_rng(0).normal(size=(20, 39)), np.zeros((20, 2)))
+    save_policy(policy, tmp_path / "old")
+    meta = json.loads((tmp_path / "old/config.json").read_text())
+    del meta["config"]["relative_to"]
+    (tmp_path / "old/config.json").write_text(json.dumps(meta))
+    old = load_policy(tmp_path / "old")
+    assert old.config.relative_to == "" and old.relative is None
+    x = torch.zeros(2, 1, 39)
+    assert torch.equal(old.predict(x), policy.predict(x))

@@ -47,7 +47,8 @@ FIELD_HELP = {
     "aux_state_weight": "weight of the --aux-state loss ",
     "relative_to": "egocentric features: the name of a point in the state (its dimensions named P_x, P_y, P_z, e.g. "
                    "hand for Meta-World); every other named point's offset from it (object - hand, goal - hand) is "
-                   "added to the policy's input (bc, act, diffusion, flow) ",
+                   "added to the policy's input (bc, act, diffusion, flow). auto (BC's default): hand where the state "
+                   "names a hand and another point (Meta-World's full state), else none (off) ",
 }
 
 

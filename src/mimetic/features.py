@@ -224,6 +224,8 @@ def state_only_note(keys, who: str, where: str) -> str | None:
 
 
 AXES = ("x", "y", "z")
+# relative_to="auto" takes the first of these points the features name (with at least one other point): the hand
+AUTO_ANCHORS = ("hand",)
 
 
 def relative_points(names: list, anchor: str, where: str) -> tuple[list[int], list[list[int]]]:
@@ -245,3 +247,16 @@ def relative_points(names: list, anchor: str, where: str) -> tuple[list[int], li
     if not points:
         raise MimeticError(f"{where}: relative_to={anchor!r}: no other point named P_{'/P_'.join(axes)} in the features")
     return [index[f"{anchor}_{a}"] for a in axes], points
+
+
+def auto_anchor(names: list) -> str:
+    """What relative_to="auto" means for a vector input with these per-dimension names: the first of `AUTO_ANCHORS`
+    it names beside at least one other point (Meta-World's full state: "hand"), else "" (off: e.g. a state of the
+    hand alone, or names not declared)."""
+    for anchor in AUTO_ANCHORS:
+        try:
+            relative_points(names, anchor, "auto")
+        except MimeticError:
+            continue
+        return anchor
+    return ""

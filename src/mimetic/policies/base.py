@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from mimetic.data.io import atomic_write_bytes, atomic_write_json, read_json
 from mimetic.devices import module_device, resolve_device
 from mimetic.errors import MimeticError
-from mimetic.features import STATE, Feature, as_obs_dict, comma_keys, relative_points
+from mimetic.features import STATE, Feature, as_obs_dict, auto_anchor, comma_keys, relative_points
 from mimetic.data.windows import demo_indices, vector_input
 from mimetic.policies.conditioning import TaskConditioner, check_condition
 from mimetic.policies.encoders import ObservationEncoder
@@ -96,6 +96,8 @@ class PolicyConfig:
     # egocentric features (off when empty): the name of a point in the vector features (its dimensions named
     # P_x, P_y, P_z, e.g. Meta-World's "hand"); every other named point's offset from it (object - hand, goal - hand)
     # is appended to the vector input, normalized on its own. What a point-to-point expert acts on, given directly.
+    # "auto" becomes `features.auto_anchor` of the input's names when the config is made, "none" becomes "" (saved
+    # configs are concrete).
     relative_to: str = ""
     # task conditioning (mimetic.policies.conditioning): none | task (the instruction) | task-id | demo
     condition: str = "none"
@@ -113,6 +115,10 @@ class PolicyConfig:
         if width != self.obs_dim:
             raise MimeticError(f"policy config: obs_dim is {self.obs_dim} but the vector input features "
                                f"{vector_input_keys(self)} have {width} dimensions together")
+        if self.relative_to == "auto":
+            self.relative_to = auto_anchor(vector_input_names(self))
+        elif self.relative_to == "none":
+            self.relative_to = ""
 
 
 def feature_entry(f: Feature) -> dict:
