@@ -307,10 +307,11 @@ def run(args) -> None:
     episodes = list(ds.episodes())
     n_demos = min(sum(e.task == t.instruction for e in episodes) for t in tasks)
     single_ds = {}
+    names = {k: list(f.names) for k, f in ds.features.items() if f.names is not None}  # e.g. hand_x (relative_to)
     for t in tasks:
         mine = [e for e in episodes if e.task == t.instruction]
         single_ds[t.name] = atomic_dataset(work / "single" / t.name, lambda p, mine=mine, t=t: Dataset.create(
-            p, mine, env=t.env, env_options={**env_options, **t.options}, fps=ds.fps))
+            p, mine, env=t.env, env_options={**env_options, **t.options}, fps=ds.fps, feature_names=names))
     heldout_ds = None
     if heldout:
         heldout_ds = atomic_dataset(work / "heldout_demos", lambda p: collect(args.heldout, p, args.demos, seed=0,

@@ -7,6 +7,7 @@ import pytest
 
 from mimetic.actors import FunctionActor
 from mimetic.cli import main
+from mimetic.collect import collect
 from mimetic.envs import make_env, make_expert
 from mimetic.envs.metaworld import TASKS
 from mimetic.envs.suites import INSTRUCTIONS, SUITES, instruction_for, is_suite, suite_tasks
@@ -133,14 +134,12 @@ def test_collect_and_eval_suite(tmp_path, capsys):
 
 def test_single_metaworld_task_string(tmp_path):
     pytest.importorskip("metaworld")
-    from mimetic.collect import collect
 
     ds = collect("metaworld/reach-v3", tmp_path / "d", 1, progress=False)
     assert ds.tasks == ["reach the goal"]
 
 
 def test_eval_errors(tmp_path, capsys):
-    from mimetic.collect import collect
 
     collect("reach", tmp_path / "plain", 2, progress=False)
     for argv in (["eval", "--expert", "--env", "reach-corners,reach-nowhere", "--episodes", 1],
@@ -189,7 +188,6 @@ def test_interrupted_suite_collection_keeps_complete_episodes(tmp_path, monkeypa
     """A suite collection that fails at its third task leaves a valid dataset holding the first two tasks' episodes;
     the next collect continues every task with fresh seeds."""
     import mimetic.envs
-    from mimetic.collect import collect
     from mimetic.data import Dataset
 
     real = mimetic.envs.make_expert
@@ -207,3 +205,11 @@ def test_interrupted_suite_collection_keeps_complete_episodes(tmp_path, monkeypa
     monkeypatch.setattr(mimetic.envs, "make_expert", real)
     ds = collect("reach-corners", tmp_path / "d", 1, progress=False)
     assert ds.num_episodes == 8 and len(ds.tasks) == 4 and ds.info["mimetic"]["next_seed"] == 3
+
+
+def test_collect_refuses_an_option_a_suite_task_fixes(tmp_path):
+    for noise in (0.0, 0.2):  # with or without DART noise
+        with pytest.raises(MimeticError, match="fixes goal=") as e:
+            collect("reach-corners", tmp_path / "d", 1, progress=False, env_options={"goal": [0.0, 0.0]},
+                    expert_noise=noise)
+        assert "\n" not in str(e.value) and not (tmp_path / "d").exists()

@@ -70,9 +70,9 @@ def collect(env: str, out: str | Path, episodes: int, *, seed: int | None = None
         suite_meta = {}
     else:
         suite_meta = {"suite": [t.to_json() for t in tasks]}
+        check_task_options(tasks, env_options, f"collect {env}")
     if expert_noise:
         suite_meta["expert_noise"] = expert_noise
-        check_task_options(tasks, env_options, f"collect {env}")
     ds, next_seed = existing, seed
     for t in tasks:
         ds, end = _collect_task(t, env, out, episodes, seed, ds, {**env_options, **t.options}, env_options,
