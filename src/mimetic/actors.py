@@ -27,6 +27,7 @@ from typing import Callable, Mapping, Protocol, Sequence
 
 import numpy as np
 
+from mimetic.errors import MimeticError
 from mimetic.features import Observation, expert_state
 
 
@@ -116,7 +117,7 @@ class NoisyExpert:
 
     def __init__(self, expert, noise: float, low: np.ndarray, high: np.ndarray):
         if not noise > 0:
-            raise ValueError(f"expert noise must be > 0, got {noise}")
+            raise MimeticError(f"expert noise must be > 0, got {noise}")
         self.expert, self.noise = expert, float(noise)
         self.low, self.high = np.asarray(low, np.float32), np.asarray(high, np.float32)
         self.scale = self.noise * (self.high - self.low) / 2

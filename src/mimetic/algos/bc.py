@@ -8,6 +8,8 @@ observation encoder (`mimetic.policies.encoders`: a small conv net with spatial 
 `--vision-backbone resnet18`, `--crop-ratio`, `--color-jitter`, `--shared-backbone`, `--pretrained-backbone FILE`).
 With a camera among the inputs, unless given: batch 64, 2000 steps, 2 observation steps, chunks of 16 actions
 executing 8 (state: batch 256, 3000 steps, one step, one action).
+Where the state names a hand and other points (Meta-World's full state), BC also reads their offsets from the hand
+(`relative_to="auto"`; `--relative-to none` turns it off): the development suite 0.812 -> 0.855 (BENCHMARKS.md).
 Measured: visual BC on `reach` with the proprioceptive state and a 24 px camera succeeds in 0.70-0.86 of
 episodes after 300 steps at the image defaults (0.57-0.66 with one step and single actions), the same BC on the
 state alone 0.06-0.09 (tests/test_visual_learning.py).
