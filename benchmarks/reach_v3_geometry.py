@@ -12,10 +12,11 @@ scripted expert, evaluated on `--episodes` seeds (validation 2,000,000.. or eval
 sorted by whether its goal is above the hand's start height; per group the success rate (95 % Wilson interval)
 and, for the failures, the median closest approach of the tool centre point to the goal, and how they end:
 stalled (the policy has stopped moving, short of success: no xyz action over 0.05 in the last 50 steps), ran away
-(the episode ends over 15 cm from the goal) or still moving; and the median final distance of the stalled ones.
+(the episode ends over 15 cm from the goal) or still moving; the median final distance of the stalled ones; and the
+median over failures of the largest xyz action the policy asked for (the env clips actions to [-1, 1]).
 
     python benchmarks/reach_v3_geometry.py --seeds eval --episodes 100 --work /tmp/reach-geometry \\
-        --out benchmarks/results/reach_v3_geometry.jsonl
+        --out benchmarks/results/reach_v3_geometry.jsonl [--relative-to none]
 """
 
 from __future__ import annotations
@@ -48,11 +49,12 @@ def episodes(actor, seeds) -> list[dict]:
         start_z, goal = float(obs[2]), obs[-3:].copy()
         if hasattr(actor, "reset"):
             actor.reset(1, [s])
-        closest, success, moves = np.inf, False, []
+        closest, success, moves, raw = np.inf, False, [], 0.0
         for _ in range(env.max_steps):
             action = actor.act(obs[None])[0]
             obs, _, terminated, truncated, info = env.step(action)
             moves.append(float(np.abs(np.clip(action[:3], -1, 1)).max()))
+            raw = max(raw, float(np.abs(action[:3]).max()))  # before the env clips it to [-1, 1]
             distance = float(np.linalg.norm(env.unwrapped._env.unwrapped.tcp_center - goal))
             closest = min(closest, distance)
             success = success or bool(info["success"])
@@ -64,7 +66,7 @@ def episodes(actor, seeds) -> list[dict]:
         ending = ("ran away" if distance > RUNAWAY_M else
                   "stalled" if max(moves[-STALL_STEPS:]) < STALL_ACTION else "moving")
         rows.append({"seed": s, "goal_above_start": bool(goal[2] > start_z), "success": success, "closest": closest,
-                     "final": distance, "ending": ending})
+                     "final": distance, "ending": ending, "largest_action": raw})
     return rows
 
 
@@ -73,6 +75,7 @@ def main() -> None:
     p.add_argument("--seeds", choices=("val", "eval"), default="val")
     p.add_argument("--episodes", type=int, default=100)
     p.add_argument("--demos", type=int, default=10)
+    p.add_argument("--relative-to", default="auto", help="BC's relative_to (default: its default; none: no offsets)")
     p.add_argument("--work", required=True)
     p.add_argument("--out", required=True)
     args = p.parse_args()
@@ -83,8 +86,8 @@ def main() -> None:
         collect(ENV, demos, args.demos, seed=0, only_success=True, progress=False)
     ds = Dataset.load(demos)
     module = method_module("bc")
-    cfg = resolve_for_dataset(module.Config(val_fraction=0.0), ds)
-    policy = module.train(cfg, ds, work / "bc", progress=False)
+    cfg = resolve_for_dataset(module.Config(val_fraction=0.0, relative_to=args.relative_to), ds)
+    policy = module.train(cfg, ds, work / f"bc-{args.relative_to}", progress=False)
     first = {"val": VAL_SEED, "eval": EVAL_SEED}[args.seeds]
     seeds = range(first, first + args.episodes)
     out = Path(args.out)
@@ -103,7 +106,11 @@ def main() -> None:
                        "ci95": list(wilson_interval(wins, len(mine))), "steps": cfg.steps if name == "bc" else 0,
                        "median_closest_miss_m": float(np.median(misses)) if misses else None,
                        "failures": {e: len(d) for e, d in ends.items()},
-                       "median_stall_distance_m": float(np.median(ends["stalled"])) if ends["stalled"] else None}
+                       "median_stall_distance_m": float(np.median(ends["stalled"])) if ends["stalled"] else None,
+                       # the largest |xyz action| the actor asked for in each failure (the env clips to 1), median
+                       "failures_median_largest_action": float(np.median(
+                           [r["largest_action"] for r in mine if not r["success"]])) if misses else None,
+                       "relative_to": policy.config.relative_to if name == "bc" else None}
                 f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
 
