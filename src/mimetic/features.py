@@ -238,8 +238,10 @@ def relative_points(names: list, anchor: str, where: str) -> tuple[list[int], li
     index = {n: i for i, n in enumerate(names) if n is not None}
     axes = [a for a in AXES if f"{anchor}_{a}" in index]
     if len(axes) < 2:
+        named = [n[:-2] for n in index if n.endswith("_x") and f"{n[:-2]}_y" in index]
         raise MimeticError(f"{where}: relative_to={anchor!r} needs state dimensions named {anchor}_x and {anchor}_y "
-                           f"(and {anchor}_z); the features' names are {sorted(index) or 'not declared'}")
+                           f"(and {anchor}_z); the points the features name: "
+                           f"{', '.join(named) if named else 'none' if index else 'none (names not declared)'}")
     points = []
     for n in index:  # dict order: input order
         if n.endswith(f"_{axes[0]}") and n[:-2] != anchor and all(f"{n[:-2]}_{a}" in index for a in axes):
