@@ -151,10 +151,10 @@ def run(args) -> None:
         todo = [m for m, names in rows.items() if any((task, n) not in done for n in names)]
         if not todo:
             continue
-        ds = load_or_collect_demos(env, work / task / "demos", args.demos, env_options)
-        if args.expert_noise:  # the candidate's demonstrations: DART (the same seeds, noise injected); evaluation unchanged
-            ds = load_or_collect_demos(env, work / task / f"demos-noise{args.expert_noise:g}", args.demos, env_options,
-                                       expert_noise=args.expert_noise)
+        # a DART candidate's demonstrations: the same seeds, noise injected (the clean ones are not needed); evaluation
+        # unchanged
+        demos = work / task / (f"demos-noise{args.expert_noise:g}" if args.expert_noise else "demos")
+        ds = load_or_collect_demos(env, demos, args.demos, env_options, expert_noise=args.expert_noise)
         for name in todo:
             if name != "expert" and {**METHODS[name][1], **extra}.get("aux_state"):
                 if not args.images:
