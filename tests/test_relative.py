@@ -150,3 +150,26 @@ def test_auto_reads_offsets_where_the_state_names_a_hand_and_other_points(tmp_pa
     assert old.config.relative_to == "" and old.relative is None
     x = torch.zeros(2, 1, 39)
     assert torch.equal(old.predict(x), policy.predict(x))
+
+
+def test_obs_scale_multiplies_what_the_network_reads_and_survives_a_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(200, 4)).astype(np.float32) * [1, 2, 3, 4]
+    x = torch.as_tensor(obs[:5, None])
+    read = {}
+    for scale in (1.0, 0.25):
+        policy = point_policy(obs_scale=scale)
+        policy.fit_normalization(obs, rng.uniform(-1, 1, (200, 2)))
+        read[scale] = policy.eval().normalize_vector(x)  # the state and the offsets alike
+    assert torch.allclose(read[0.25], 0.25 * read[1.0])
+    save_policy(policy, tmp_path / "p")
+    loaded = load_policy(tmp_path / "p")
+    assert loaded.config.obs_scale == 0.25 and torch.equal(loaded.predict(x), policy.predict(x))
+
+
+def test_obs_scale_must_be_positive_and_is_for_supervised_methods():
+    with pytest.raises(MimeticError, match="obs_scale must be positive, got 0"):
+        MLPConfig(obs_dim=4, act_dim=2, obs_scale=0.0)
+    with pytest.raises(MimeticError, match="obs_scale is for the supervised methods"):
+        TanhGaussianPolicy(TanhGaussianConfig(obs_dim=4, act_dim=2, obs_scale=0.5))

@@ -45,6 +45,11 @@ FIELD_HELP = {
                  "observation.environment_state, recorded by --env-option state=proprio+env) that the policy does not "
                  "read but learns to predict from its current observation; evaluation needs none of them (bc, diffusion, flow) ",
     "aux_state_weight": "weight of the --aux-state loss ",
+    "task_sampling": "how training batches are drawn: frames (every frame alike) or tasks (every task of a multi-task "
+                     "dataset alike, so a task with short or few episodes gets its share; a one-task dataset is "
+                     "unaffected) ",
+    "obs_scale": "the normalized vector observations (and --relative-to offsets) are multiplied by this, so their "
+                 "std becomes obs_scale; below 1 the network starts nearer its linear regime in them ",
     "relative_to": "egocentric features: the name of a point in the state (its dimensions named P_x, P_y, P_z, e.g. "
                    "hand for Meta-World); every other named point's offset from it (object - hand, goal - hand) is "
                    "added to the policy's input (bc, act, diffusion, flow). auto (BC's default): hand where the state "

@@ -41,7 +41,7 @@ from mimetic import distributed as dist
 from mimetic.algos.run_dir import RunDir
 from mimetic.data.augment import add_obs_noise, augment_batch
 from mimetic.data.dataset import Dataset
-from mimetic.data.windows import DemoBank, WindowSampler, vector_input, window_index
+from mimetic.data.windows import DemoBank, WindowSampler, task_balanced_weights, vector_input, window_index
 from mimetic.devices import autocast, keep_cpu_allocations, resolve_device, rng_state, set_rng_state, to_device
 from mimetic.errors import MimeticError
 from mimetic.features import Feature, comma_keys
@@ -68,15 +68,34 @@ class TrainConfig:
     seed: int = 0
     obs_noise: float = 0.0  # augmentation: Gaussian observation noise, std in normalized units (0 = off)
     random_crop: int = 0  # crop camera frames to SIZE pixels (sets the policy's crop_ratio; 0 = use --crop-ratio)
+    task_sampling: str = "frames"  # frames (every frame alike) | tasks (every task alike, for multi-task data)
     obs_keys: str = ""  # observation features to train on, comma-separated (default: every one the policy can read)
     device: str = "auto"  # auto | cpu | cuda | mps (auto: cuda, else mps, else cpu); bf16 autocast on CUDA
 
 
-def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation."""
+TASK_SAMPLING = ("frames", "tasks")
+
+
+def split_episodes(num_episodes: int, val_fraction: float, seed: int,
+                   tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation.
+
+    `tasks` (each episode's task): with several tasks the holdout is drawn per task, the same fraction of each
+    (a task of one episode keeps it), so no task loses more of its demonstrations than another."""
+    if tasks is not None and len(np.unique(tasks)) > 1:
+        tasks = np.asarray(tasks)
+        rng = np.random.default_rng(seed)
+        val = [rng.permutation(np.flatnonzero(tasks == t))[:_n_val(int((tasks == t).sum()), val_fraction)]
+               for t in np.unique(tasks)]
+        val = np.sort(np.concatenate(val))
+        return np.setdiff1d(np.arange(num_episodes), val), val
     order = np.random.default_rng(seed).permutation(num_episodes)
-    n_val = 0 if val_fraction <= 0 or num_episodes < 2 else max(1, int(round(val_fraction * num_episodes)))
+    n_val = _n_val(num_episodes, val_fraction)
     return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def _n_val(n: int, val_fraction: float) -> int:
+    return 0 if val_fraction <= 0 or n < 2 else max(1, int(round(val_fraction * n)))
 
 
 def check_train_config(cfg: TrainConfig) -> None:
@@ -89,6 +108,8 @@ def check_train_config(cfg: TrainConfig) -> None:
             raise MimeticError(f"--{name.replace('_', '-')} must not be negative, got {getattr(cfg, name)}")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise MimeticError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
+    if cfg.task_sampling not in TASK_SAMPLING:
+        raise MimeticError(f"--task-sampling must be {' or '.join(TASK_SAMPLING)}, got {cfg.task_sampling!r}")
     if cfg.lr_schedule not in ("cosine", "constant"):
         raise MimeticError(f"--lr-schedule must be cosine or constant, got {cfg.lr_schedule!r}")
 
@@ -156,7 +177,8 @@ def train_policy(
     torch.manual_seed(cfg.seed if main else int(np.random.SeedSequence([cfg.seed, dist.rank()]).generate_state(1)[0]))
     c = policy.config
     if split is None:
-        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
+        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed,
+                                            dataset.task_index[dataset.episode_starts])
     else:
         train_eps, val_eps = (np.sort(np.asarray(e, np.int64)) for e in split)
     check_compatible(policy, dataset.features, dataset.act_dim, f"dataset {dataset.root}")
@@ -166,7 +188,9 @@ def train_policy(
     frames = {k: dataset.frames(k) for k in c.input_features}  # images stay uint8, shared, never copied to float
     conditioning = task_inputs(c, dataset, frames, train_eps)
     aux = aux_state_frames(c, dataset)  # the privileged-state loss's targets (None without one)
-    train = WindowSampler(frames, dataset.actions, index, train_frames, aux_state=aux, **conditioning)
+    # task_sampling=tasks: each task an equal share of every batch (a task with short episodes is not under-trained)
+    weights = task_balanced_weights(dataset.task_index[train_frames]) if cfg.task_sampling == "tasks" else None
+    train = WindowSampler(frames, dataset.actions, index, train_frames, aux_state=aux, weights=weights, **conditioning)
     # validation measures the method's own loss (eval mode: no auxiliary losses), so its windows carry no aux targets
     val = (WindowSampler(frames, dataset.actions, index, episode_frames(dataset, val_eps), **conditioning)
            if len(val_eps) else None)

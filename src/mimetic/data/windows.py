@@ -60,6 +60,16 @@ def window_index(episode_starts: np.ndarray, episode_ends: np.ndarray, n_obs_ste
                        future_idx.astype(np.int64) if future_idx is not None else None)
 
 
+def task_balanced_weights(tasks: np.ndarray) -> np.ndarray | None:
+    """Sampling weights that give every task the same share of the draws, whatever its number of frames (each
+    frame's weight is 1 / its task's frame count); None (draw frames alike) when all frames share one task."""
+    tasks = np.asarray(tasks, np.int64).reshape(-1)
+    values, inverse, counts = np.unique(tasks, return_inverse=True, return_counts=True)
+    if len(values) < 2:
+        return None
+    return 1.0 / counts[inverse]
+
+
 def vector_input(frames: Mapping[str, np.ndarray]) -> np.ndarray:
     """The vector features of `frames` (key -> (N, ...)), flattened and concatenated in order: (N, d) float32."""
     vec = [np.asarray(a, dtype=np.float32).reshape(len(a), -1) for k, a in frames.items() if not is_image_key(k)]
@@ -130,11 +140,12 @@ class WindowSampler:
     `frames`: key -> (N, ...) array per observation feature (vector features float, camera features uint8
     (N, H, W, 3)), in the order the policy reads them; a bare (N, d) array is `observation.state`.
     `rows`: the frames whose windows are sampled (default all).
+    `weights`: each row's chance of being drawn (default: all rows alike), e.g. `task_balanced_weights`.
     """
 
     def __init__(self, frames, actions: np.ndarray, index: WindowIndex, rows: np.ndarray | None = None,
                  task: np.ndarray | None = None, demos: DemoBank | None = None, episode: np.ndarray | None = None,
-                 aux_state: np.ndarray | None = None):
+                 aux_state: np.ndarray | None = None, weights: np.ndarray | None = None):
         frames = dict(frames) if isinstance(frames, Mapping) else {STATE: frames}
         n = len(actions)
         for key, arr in frames.items():
@@ -157,6 +168,10 @@ class WindowSampler:
         self.act_idx = torch.as_tensor(index.act_idx[rows])
         self.act_pad = torch.as_tensor(index.act_pad[rows])
         self.future_idx = torch.as_tensor(index.future_idx[rows]) if index.future_idx is not None else None
+        self.weights = None if weights is None else torch.as_tensor(np.asarray(weights, np.float64))
+        if self.weights is not None and (len(self.weights) != len(rows) or not bool((self.weights >= 0).all())
+                                         or float(self.weights.sum()) <= 0):
+            raise MimeticError(f"windows: weights must be {len(rows)} non-negative numbers, not all 0")
         self._pending = None  # a prefetch: (rows, thread, result dict)
         # task conditioning: each frame's task index (batch["task"]), or demonstrations drawn per row's episode
         self.task = torch.as_tensor(np.asarray(task, np.int64)) if task is not None else None
@@ -228,7 +243,7 @@ class WindowSampler:
         """A random batch; `share` maps the rows drawn to this process's part of them (distributed training:
         every rank draws the same global batch and keeps its own share). With cameras read lazily, the rows the
         generator will draw next (if nothing else draws from it first) are decoded in the background meanwhile."""
-        rows = torch.randint(len(self), (batch_size,), generator=generator)
+        rows = self._draw(batch_size, generator)
         # the demonstrations' draws are made for the whole global batch too, so every rank's generator stays in step
         u = torch.rand(batch_size, generator=generator) if self.demos is not None else None
         if share is not None:
@@ -237,9 +252,14 @@ class WindowSampler:
         if any(not isinstance(f, torch.Tensor) for f in self.images.values()):
             peek = torch.Generator().manual_seed(0)
             peek.set_state(generator.get_state())  # a copy: `generator` itself draws nothing more here
-            rows = torch.randint(len(self), (batch_size,), generator=peek)
+            rows = self._draw(batch_size, peek)
             self.prefetch(rows if share is None else share(rows))
         return out
+
+    def _draw(self, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+        if self.weights is None:
+            return torch.randint(len(self), (batch_size,), generator=generator)
+        return torch.multinomial(self.weights, batch_size, replacement=True, generator=generator)
 
     def iterate(self, batch_size: int):
         for i in range(0, len(self), batch_size):

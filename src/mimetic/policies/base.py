@@ -63,6 +63,9 @@ class PolicyConfig:
     action_start: int = 0  # first predicted action relative to the current step (-(To-1) for diffusion)
     norm_obs: str = "gaussian"  # gaussian (z-score) | minmax ([-1, 1]) | none
     norm_action: str = "gaussian"
+    # the normalized vector input (and the offsets) is multiplied by this: its std (gaussian) or half-range (minmax)
+    # becomes obs_scale. Below 1 the network starts nearer its linear regime in the inputs, a smoother function of them.
+    obs_scale: float = 1.0
     env: str | None = None  # the environment the training data came from
     env_options: dict = field(default_factory=dict)
     # observation features the policy reads, in order: key -> {"kind", "shape", "names"} (JSON, saved in
@@ -115,6 +118,8 @@ class PolicyConfig:
         if width != self.obs_dim:
             raise MimeticError(f"policy config: obs_dim is {self.obs_dim} but the vector input features "
                                f"{vector_input_keys(self)} have {width} dimensions together")
+        if not self.obs_scale > 0:
+            raise MimeticError(f"obs_scale must be positive, got {self.obs_scale}")
         if self.relative_to == "auto":
             self.relative_to = auto_anchor(vector_input_names(self))
         elif self.relative_to == "none":
@@ -329,11 +334,11 @@ class Policy(nn.Module):
 
     def normalize_vector(self, vec: torch.Tensor) -> torch.Tensor:
         """Raw vector features (B, To, obs_dim) -> normalized (B, To, vector_width): the features, then (`relative_to`)
-        the offsets of the named points from the anchor."""
+        the offsets of the named points from the anchor, times `obs_scale`."""
         x = self.obs_norm(vec)
-        if self.relative is None:
-            return x
-        return torch.cat([x, self.relative_norm(self.relative(vec))], -1)
+        if self.relative is not None:
+            x = torch.cat([x, self.relative_norm(self.relative(vec))], -1)
+        return x * self.config.obs_scale if self.config.obs_scale != 1.0 else x
 
     @property
     def encoded_dim(self) -> int:

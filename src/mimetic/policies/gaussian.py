@@ -40,6 +40,8 @@ class TanhGaussianPolicy(Policy):
     def __init__(self, config: TanhGaussianConfig):
         if config.relative_to:  # gail / airl feed it obs_norm(obs) directly, not through `encode`
             raise MimeticError("relative_to is for the supervised methods (bc, act, diffusion, flow), not gail / airl")
+        if config.obs_scale != 1.0:
+            raise MimeticError("obs_scale is for the supervised methods (bc, act, diffusion, flow), not gail / airl")
         super().__init__(config)
         self.net = mlp([config.n_obs_steps * self.obs_encoder.output_dim, *config.hidden, 2 * config.act_dim], activation=nn.ReLU)
 
