@@ -29,6 +29,8 @@ CANDIDATES = {
     "gmm-std0.2": dict(head="gmm", min_std=0.2),
     "gmm-std0.5": dict(head="gmm", min_std=0.5),
     "gmm-std1": dict(head="gmm", min_std=1.0),
+    "mse-os0.5": dict(head="deterministic", obs_scale=0.5),  # the normalized state x 0.5 (session 23)
+    "mse-os0.33": dict(head="deterministic", obs_scale=1 / 3),
 }
 
 

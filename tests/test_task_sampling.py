@@ -1,10 +1,9 @@
-"""Task-balanced batches (`--task-sampling tasks`) and the per-task validation holdout of multi-task datasets."""
+"""Task-balanced batches (`--task-sampling tasks`) for multi-task datasets."""
 
 import numpy as np
 import pytest
 import torch
 
-from mimetic.algos.trainer import split_episodes
 from mimetic.data import Dataset, Episode
 from mimetic.data.windows import WindowSampler, task_balanced_weights, window_index
 from mimetic.errors import MimeticError
@@ -39,19 +38,6 @@ def test_balanced_batches_draw_a_small_task_as_often_as_a_large_one(balanced):
 def test_weights_of_the_wrong_length_are_refused():
     with pytest.raises(MimeticError, match="weights must be 220"):
         _two_task_sampler(lambda t: np.ones(5))
-
-
-def test_validation_holdout_takes_the_same_fraction_of_every_task():
-    tasks = np.repeat([0, 1, 2], [20, 10, 1])
-    for seed in range(5):
-        train, val = split_episodes(len(tasks), 0.1, seed, tasks)
-        assert list(np.bincount(tasks[val], minlength=3)) == [2, 1, 0]  # 2 of 20, 1 of 10, the lone one kept
-        np.testing.assert_array_equal(np.sort(np.concatenate([train, val])), np.arange(len(tasks)))
-    # one task: the shuffle it always was
-    order = np.random.default_rng(3).permutation(10)
-    train, val = split_episodes(10, 0.2, 3, np.zeros(10))
-    np.testing.assert_array_equal(val, np.sort(order[:2]))
-    np.testing.assert_array_equal(train, split_episodes(10, 0.2, 3)[0])
 
 
 def test_trainer_balances_the_tasks(tmp_path):

@@ -340,7 +340,7 @@ def heldout_split(ds: Dataset, val_fraction: float, seed: int) -> tuple[np.ndarr
 
     iteration = ds.extra("iteration")[ds.episode_starts]
     n0 = int(np.sum(iteration == 0))
-    train0, val0 = split_episodes(n0, val_fraction, seed, ds.task_index[ds.episode_starts][:n0])
+    train0, val0 = split_episodes(n0, val_fraction, seed)
     later = np.arange(n0, ds.num_episodes)
     held = np.array([np.random.default_rng([seed, 1, int(e)]).random() < val_fraction for e in later], bool)
     return np.concatenate([train0, later[~held]]), np.concatenate([val0, later[held]])

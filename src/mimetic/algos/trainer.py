@@ -76,26 +76,11 @@ class TrainConfig:
 TASK_SAMPLING = ("frames", "tasks")
 
 
-def split_episodes(num_episodes: int, val_fraction: float, seed: int,
-                   tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation.
-
-    `tasks` (each episode's task): with several tasks the holdout is drawn per task, the same fraction of each
-    (a task of one episode keeps it), so no task loses more of its demonstrations than another."""
-    if tasks is not None and len(np.unique(tasks)) > 1:
-        tasks = np.asarray(tasks)
-        rng = np.random.default_rng(seed)
-        val = [rng.permutation(np.flatnonzero(tasks == t))[:_n_val(int((tasks == t).sum()), val_fraction)]
-               for t in np.unique(tasks)]
-        val = np.sort(np.concatenate(val))
-        return np.setdiff1d(np.arange(num_episodes), val), val
+def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation."""
     order = np.random.default_rng(seed).permutation(num_episodes)
-    n_val = _n_val(num_episodes, val_fraction)
+    n_val = 0 if val_fraction <= 0 or num_episodes < 2 else max(1, int(round(val_fraction * num_episodes)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-
-def _n_val(n: int, val_fraction: float) -> int:
-    return 0 if val_fraction <= 0 or n < 2 else max(1, int(round(val_fraction * n)))
 
 
 def check_train_config(cfg: TrainConfig) -> None:
@@ -177,8 +162,7 @@ def train_policy(
     torch.manual_seed(cfg.seed if main else int(np.random.SeedSequence([cfg.seed, dist.rank()]).generate_state(1)[0]))
     c = policy.config
     if split is None:
-        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed,
-                                            dataset.task_index[dataset.episode_starts])
+        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
     else:
         train_eps, val_eps = (np.sort(np.asarray(e, np.int64)) for e in split)
     check_compatible(policy, dataset.features, dataset.act_dim, f"dataset {dataset.root}")
