@@ -55,8 +55,9 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         'hidden=[512,512,512]' --tag +wide, --option dropout=0.1 --tag +drop, --option head=gmm --option dropout=0.1
         --tag +gmmdrop, --option weight_decay=0.3 --tag +wd0.3, --option weight_decay=0.03 --tag +wd0.03, --option
         obs_noise=0.1 --tag +noise0.1, --option obs_noise=0.03 --tag +noise0.03, --option n_obs_steps=2 --option
-        horizon=16 --option n_action_steps=8 --tag +chunk; each to its own --out, concatenated without the repeated
-        expert rows)
+        horizon=16 --option n_action_steps=8 --tag +chunk; session 23, with --seed 0|1: --option task_sampling=tasks
+        --tag +bal, --option obs_scale=0.5 --tag +os2, --option obs_scale=0.3333 --tag +os3, --multi-steps 10000 --tag
+        +ms10k; each to its own --out, concatenated without the repeated expert rows)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --option head=gmm --tag +gmm \
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_bc_gmm.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods act --conditions task --no-single --seeds val \
@@ -377,7 +378,7 @@ def run(args) -> None:
                                       for kind in ("paraphrase", "paraphrase-unprojected"))) and not (
                     want_heldout and any((t.name, name, "heldout", condition) not in done for t in heldout)):
                 continue
-            cfg = config(condition, S * len(tasks), ds)
+            cfg = config(condition, args.multi_steps or S * len(tasks), ds)
             pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
             policy, training = trained(module, cfg, ds, work / "runs" / method / "multi" / (
                 condition + (f"-{Path(args.text_encoder).name}" if pretrained else "")), options)
@@ -643,6 +644,9 @@ def main() -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps-scale", type=float, default=1.0,
                    help="FOR SMOKE TESTS ONLY: multiply the default steps S (single) and n_tasks x S (multi)")
+    p.add_argument("--multi-steps", type=int, default=0, metavar="N",
+                   help="train the one multi-task policy N steps (default: n_tasks x S, the specialists' total "
+                        "budget; fewer stays inside it); give it a --tag")
     p.add_argument("--no-single", action="store_true", help="skip the single-task policies (e.g. for the held-out "
                    "measurement on ML10, which needs only the multi-task policy)")
     p.add_argument("--no-multi", action="store_true", help="skip the multi-task policies (train the specialists "
