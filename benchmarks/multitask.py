@@ -57,7 +57,8 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         obs_noise=0.1 --tag +noise0.1, --option obs_noise=0.03 --tag +noise0.03, --option n_obs_steps=2 --option
         horizon=16 --option n_action_steps=8 --tag +chunk; session 23, with --seed 0|1: --option task_sampling=tasks
         --tag +bal, --option obs_scale=0.5 --tag +os2, --option obs_scale=0.3333 --tag +os3, --multi-steps 10000 --tag
-        +ms10k; each to its own --out, concatenated without the repeated expert rows)
+        +ms10k, --multi-steps 10000 --option task_sampling=tasks --tag +ms10kbal; each to its own --out, concatenated
+        without the repeated expert rows)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --option head=gmm --tag +gmm \
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_bc_gmm.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods act --conditions task --no-single --seeds val \
