@@ -120,12 +120,13 @@ def finished_run(run_dir: Path, cfg) -> float | None:
     wanted = as_json(cfg)
     if wanted.get("relative_to") == "auto" and saved.get("relative_to") != "auto":
         # what "auto" means on this data is what it meant for the run's own policy (the same dataset)
+        from mimetic.errors import MimeticError
         from mimetic.features import auto_anchor
         from mimetic.policies.base import load_policy, vector_input_names
 
         try:
             wanted["relative_to"] = auto_anchor(vector_input_names(load_policy(run_dir).config))
-        except Exception:  # an unreadable checkpoint is no finished run
+        except (OSError, ValueError, KeyError, MimeticError):  # an unreadable checkpoint is no finished run
             return None
     # a field the run predates was trained at its default (or its ABSENT value): it matches if cfg has that too
     predates = {**as_json(type(cfg)()), **getattr(cfg, "ABSENT", {})}
