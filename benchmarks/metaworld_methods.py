@@ -106,14 +106,13 @@ def backbone_file(bc_run: Path) -> str:
     return str(path)
 
 
-def finished_run(run_dir: Path, cfg) -> float | None:
-    """The training seconds of a run in `run_dir` that finished all of cfg's steps with exactly cfg's settings
-    (every field of the method config), else None."""
+def same_config(run_dir: Path, cfg) -> bool:
+    """Whether the run in `run_dir` was trained with exactly cfg's settings (every field of the method config; a
+    field the run predates counts as its default or ABSENT value, and `relative_to` "auto" as what it resolved to)."""
     try:
         saved = json.loads((run_dir / "train.json").read_text())["config"]
-        last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
+    except (OSError, ValueError, KeyError):
+        return False
     def as_json(c) -> dict:  # lists and tuples as JSON has them
         return json.loads(json.dumps(dataclasses.asdict(c)))
 
@@ -127,11 +126,21 @@ def finished_run(run_dir: Path, cfg) -> float | None:
         try:
             wanted["relative_to"] = auto_anchor(vector_input_names(load_policy(run_dir).config))
         except (OSError, ValueError, KeyError, MimeticError):  # an unreadable checkpoint is no finished run
-            return None
+            return False
     # a field the run predates was trained at its default (or its ABSENT value): it matches if cfg has that too
     predates = {**as_json(type(cfg)()), **getattr(cfg, "ABSENT", {})}
-    if (any(saved[k] != v for k, v in wanted.items() if k in saved)
-            or any(predates.get(k) != v for k, v in wanted.items() if k not in saved) or last.get("step") != cfg.steps):
+    return not (any(saved[k] != v for k, v in wanted.items() if k in saved)
+                or any(predates.get(k) != v for k, v in wanted.items() if k not in saved))
+
+
+def finished_run(run_dir: Path, cfg) -> float | None:
+    """The training seconds of a run in `run_dir` that finished all of cfg's steps with exactly cfg's settings
+    (`same_config`), else None."""
+    try:
+        last = json.loads((run_dir / "metrics.jsonl").read_text().splitlines()[-1])
+    except (OSError, ValueError, IndexError):
+        return None
+    if not same_config(run_dir, cfg) or last.get("step") != cfg.steps:
         return None
     return float(last.get("time_s", 0.0))
 

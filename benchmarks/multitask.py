@@ -202,10 +202,12 @@ CKPT_EVERY = 2000  # a killed benchmark loses at most this many steps of a run: 
 
 def trained(module, cfg, dataset, run_dir: Path, options: dict):
     """(policy, training): the policy trained with `cfg` on `dataset` in `run_dir`, or the one a previous run
-    finished there (marked by run_dir/benchmark.json, written after training, with the same steps). A run a killed
-    benchmark left with the same steps, batch and options (run_dir/benchmark.start.json) is resumed from its last
-    checkpoint. `training`: {"train_s": the training loop's seconds, summed over the processes that trained it,
+    finished there (marked by run_dir/benchmark.json, written after training, with the same steps) with exactly
+    cfg's settings (`same_config`: a run trained before a default changed is trained again, not reused). A run a
+    killed benchmark left with the same steps, batch, options and settings (run_dir/benchmark.start.json) is resumed
+    from its last checkpoint. `training`: {"train_s": the training loop's seconds, summed over the processes that trained it,
     "threads": the torch threads of those processes (one number, or a list when a resuming process had others)}."""
+    from metaworld_methods import same_config  # the run's saved settings against cfg's
     from mimetic.algos.run_dir import read_metrics
     from mimetic.policies.base import load_policy
 
@@ -213,10 +215,11 @@ def trained(module, cfg, dataset, run_dir: Path, options: dict):
     marker, started = run_dir / "benchmark.json", run_dir / "benchmark.start.json"
     if marker.exists():
         m = json.loads(marker.read_text())
-        if m["steps"] == cfg.steps and m["batch_size"] == cfg.batch_size and m.get("options", {}) == options:
+        if (m["steps"] == cfg.steps and m["batch_size"] == cfg.batch_size and m.get("options", {}) == options
+                and same_config(run_dir, cfg)):
             # a marker from before threads were recorded: those of this process, as the rows said then
             return load_policy(run_dir), {"train_s": m["train_s"], "threads": m.get("threads", torch.get_num_threads())}
-    resume = started.exists() and json.loads(started.read_text()) == sizing
+    resume = started.exists() and json.loads(started.read_text()) == sizing and same_config(run_dir, cfg)
     if run_dir.exists() and not resume:
         shutil.rmtree(run_dir)  # a differently sized run: train afresh
     run_dir.mkdir(parents=True, exist_ok=True)
