@@ -10,7 +10,8 @@ For a suite (Meta-World MT10 by default; ../shared/BENCHMARK-PROTOCOL.md, "Multi
   number of steps S), evaluated on its task;
 - multi: one policy per `--conditions` entry ("task": the learned instruction encoder, "task-id": the one-hot
   baseline, "demo": a demonstration of the task, "none": blind), trained on the whole suite with the SAME TOTAL
-  budget as the ten specialists (steps = n_tasks x S, everything else default), evaluated on every task; "demo"
+  budget as the ten specialists (steps = n_tasks x S: since session 24 the trainer's own default on a
+  multi-task dataset; everything else default), evaluated on every task; "demo"
   is evaluated with one training demonstration per task (`task_demos(WORK/demos, ..., seed=0)`);
 - the scripted expert on every task;
 - with `--heldout SUITE` (ML10's test tasks): the multi-task demo-conditioned policy is also evaluated on each

@@ -76,7 +76,8 @@ def test_cli_camera_run_resumes_and_help_names_both_defaults(demos, tmp_path, ca
         main(["train", "bc", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: 256; 64 when the policy reads cameras)" in help_text
-    assert "(default: 3000; 2000 when the policy reads cameras)" in help_text
+    assert ("(default: 3000; 2000 when the policy reads cameras; times the number of tasks of a multi-task dataset)"
+            in help_text)
 
 
 def test_bc_with_a_camera_sees_two_steps_and_predicts_chunks_a_state_policy_does_not(demos, tmp_path, capsys):
@@ -96,3 +97,32 @@ def test_bc_with_a_camera_sees_two_steps_and_predicts_chunks_a_state_policy_does
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: 1; 2 when the policy reads cameras)" in help_text
     assert "(default: 1; 16 when the policy reads cameras)" in help_text
+
+
+@pytest.fixture(scope="module")
+def suite_demos(tmp_path_factory):
+    """One demonstration of each of reach-corners' 4 tasks, in one dataset."""
+    from mimetic.collect import collect
+
+    return collect("reach-corners", tmp_path_factory.mktemp("suite") / "d", 1, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("method", list(STATE_DEFAULTS))
+def test_multi_task_data_gets_a_budget_per_task(method, suite_demos, demos):
+    """One policy for K tasks trains K times a specialist's default steps (the multi-task protocol's budget, so the
+    benchmarked one policy is what a user's default gives); a one-task dataset and a given --steps are untouched."""
+    Config = method_module(method).Config
+    assert len(suite_demos.tasks) == 4
+    assert resolve_for_dataset(Config(condition="task"), suite_demos).steps == 4 * STATE_DEFAULTS[method][1]
+    assert resolve_for_dataset(Config(), suite_demos).steps == 4 * STATE_DEFAULTS[method][1]  # blind: the same data
+    assert resolve_for_dataset(Config(condition="task", steps=7), suite_demos).steps == 7
+    assert resolve_for_dataset(Config(), demos[1]).steps == STATE_DEFAULTS[method][1]
+    assert resolve_defaults(Config(), reads_cameras=True, n_tasks=3).steps == 3 * CAMERA_STEPS[method]
+
+
+def test_training_on_a_suite_records_the_scaled_steps(suite_demos, tmp_path, monkeypatch):
+    bc = method_module("bc")
+    monkeypatch.setitem(bc.Config.STATE_DEFAULTS, "steps", 5)  # a one-task default of 5 steps: 4 tasks train 20
+    bc.train(bc.Config(hidden=[4], condition="task"), suite_demos, tmp_path / "r", progress=False)
+    saved = json.loads((tmp_path / "r/train.json").read_text())
+    assert saved["config"]["steps"] == saved["train"]["steps"] == 20

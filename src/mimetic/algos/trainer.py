@@ -395,12 +395,21 @@ def method_config(policy_config_class, name: str = "Config", images: dict = IMAG
     return config
 
 
-def resolve_defaults(cfg, reads_cameras: bool):
+def resolve_defaults(cfg, reads_cameras: bool, n_tasks: int = 1):
     """A copy of the method config `cfg` with its unset (None) fields given their defaults: the image ones when the
-    policy reads at least one camera, else the state ones. `cfg` itself is not touched; a config without such
-    defaults (not made by `method_config`) comes back as it is."""
-    table = getattr(type(cfg), "IMAGE_DEFAULTS" if reads_cameras else "STATE_DEFAULTS", {})
+    policy reads at least one camera, else the state ones. On data of `n_tasks` > 1 tasks the default `steps` is
+    n_tasks times the one-task default: one policy for many tasks gets the budget of as many specialists (the
+    multi-task protocol's). `cfg` itself is not touched; a config without such defaults (not made by
+    `method_config`) comes back as it is."""
+    table = dict(getattr(type(cfg), "IMAGE_DEFAULTS" if reads_cameras else "STATE_DEFAULTS", {}))
+    if "steps" in table:
+        table["steps"] *= max(1, n_tasks)
     return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) is None})
+
+
+def dataset_task_count(dataset: Dataset) -> int:
+    """How many tasks `dataset` holds (its distinct non-empty task strings; at least 1)."""
+    return max(1, len({t for t in dataset.tasks if t}))
 
 
 def resolve_for_dataset(cfg, dataset: Dataset):
@@ -408,7 +417,7 @@ def resolve_for_dataset(cfg, dataset: Dataset):
     if not hasattr(type(cfg), "IMAGE_DEFAULTS"):
         return cfg
     inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""), getattr(cfg, "aux_state", ""))
-    return resolve_defaults(cfg, any(f.is_image for f in inputs.values()))
+    return resolve_defaults(cfg, any(f.is_image for f in inputs.values()), dataset_task_count(dataset))
 
 
 def policy_config(policy_config_class, cfg, obs_dim: int, act_dim: int, env: str | None = None,
@@ -503,7 +512,7 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
     inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""), getattr(cfg, "aux_state", ""))
-    cfg = resolve_defaults(cfg, any(f.is_image for f in inputs.values()))  # batch_size, steps: smaller with cameras
+    cfg = resolve_for_dataset(cfg, dataset)  # batch_size, steps: smaller with cameras; steps x the number of tasks
     obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values() if not f.is_image)
     pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs,
                          instructions=dataset.tasks)
