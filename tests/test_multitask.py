@@ -73,7 +73,9 @@ def blind(corners, tmp_path_factory):
     ("flow", {**CHUNK, "steps": 1200, "condition": "demo"}),
 ], ids=["bc-task", "bc-task-id", "bc-gmm-demo", "act-task", "diffusion-task", "flow-demo"])
 def test_conditioned_policy_does_every_task(method, options, corners, blind, tmp_path):
-    policy = train_run(method, options, corners, tmp_path)
+    # every demonstration trains, as in the multi-task benchmark (with the default holdout of one demonstration
+    # per corner, act at 400 steps scored 0.89 / 0.99 / 0.94 on training seeds 0 / 1 / 2; with none 0.94 / 0.99 / 0.96)
+    policy = train_run(method, {**options, "val_fraction": 0.0}, corners, tmp_path)
     mean, rates = suite_success(policy, corners)
     n = EPISODES * len(CORNERS)
     assert blind < 0.75, f"the blind policy already does the tasks ({blind}): the test cannot tell conditioning works"

@@ -56,3 +56,40 @@ def test_trainer_balances_the_tasks(tmp_path):
             out[sampling] = float(policy.predict(torch.as_tensor(obs)[:, None]).reshape(-1)[0])
     assert abs(out["frames"] - (-70 / 90)) < 0.1, out
     assert abs(out["tasks"]) < 0.1, out
+
+
+def test_the_validation_holdout_takes_every_task_in_turn():
+    from mimetic.algos.trainer import split_episodes
+
+    tasks = np.repeat(np.arange(10), 10)  # MT10's shape: 10 demonstrations of each of 10 tasks
+    for seed in range(20):
+        plain = split_episodes(100, 0.1, seed)[1]
+        train, val = split_episodes(100, 0.1, seed, tasks=tasks)
+        assert sorted([*train, *val]) == list(range(100)) and len(val) == len(plain) == 10
+        assert np.bincount(tasks[val], minlength=10).tolist() == [1] * 10  # one of each task
+    # a plain shuffle often takes two or more of one task's ten (what the per-task turn prevents)
+    assert any(np.bincount(tasks[split_episodes(100, 0.1, s)[1]]).max() >= 2 for s in range(20))
+    uneven = np.repeat([0, 1, 2], [12, 3, 5])
+    counts = np.bincount(uneven[split_episodes(20, 0.3, 0, tasks=uneven)[1]], minlength=3)
+    assert counts.sum() == 6 and counts.max() - counts.min() <= 1
+    for seed in range(5):  # one task: exactly the split without tasks
+        for a, b in zip(split_episodes(30, 0.2, seed), split_episodes(30, 0.2, seed, tasks=np.zeros(30, int))):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_training_holds_out_every_task_in_turn(tmp_path):
+    """The trainer's own holdout on a multi-task dataset: 4 tasks of 5 synthetic episodes, val_fraction 0.2, for
+    training seeds where a plain shuffle takes two of one task: one held-out episode of each task."""
+    import json
+
+    from mimetic.algos.trainer import split_episodes
+
+    tasks = np.repeat(np.arange(4), 5)
+    seeds = [s for s in range(50) if np.bincount(tasks[split_episodes(20, 0.2, s)[1]]).max() >= 2][:2]
+    assert seeds, "no seed where a plain shuffle is uneven: the test cannot tell"
+    episodes = [Episode(np.zeros((4, 3)), np.zeros((4, 1)), np.zeros(4), np.zeros(4), task=f"task {t}") for t in tasks]
+    ds = Dataset.create(tmp_path / "demos", episodes, fps=10)
+    for seed in seeds:
+        train_run("bc", {**BC, "steps": 1, "val_fraction": 0.2, "seed": seed}, ds, tmp_path / str(seed))
+        held_out = json.loads((tmp_path / str(seed) / "train.json").read_text())["val_episodes"]
+        assert sorted(tasks[held_out].tolist()) == [0, 1, 2, 3], (seed, held_out)

@@ -45,6 +45,8 @@ FIELD_HELP = {
                  "observation.environment_state, recorded by --env-option state=proprio+env) that the policy does not "
                  "read but learns to predict from its current observation; evaluation needs none of them (bc, diffusion, flow) ",
     "aux_state_weight": "weight of the --aux-state loss ",
+    "val_fraction": "fraction of the episodes held out for the validation loss (on a multi-task dataset taken from "
+                    "every task in turn, so each loses as many, give or take one) ",
     "task_sampling": "how training batches are drawn: frames (every frame alike) or tasks (every task of a multi-task "
                      "dataset alike, so a task with short or few episodes gets its share; a one-task dataset is "
                      "unaffected) ",

@@ -76,9 +76,20 @@ class TrainConfig:
 TASK_SAMPLING = ("frames", "tasks")
 
 
-def split_episodes(num_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation."""
+def split_episodes(num_episodes: int, val_fraction: float, seed: int,
+                   tasks: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Shuffle episode indices with `seed`; hold out round(val_fraction * n) (at least 1 if any) for validation.
+
+    With `tasks` (each episode's task index) the held-out episodes are taken in turn from each task (in the
+    shuffled order), so every task loses the same number, give or take one (a plain shuffle can take 3 of a task's
+    10 demonstrations). One task: the same split as without."""
     order = np.random.default_rng(seed).permutation(num_episodes)
+    if tasks is not None:
+        tasks = np.asarray(tasks)[order]
+        turn = np.zeros(num_episodes, np.int64)  # an episode's place among its task's episodes, in shuffled order
+        for t in np.unique(tasks):
+            turn[tasks == t] = np.arange(int((tasks == t).sum()))
+        order = order[np.argsort(turn, kind="stable")]
     n_val = 0 if val_fraction <= 0 or num_episodes < 2 else max(1, int(round(val_fraction * num_episodes)))
     return np.sort(order[n_val:]), np.sort(order[:n_val])
 
@@ -162,7 +173,8 @@ def train_policy(
     torch.manual_seed(cfg.seed if main else int(np.random.SeedSequence([cfg.seed, dist.rank()]).generate_state(1)[0]))
     c = policy.config
     if split is None:
-        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed)
+        train_eps, val_eps = split_episodes(dataset.num_episodes, cfg.val_fraction, cfg.seed,
+                                            tasks=dataset.task_index[dataset.episode_starts])
     else:
         train_eps, val_eps = (np.sort(np.asarray(e, np.int64)) for e in split)
     check_compatible(policy, dataset.features, dataset.act_dim, f"dataset {dataset.root}")
