@@ -82,7 +82,7 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
                 state, images = cls.STATE_DEFAULTS[f.name], cls.IMAGE_DEFAULTS[f.name]
                 shown = state if state == images else f"{state}; {images} when the policy reads cameras"
                 if f.name == "steps":
-                    shown += "; times the number of tasks of a multi-task dataset"
+                    shown = f"{shown}; times the number of tasks of a multi-task dataset"
             parser.add_argument(flag, dest=f.name, type=base, default=default,
                                 help=f"{FIELD_HELP.get(f.name, '')}(default: {shown})")
 
