@@ -65,6 +65,10 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         task_sampling=tasks --option obs_scale=0.3333 --tag +ms10kbalos3 with --seed 0|1, appended to the same file;
         --methods act|diffusion --multi-steps 6667 --option task_sampling=tasks --tag +ms3bal, act --seed 0|1,
         diffusion --seed 1|2, into multitask_mt10_val_ms3bal.jsonl)
+    python benchmarks/multitask.py --suite metaworld/ML10-train --methods bc --conditions task --no-single --seeds val \
+        --demos 10 --episodes 50 --work /work/runs/ml10 --out F --threads 1 --seed S
+        (session 24, S = 0..3, and the same with --multi-steps 10000 --option task_sampling=tasks --tag +ms10kbal;
+        each to its own --out, gathered without the repeated expert rows into multitask_ml10_val_bc_budget.jsonl)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --option head=gmm --tag +gmm \
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_bc_gmm.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods act --conditions task --no-single --seeds val \
