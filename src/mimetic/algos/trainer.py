@@ -524,7 +524,8 @@ def train_supervised(policy_class: type[Policy], method: str, cfg, dataset: Data
     env = env if env is not None else dataset.env_name
     env_options = env_options if env_options is not None else dataset.env_options
     inputs = select_input_features(dataset, getattr(cfg, "obs_keys", ""), getattr(cfg, "aux_state", ""))
-    cfg = resolve_for_dataset(cfg, dataset)  # batch_size, steps: smaller with cameras; steps x the number of tasks
+    # batch_size, steps: smaller with cameras; steps x the number of tasks
+    cfg = resolve_defaults(cfg, any(f.is_image for f in inputs.values()), dataset_task_count(dataset))
     obs_dim = sum(int(np.prod(f.shape)) for f in inputs.values() if not f.is_image)
     pcfg = policy_config(policy_class.config_class, cfg, obs_dim, dataset.act_dim, env, env_options, inputs,
                          instructions=dataset.tasks)
