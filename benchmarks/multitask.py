@@ -62,7 +62,8 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         without the repeated expert rows; session 24: +rel (--option relative_to=hand, the default's value), +bal,
         +ms10k and +ms10kbal with --seed 2|3, gathered with seeds 0 / 1 into multitask_mt10_val_bc_budget.jsonl, and
         +ms10kbal with --seeds eval --seed 0|1|2 into multitask_mt10_bc_ms10kbal.jsonl; --multi-steps 10000 --option
-        task_sampling=tasks --option obs_scale=0.3333 --tag +ms10kbalos3 with --seed 0|1, appended to the same file;
+        task_sampling=tasks --option obs_scale=0.3333 --tag +ms10kbalos3 and --multi-steps 10000 --option head=gmm
+        --option task_sampling=tasks --tag +gmmms10kbal, with --seed 0|1, appended to the same file;
         --methods act|diffusion --multi-steps 6667 --option task_sampling=tasks --tag +ms3bal, act --seed 0|1,
         diffusion --seed 1|2, into multitask_mt10_val_ms3bal.jsonl)
     python benchmarks/multitask.py --suite metaworld/ML10-train --methods bc --conditions task --no-single --seeds val \
