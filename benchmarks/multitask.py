@@ -65,7 +65,8 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         task_sampling=tasks --option obs_scale=0.3333 --tag +ms10kbalos3 and --multi-steps 10000 --option head=gmm
         --option task_sampling=tasks --tag +gmmms10kbal, with --seed 0|1, appended to the same file;
         --methods act|diffusion --multi-steps 6667 --option task_sampling=tasks --tag +ms3bal, act --seed 0|1,
-        diffusion --seed 1|2, into multitask_mt10_val_ms3bal.jsonl)
+        diffusion --seed 1|2, into multitask_mt10_val_ms3bal.jsonl; --methods act --option obs_scale=0.5 --tag +os2
+        --seed 0|1 into multitask_mt10_val_act_os2.jsonl)
     python benchmarks/multitask.py --suite metaworld/ML10-train --methods bc --conditions task --no-single --seeds val \
         --demos 10 --episodes 50 --work /work/runs/ml10 --out F --threads 1 --seed S
         (session 24, S = 0..3, and the same with --multi-steps 10000 --option task_sampling=tasks --tag +ms10kbal;
