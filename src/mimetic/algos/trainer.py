@@ -420,8 +420,9 @@ def resolve_defaults(cfg, reads_cameras: bool, n_tasks: int = 1):
 
 
 def dataset_task_count(dataset: Dataset) -> int:
-    """How many tasks `dataset` holds (its distinct non-empty task strings; at least 1)."""
-    return max(1, len({t for t in dataset.tasks if t}))
+    """How many tasks `dataset`'s episodes do (distinct task indices, as the holdout and `--task-sampling` count
+    them; a task table entry no episode uses does not count); at least 1."""
+    return max(1, len(np.unique(dataset.task_index[dataset.episode_starts])))
 
 
 def resolve_for_dataset(cfg, dataset: Dataset):
