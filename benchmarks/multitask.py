@@ -9,9 +9,9 @@ For a suite (Meta-World MT10 by default; ../shared/BENCHMARK-PROTOCOL.md, "Multi
 - single: one policy per task (the method's defaults, all demonstrations train: val_fraction 0; its default
   number of steps S), evaluated on its task;
 - multi: one policy per `--conditions` entry ("task": the learned instruction encoder, "task-id": the one-hot
-  baseline, "demo": a demonstration of the task, "none": blind), trained on the whole suite with the SAME TOTAL
-  budget as the ten specialists (steps = n_tasks x S: since session 24 the trainer's own default on a
-  multi-task dataset; everything else default), evaluated on every task; "demo"
+  baseline, "demo": a demonstration of the task, "none": blind), trained on the whole suite at the trainer's
+  defaults for a multi-task dataset: at most the ten specialists' total budget (n_tasks x S; BC from states, since
+  session 25, a third of it, max(S, n_tasks x S / 3), with every task drawn alike), evaluated on every task; "demo"
   is evaluated with one training demonstration per task (`task_demos(WORK/demos, ..., seed=0)`);
 - the scripted expert on every task;
 - with `--heldout SUITE` (ML10's test tasks): the multi-task demo-conditioned policy is also evaluated on each
@@ -394,7 +394,9 @@ def run(args) -> None:
                                       for kind in ("paraphrase", "paraphrase-unprojected"))) and not (
                     want_heldout and any((t.name, name, "heldout", condition) not in done for t in heldout)):
                 continue
-            cfg = config(condition, args.multi_steps or S * len(tasks), ds)
+            # the trainer's own default on the suite (K x S; BC from states: max(S, K x S / 3)), --steps-scale'd
+            multi_default = config(condition, None, ds).steps
+            cfg = config(condition, args.multi_steps or max(1, round(multi_default * args.steps_scale)), ds)
             pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
             policy, training = trained(module, cfg, ds, work / "runs" / method / "multi" / (
                 condition + (f"-{Path(args.text_encoder).name}" if pretrained else "")), options)
@@ -539,7 +541,8 @@ def tables(rows: list[dict], commit: str) -> str:
              + ("(VALIDATION seeds 2,000,000..: for choosing settings, not reported figures) "
                 if any(r.get("seeds") == "val" for r in rows) else "(seeds 1,000,000..) ") +
              "with 95% Wilson intervals; single: one policy per task (the method's default steps S); multi: one "
-             "policy for the whole suite per condition, trained for n_tasks x S steps (the same total budget); "
+             "policy for the whole suite per condition, at the trainer's multi-task defaults (n_tasks x S steps, the same "
+             "total budget; BC from states: max(S, n_tasks x S / 3) with tasks drawn alike); "
              "demo: conditioned on one training demonstration of the task.", ""]
     for suite in dict.fromkeys(r["suite"] for r in rows if r["kind"] in ("single", "multi")):
         srows = [r for r in rows if r["suite"] == suite]
@@ -659,10 +662,10 @@ def main() -> None:
     p.add_argument("--demos", type=int, default=10)
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--steps-scale", type=float, default=1.0,
-                   help="FOR SMOKE TESTS ONLY: multiply the default steps S (single) and n_tasks x S (multi)")
+                   help="FOR SMOKE TESTS ONLY: multiply the default steps of single- and multi-task policies")
     p.add_argument("--multi-steps", type=int, default=0, metavar="N",
-                   help="train the one multi-task policy N steps (default: n_tasks x S, the specialists' total "
-                        "budget; fewer stays inside it); give it a --tag")
+                   help="train the one multi-task policy N steps (default: the trainer's on the suite, n_tasks x S, "
+                        "the specialists' total budget, or BC's third of it from states); give it a --tag")
     p.add_argument("--no-single", action="store_true", help="skip the single-task policies (e.g. for the held-out "
                    "measurement on ML10, which needs only the multi-task policy)")
     p.add_argument("--no-multi", action="store_true", help="skip the multi-task policies (train the specialists "

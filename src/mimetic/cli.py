@@ -81,8 +81,13 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
             if f.name in getattr(cls, "IMAGE_DEFAULTS", {}):  # None: resolved by the trainer, see method_config
                 state, images = cls.STATE_DEFAULTS[f.name], cls.IMAGE_DEFAULTS[f.name]
                 shown = state if state == images else f"{state}; {images} when the policy reads cameras"
+                multi = cls.MULTI_TASK_DEFAULTS.get(f.name)
                 if f.name == "steps":
                     shown = f"{shown}; times the number of tasks of a multi-task dataset"
+                    if multi is not None:
+                        shown += f", except from states: max({state}, {multi} x the number of tasks)"
+                elif multi is not None:
+                    shown += f"; {multi} from states on a multi-task dataset"
             parser.add_argument(flag, dest=f.name, type=base, default=default,
                                 help=f"{FIELD_HELP.get(f.name, '')}(default: {shown})")
 

@@ -104,7 +104,7 @@ def check_train_config(cfg: TrainConfig) -> None:
             raise MimeticError(f"--{name.replace('_', '-')} must not be negative, got {getattr(cfg, name)}")
     if not 0.0 <= cfg.val_fraction < 1.0:
         raise MimeticError(f"--val-fraction must be in [0, 1), got {cfg.val_fraction}")
-    if cfg.task_sampling not in TASK_SAMPLING:
+    if cfg.task_sampling not in (*TASK_SAMPLING, None):  # None: the method's default, resolved by resolve_defaults
         raise MimeticError(f"--task-sampling must be {' or '.join(TASK_SAMPLING)}, got {cfg.task_sampling!r}")
     if cfg.lr_schedule not in ("cosine", "constant"):
         raise MimeticError(f"--lr-schedule must be cosine or constant, got {cfg.lr_schedule!r}")
@@ -370,14 +370,20 @@ _DERIVED = ("obs_dim", "act_dim", "env", "env_options", "input_features", "instr
 IMAGE_DEFAULTS = {"batch_size": 64, "steps": 2000}
 
 
-def method_config(policy_config_class, name: str = "Config", images: dict = IMAGE_DEFAULTS, **defaults) -> type:
+def method_config(policy_config_class, name: str = "Config", images: dict = IMAGE_DEFAULTS,
+                  multi_task: dict | None = None, **defaults) -> type:
     """A method's Config dataclass: every TrainConfig field plus the policy's own fields.
 
     The policy's defaults are used as they are (one place to change them), except where `defaults`
     overrides a field of either. The CLI turns each field into an option of `mimetic train METHOD`.
     A field named in `images` defaults to None, "not given": `resolve_defaults` fills it with the state
     default (`Config.STATE_DEFAULTS`) or, when the policy reads a camera, the image one (`Config.IMAGE_DEFAULTS`).
+    `multi_task` (fields named in `images`) overrides the state defaults for a state policy trained on data of
+    several tasks (`Config.MULTI_TASK_DEFAULTS`); its `steps` is a number per task (see `resolve_defaults`).
     """
+    multi_task = dict(multi_task or {})
+    if set(multi_task) - set(images):
+        raise TypeError(f"method_config: multi_task fields {sorted(set(multi_task) - set(images))} not in images")
     hints = {**typing.get_type_hints(TrainConfig), **typing.get_type_hints(policy_config_class)}
     train_names = {f.name for f in dataclasses.fields(TrainConfig)}
     field_defaults = {f.name: f.default for f in dataclasses.fields(policy_config_class)}
@@ -403,7 +409,7 @@ def method_config(policy_config_class, name: str = "Config", images: dict = IMAG
         raise TypeError(f"method_config: unknown fields {sorted(defaults)} for {policy_config_class.__name__}")
     config = dataclasses.make_dataclass(name, specs, bases=(TrainConfig,))
     config.ABSENT = dict(policy_config_class.ABSENT)  # see PolicyConfig.ABSENT: for runs saved before a field existed
-    config.STATE_DEFAULTS, config.IMAGE_DEFAULTS = state, dict(images)
+    config.STATE_DEFAULTS, config.IMAGE_DEFAULTS, config.MULTI_TASK_DEFAULTS = state, dict(images), multi_task
     return config
 
 
@@ -411,11 +417,19 @@ def resolve_defaults(cfg, reads_cameras: bool, n_tasks: int = 1):
     """A copy of the method config `cfg` with its unset (None) fields given their defaults: the image ones when the
     policy reads at least one camera, else the state ones. On data of `n_tasks` > 1 tasks the default `steps` is
     n_tasks times the one-task default: one policy for many tasks gets the budget of as many specialists (the
-    multi-task protocol's). `cfg` itself is not touched; a config without such defaults (not made by
-    `method_config`) comes back as it is."""
+    multi-task protocol's). A state policy on such data takes the method's `MULTI_TASK_DEFAULTS` over that; their
+    `steps` are per task, and never give fewer steps than one task's default (BC: max(3000, 1000 x n_tasks)).
+    `cfg` itself is not touched; a config without such defaults (not made by `method_config`) comes back as it
+    is."""
     table = dict(getattr(type(cfg), "IMAGE_DEFAULTS" if reads_cameras else "STATE_DEFAULTS", {}))
+    one_task_steps = table.get("steps")
     if "steps" in table:
         table["steps"] *= max(1, n_tasks)
+    if n_tasks > 1 and not reads_cameras:
+        multi = dict(getattr(type(cfg), "MULTI_TASK_DEFAULTS", {}))
+        if "steps" in multi:
+            multi["steps"] = max(one_task_steps, multi["steps"] * n_tasks)
+        table.update(multi)
     return dataclasses.replace(cfg, **{k: v for k, v in table.items() if getattr(cfg, k) is None})
 
 
