@@ -10,8 +10,9 @@ For a suite (Meta-World MT10 by default; ../shared/BENCHMARK-PROTOCOL.md, "Multi
   number of steps S), evaluated on its task;
 - multi: one policy per `--conditions` entry ("task": the learned instruction encoder, "task-id": the one-hot
   baseline, "demo": a demonstration of the task, "none": blind), trained on the whole suite at the trainer's
-  defaults for a multi-task dataset: at most the ten specialists' total budget (n_tasks x S; BC from states, since
-  session 25, a third of it, max(S, n_tasks x S / 3), with every task drawn alike), evaluated on every task; "demo"
+  defaults for a multi-task dataset: at most the ten specialists' total budget (n_tasks x S; a task-conditioned
+  BC from states, since session 25, a third of it, max(S, n_tasks x S / 3), with every task drawn alike),
+  evaluated on every task; "demo"
   is evaluated with one training demonstration per task (`task_demos(WORK/demos, ..., seed=0)`);
 - the scripted expert on every task;
 - with `--heldout SUITE` (ML10's test tasks): the multi-task demo-conditioned policy is also evaluated on each
@@ -71,6 +72,13 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         --demos 10 --episodes 50 --work /work/runs/ml10 --out F --threads 1 --seed S
         (session 24, S = 0..3, and the same with --multi-steps 10000 --option task_sampling=tasks --tag +ms10kbal;
         each to its own --out, gathered without the repeated expert rows into multitask_ml10_val_bc_budget.jsonl)
+    python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task-id none --no-single --seeds val \
+        --seed 0 --demos 10 --episodes 50 --work /work/runs/mt10 --out F --threads 1
+        (session 25, at commit 0309483: BC's old multi-task default, K x S steps, frames; also --conditions demo, and
+        none with --seed 1; and the same four at today's default, which --multi-steps 10000 --option
+        task_sampling=tasks --tag +ms10kbal reproduces; each to its own --out, gathered without the repeated expert
+        rows into multitask_mt10_val_bc_conditions.jsonl; then --conditions task-id demo none --seeds eval on both
+        sets of checkpoints into multitask_mt10_bc_conditions.jsonl)
     python benchmarks/multitask.py --suite metaworld/MT10 --methods bc --conditions task --option head=gmm --tag +gmm \
         --demos 10 --episodes 50 --work /tmp/mt/mt10 --out benchmarks/results/multitask_mt10_bc_gmm.jsonl --threads 1
     python benchmarks/multitask.py --suite metaworld/MT10 --methods act --conditions task --no-single --seeds val \
@@ -107,6 +115,8 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
     python benchmarks/multitask.py --suite metaworld/ML10-train --heldout metaworld/ML10-test --methods bc \\
         --conditions demo --no-single --demos 10 --episodes 50 --work /tmp/mt/ml10 \\
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
+        (session 25, at BC's new multi-task default: --work /work/runs/ml10 --out
+        benchmarks/results/multitask_ml10_bc_default.jsonl)
 
 Smoke test (a couple of minutes; --steps-scale is for smoke tests only, never for reported figures):
 
@@ -394,7 +404,7 @@ def run(args) -> None:
                                       for kind in ("paraphrase", "paraphrase-unprojected"))) and not (
                     want_heldout and any((t.name, name, "heldout", condition) not in done for t in heldout)):
                 continue
-            # the trainer's own default on the suite (K x S; BC from states: max(S, K x S / 3)), --steps-scale'd
+            # the trainer's own default on the suite (K x S; a conditioned BC from states: max(S, K x S / 3)), scaled
             multi_default = config(condition, None, ds).steps
             cfg = config(condition, args.multi_steps or max(1, round(multi_default * args.steps_scale)), ds)
             pretrained = condition == "task" and bool(args.text_encoder)  # in its own run folder
@@ -542,7 +552,7 @@ def tables(rows: list[dict], commit: str) -> str:
                 if any(r.get("seeds") == "val" for r in rows) else "(seeds 1,000,000..) ") +
              "with 95% Wilson intervals; single: one policy per task (the method's default steps S); multi: one "
              "policy for the whole suite per condition, at the trainer's multi-task defaults (n_tasks x S steps, the same "
-             "total budget; BC from states: max(S, n_tasks x S / 3) with tasks drawn alike); "
+             "total budget; a task-conditioned BC from states: max(S, n_tasks x S / 3) with tasks drawn alike); "
              "demo: conditioned on one training demonstration of the task.", ""]
     for suite in dict.fromkeys(r["suite"] for r in rows if r["kind"] in ("single", "multi")):
         srows = [r for r in rows if r["suite"] == suite]
@@ -665,7 +675,8 @@ def main() -> None:
                    help="FOR SMOKE TESTS ONLY: multiply the default steps of single- and multi-task policies")
     p.add_argument("--multi-steps", type=int, default=0, metavar="N",
                    help="train the one multi-task policy N steps (default: the trainer's on the suite, n_tasks x S, "
-                        "the specialists' total budget, or BC's third of it from states); give it a --tag")
+                        "the specialists' total budget, or a third of it for a conditioned BC from states); "
+                        "give it a --tag")
     p.add_argument("--no-single", action="store_true", help="skip the single-task policies (e.g. for the held-out "
                    "measurement on ML10, which needs only the multi-task policy)")
     p.add_argument("--no-multi", action="store_true", help="skip the multi-task policies (train the specialists "

@@ -77,8 +77,8 @@ def test_cli_camera_run_resumes_and_help_names_both_defaults(demos, tmp_path, ca
     help_text = " ".join(capsys.readouterr().out.split())
     assert "(default: 256; 64 when the policy reads cameras)" in help_text
     assert ("(default: 3000; 2000 when the policy reads cameras; times the number of tasks of a multi-task dataset, "
-            "except from states: max(3000, 1000 x the number of tasks))" in help_text)
-    assert "(default: frames; tasks from states on a multi-task dataset)" in help_text
+            "except a task-conditioned policy from states: max(3000, 1000 x the number of tasks))" in help_text)
+    assert "(default: frames; tasks for a task-conditioned policy from states on a multi-task dataset)" in help_text
 
 
 def test_bc_with_a_camera_sees_two_steps_and_predicts_chunks_a_state_policy_does_not(demos, tmp_path, capsys):
@@ -117,25 +117,29 @@ MULTI_TASK_STATE = {"bc": (4000, "tasks"), "act": (8000, "frames"), "diffusion":
 def test_multi_task_data_gets_a_budget_per_task(method, suite_demos, demos):
     """One policy for K tasks trains K times a specialist's default steps (the multi-task protocol's budget, so the
     benchmarked one policy is what a user's default gives), or from states its method's multi-task default (BC: a
-    third of it, every task drawn alike); a one-task dataset and a given --steps are untouched."""
+    third of it, every task drawn alike, for a task-conditioned policy); a one-task dataset and a given --steps are
+    untouched."""
     Config = method_module(method).Config
     steps, sampling = MULTI_TASK_STATE[method]
     assert len(suite_demos.tasks) == 4
-    for cfg in (Config(condition="task"), Config()):  # blind: the same data, the same defaults
-        resolved = resolve_for_dataset(cfg, suite_demos)
+    for condition in ("task", "task-id"):
+        resolved = resolve_for_dataset(Config(condition=condition), suite_demos)
         assert (resolved.steps, resolved.task_sampling) == (steps, sampling)
+    blind = resolve_for_dataset(Config(), suite_demos)  # no task input: K x S for every method, frames drawn alike
+    assert (blind.steps, blind.task_sampling) == (4 * STATE_DEFAULTS[method][1], "frames")
     given = resolve_for_dataset(Config(condition="task", steps=7, task_sampling="frames"), suite_demos)
     assert (given.steps, given.task_sampling) == (7, "frames")
     one_task = resolve_for_dataset(Config(), demos[1])
     assert (one_task.steps, one_task.task_sampling) == (STATE_DEFAULTS[method][1], "frames")
-    with_cameras = resolve_defaults(Config(), reads_cameras=True, n_tasks=3)
+    with_cameras = resolve_defaults(Config(condition="task"), reads_cameras=True, n_tasks=3)
     assert (with_cameras.steps, with_cameras.task_sampling) == (3 * CAMERA_STEPS[method], "frames")
 
 
 def test_bc_multi_task_steps_never_fall_under_one_tasks():
     """BC's 1000 steps per task from states: on 2 tasks that would be 2000, under one task's 3000; it gets 3000."""
     bc = method_module("bc")
-    assert [resolve_defaults(bc.Config(), False, k).steps for k in (1, 2, 3, 4, 10)] == [3000, 3000, 3000, 4000, 10000]
+    steps = [resolve_defaults(bc.Config(condition="task"), False, k).steps for k in (1, 2, 3, 4, 10)]
+    assert steps == [3000, 3000, 3000, 4000, 10000]
 
 
 def test_training_on_a_suite_records_the_scaled_steps(suite_demos, tmp_path, monkeypatch):

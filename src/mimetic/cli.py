@@ -85,9 +85,10 @@ def add_dataclass_options(parser: argparse.ArgumentParser, cls) -> None:
                 if f.name == "steps":
                     shown = f"{shown}; times the number of tasks of a multi-task dataset"
                     if multi is not None:
-                        shown += f", except from states: max({state}, {multi} x the number of tasks)"
+                        shown += (f", except a task-conditioned policy from states: max({state}, {multi} x the "
+                                  "number of tasks)")
                 elif multi is not None:
-                    shown += f"; {multi} from states on a multi-task dataset"
+                    shown += f"; {multi} for a task-conditioned policy from states on a multi-task dataset"
             parser.add_argument(flag, dest=f.name, type=base, default=default,
                                 help=f"{FIELD_HELP.get(f.name, '')}(default: {shown})")
 

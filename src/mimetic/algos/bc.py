@@ -24,8 +24,9 @@ from mimetic.policies.mlp import MLPConfig, MLPPolicy
 # A policy that reads a camera sees 2 observation steps and predicts chunks of 16 actions, executing 8 (Diffusion
 # Policy's horizons): chosen on Meta-World validation seeds, where it beat one step and single actions
 # (BENCHMARKS.md, "Tuning for images"); a state policy keeps one step and one action.
-# On a multi-task dataset from states: a third of the specialists' total steps, every task drawn alike (chosen on
-# MT10's and ML10's validation seeds, BENCHMARKS.md "The budget and balanced batches"); with cameras, untested: K x S.
+# A task-conditioned policy on a multi-task dataset from states: a third of the specialists' total steps, every task
+# drawn alike (chosen on MT10's and ML10's validation seeds, BENCHMARKS.md "BC's multi-task default"); blind, or with
+# cameras (untested): K x S, frames.
 Config = method_config(MLPConfig, steps=3000,
                        images={**IMAGE_DEFAULTS, "n_obs_steps": 2, "horizon": 16, "n_action_steps": 8,
                                "task_sampling": "frames"},

@@ -378,8 +378,9 @@ def method_config(policy_config_class, name: str = "Config", images: dict = IMAG
     overrides a field of either. The CLI turns each field into an option of `mimetic train METHOD`.
     A field named in `images` defaults to None, "not given": `resolve_defaults` fills it with the state
     default (`Config.STATE_DEFAULTS`) or, when the policy reads a camera, the image one (`Config.IMAGE_DEFAULTS`).
-    `multi_task` (fields named in `images`) overrides the state defaults for a state policy trained on data of
-    several tasks (`Config.MULTI_TASK_DEFAULTS`); its `steps` is a number per task (see `resolve_defaults`).
+    `multi_task` (fields named in `images`) overrides the state defaults for a task-conditioned state policy trained
+    on data of several tasks (`Config.MULTI_TASK_DEFAULTS`); its `steps` is a number per task (see
+    `resolve_defaults`).
     """
     multi_task = dict(multi_task or {})
     if set(multi_task) - set(images):
@@ -417,15 +418,16 @@ def resolve_defaults(cfg, reads_cameras: bool, n_tasks: int = 1):
     """A copy of the method config `cfg` with its unset (None) fields given their defaults: the image ones when the
     policy reads at least one camera, else the state ones. On data of `n_tasks` > 1 tasks the default `steps` is
     n_tasks times the one-task default: one policy for many tasks gets the budget of as many specialists (the
-    multi-task protocol's). A state policy on such data takes the method's `MULTI_TASK_DEFAULTS` over that; their
-    `steps` are per task, and never give fewer steps than one task's default (BC: max(3000, 1000 x n_tasks)).
+    multi-task protocol's). A task-conditioned state policy on such data takes the method's `MULTI_TASK_DEFAULTS`
+    over that (a blind one, `condition` none, does not: measured to lose there); their `steps` are per task, and
+    never give fewer steps than one task's default (BC: max(3000, 1000 x n_tasks)).
     `cfg` itself is not touched; a config without such defaults (not made by `method_config`) comes back as it
     is."""
     table = dict(getattr(type(cfg), "IMAGE_DEFAULTS" if reads_cameras else "STATE_DEFAULTS", {}))
     one_task_steps = table.get("steps")
     if "steps" in table:
         table["steps"] *= max(1, n_tasks)
-    if n_tasks > 1 and not reads_cameras:
+    if n_tasks > 1 and not reads_cameras and getattr(cfg, "condition", "none") != "none":
         multi = dict(getattr(type(cfg), "MULTI_TASK_DEFAULTS", {}))
         if "steps" in multi:
             multi["steps"] = max(one_task_steps, multi["steps"] * n_tasks)
