@@ -551,8 +551,9 @@ def tables(rows: list[dict], commit: str) -> str:
              + ("(VALIDATION seeds 2,000,000..: for choosing settings, not reported figures) "
                 if any(r.get("seeds") == "val" for r in rows) else "(seeds 1,000,000..) ") +
              "with 95% Wilson intervals; single: one policy per task (the method's default steps S); multi: one "
-             "policy for the whole suite per condition, at the trainer's multi-task defaults (n_tasks x S steps, the same "
-             "total budget; a task-conditioned BC from states: max(S, n_tasks x S / 3) with tasks drawn alike); "
+             "policy for the whole suite per condition, at the trainer's multi-task defaults (n_tasks x S steps, "
+             "the same total budget; a task-conditioned BC from states: max(S, n_tasks x S / 3) with tasks drawn "
+             "alike); "
              "demo: conditioned on one training demonstration of the task.", ""]
     for suite in dict.fromkeys(r["suite"] for r in rows if r["kind"] in ("single", "multi")):
         srows = [r for r in rows if r["suite"] == suite]
