@@ -408,8 +408,10 @@ def test_dagger_with_cameras_and_a_reduced_state(tmp_path):
     import mimetic.algos.dagger as dagger
 
     opts = {"cameras": "top", "state": "proprio"}
-    rows = run_dagger(small(gate="scripted", gate_metric="state", threshold=0.5, iterations=1, env_options=opts),
-                      tmp_path / "cam", progress=False)
+    # a data-path test, not a learning one: a few small image batches keep it short (image steps cost ~0.3 s)
+    cfg = small(gate="scripted", gate_metric="state", threshold=0.5, iterations=1, env_options=opts, steps=10,
+                policy_options={**SMALL, "batch_size": 16})
+    rows = run_dagger(cfg, tmp_path / "cam", progress=False)
     ds = Dataset.load(tmp_path / "cam/data")
     assert ds.observation_keys == ["observation.state", "observation.images.top"]
     assert ds.frames("observation.images.top").shape[1:] == (64, 64, 3) and ds.obs_dim == 4
