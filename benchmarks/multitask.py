@@ -117,6 +117,11 @@ The runs reported in BENCHMARKS.md (2 CPU cores; one thread per process unless -
         --out benchmarks/results/multitask_ml10.jsonl --threads 1
         (session 25, at BC's new multi-task default: --work /work/runs/ml10 --out
         benchmarks/results/multitask_ml10_bc_default.jsonl)
+    python benchmarks/multitask.py --suite reach-colours --env-option image_size=24 --methods bc --conditions none \
+        --demos 100 --episodes 50 --work /work/runs/colours --out /work/runs/colours/bc_none.jsonl --threads 1
+        (session 28; beside it --conditions task --no-single, --out /work/runs/colours/bc_task.jsonl; both gathered
+        without the repeated expert rows into benchmarks/results/multitask_reach_colours.jsonl; and --conditions task
+        --no-single --image-storage png --work /work/runs/colourspng into multitask_reach_colours_png.jsonl)
 
 Smoke test (a couple of minutes; --steps-scale is for smoke tests only, never for reported figures):
 
@@ -293,7 +298,7 @@ def run(args) -> None:
     done = {key(r) for r in load_rows(out)}
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="mt-"))
     tasks = suite_tasks(args.suite)
-    env_options = dict(IMAGE_OPTIONS) if args.images else {}
+    env_options = {**(IMAGE_OPTIONS if args.images else {}), **_parse_options(args.env_option, "--env-option")}
     heldout = suite_tasks(args.heldout) if args.heldout else []
     if tasks is None or (args.heldout and heldout is None):
         raise SystemExit(f"--suite / --heldout must name a suite, got {args.suite!r} / {args.heldout!r}")
@@ -330,7 +335,8 @@ def run(args) -> None:
 
     demos_root = work / "demos"
     ds = atomic_dataset(demos_root, lambda p: collect(args.suite, p, args.demos, seed=0, only_success=True,
-                                                      env_options=env_options, progress=False))
+                                                      env_options=env_options, progress=False,
+                                                      image_storage=args.image_storage))
     episodes = list(ds.episodes())
     n_demos = min(sum(e.task == t.instruction for e in episodes) for t in tasks)
     single_ds = {}
@@ -685,6 +691,10 @@ def main() -> None:
     p.add_argument("--images", action="store_true", help="the image protocol: camera corner4 at 84x84 and the "
                    "proprioception-only state (--env-option cameras=corner4 image_size=84 state=proprio), for the "
                    "demonstrations and every evaluation")
+    p.add_argument("--env-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="an environment option for every task (e.g. image_size=32 on reach-colours), after --images'")
+    p.add_argument("--image-storage", choices=["video", "png"], default=None,
+                   help="how the demonstrations' cameras are stored (default: video, as `mimetic collect`)")
     p.add_argument("--single-tasks", default="", help="train and evaluate only these single-task policies, in this "
                    "order (comma-separated task names; default all, in suite order)")
     p.add_argument("--singles-from", default="", metavar="FILE", help="take the single-task rows of the method "

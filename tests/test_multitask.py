@@ -68,7 +68,9 @@ def blind(corners, tmp_path_factory):
     ("bc", {**BC, "head": "deterministic", "condition": "task"}),
     ("bc", {**BC, "head": "deterministic", "condition": "task-id"}),
     ("bc", {**BC, "head": "gmm", "condition": "demo"}),
-    ("act", {**ACT, "condition": "task"}),
+    # act at 600 steps: with the standardized instruction table (session 28) 400 steps scored 0.84 / 0.96 / 0.97 on
+    # training seeds 0 / 1 / 2, 600 steps 1.00 / 0.96 / 0.94
+    ("act", {**ACT, "steps": 600, "condition": "task"}),
     ("diffusion", {**CHUNK, "steps": 1200, "condition": "task"}),  # 600 steps: 0.25-0.29, the task read too late
     ("flow", {**CHUNK, "steps": 1200, "condition": "demo"}),
 ], ids=["bc-task", "bc-task-id", "bc-gmm-demo", "act-task", "diffusion-task", "flow-demo"])
@@ -114,18 +116,33 @@ CAMERA = {"observation.state": {"kind": "state", "shape": [4], "names": None},
 
 
 @pytest.mark.parametrize("type_name", list(TYPES))
-@pytest.mark.parametrize("condition", ["task", "task-id", "demo", "task+camera"])
+@pytest.mark.parametrize("condition", ["task", "task-id", "demo", "task+camera", "task+camera+film"])
 def test_every_head_reads_the_task(type_name, condition, tmp_path):
     """The loss reaches the task encoder, two tasks give two different actions, and a saved policy keeps both;
-    with a camera too (the task vector joins the image features, or ACT's image tokens)."""
+    with a camera too (the task vector joins the image features, or ACT's image tokens); with `vision_film` the
+    task also reaches the camera's feature maps: the loss trains the FiLM layer, and two tasks pool one frame into
+    two different image features."""
     torch.manual_seed(0)
-    camera = condition.endswith("+camera")
-    condition = condition.removesuffix("+camera")
-    policy = _policy_class(type_name)(_config(type_name, condition=condition, **({"input_features": CAMERA} if camera else {})))
+    film = condition.endswith("+film")
+    camera = "+camera" in condition
+    condition = condition.split("+")[0]
+    policy = _policy_class(type_name)(_config(type_name, condition=condition, vision_film=film,
+                                              **({"input_features": CAMERA} if camera else {})))
+    assert (policy.obs_encoder.film is not None) == film
     loss, _ = policy(_batch(policy, condition=condition))
     loss.backward()
     grads = [p.grad for p in policy.task_cond.parameters() if p.grad is not None]
     assert grads and sum(float(g.abs().sum()) for g in grads) > 0
+    if film:
+        assert float(policy.obs_encoder.film[0].weight.grad.abs().sum()) > 0
+        policy.eval()  # the center crop: one frame, one crop
+        with torch.no_grad():  # after one step away from the zero start, the feature maps depend on the task
+            for p in policy.obs_encoder.film.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+            frames = {k: v[:1] for k, v in _batch(policy).items() if k.startswith("observation.images")}
+            tasks = [policy.task_cond.embed_instruction(t.instruction)[None] for t in CORNERS[:2]]
+            maps = [policy.obs_encoder.feature_maps(frames, t)[0] for t in tasks]
+            assert not torch.allclose(maps[0], maps[1])
     policy.eval()
     obs = {k: v[:1] for k, v in _batch(policy, condition=condition).items() if k.startswith("observation.images")}
     obs["obs"] = torch.zeros(1, policy.config.n_obs_steps, 4)

@@ -94,6 +94,40 @@ def test_reach_corners_needs_the_task():
     assert single.successes == res.tasks["reach-top-right"].successes[:5]  # the same seeds for every task
 
 
+def test_reach_colours_same_scene_goal_told_only_by_the_task():
+    """reach-colours: for one seed the three tasks show the same frame (the same targets at the same places) and
+    differ only in which target is the goal; the goal is one of the drawn targets, never in the observed state; the
+    expert (privileged state) solves each; errors are one line."""
+    from mimetic.envs.reach import TARGET_COLOURS, TARGET_SPACING
+
+    tasks = suite_tasks("reach-colours")
+    assert [t.instruction for t in tasks] == ["reach the green target", "reach the blue target", "reach the yellow target"]
+    envs = [make_env(t.env, **t.options, image_size=32) for t in tasks]
+    goals_seen = set()
+    for seed in range(10):
+        obs = [e.reset(seed=seed)[0] for e in envs]
+        frames = [o["observation.images.top"] for o in obs]
+        assert all(np.array_equal(frames[0], f) for f in frames[1:])
+        assert all(np.array_equal(obs[0]["observation.state"], o["observation.state"]) for o in obs)
+        goals = [o["privileged.state"][4:6] for o in obs]
+        assert min(np.linalg.norm(a - b) for i, a in enumerate(goals) for b in goals[i + 1:]) >= TARGET_SPACING
+        for colour, g in zip(("green", "blue", "yellow"), goals):  # each goal is drawn in its colour
+            col, row = ((np.array([g[0], -g[1]]) + 1) * 16).astype(int)
+            assert tuple(frames[0][row, col]) == TARGET_COLOURS[colour]
+        goals_seen.add(tuple(goals[0]))
+    assert len(goals_seen) == 10
+    res = evaluate_suite(lambda t: make_expert(t.env, **t.options), "reach-colours", 30, num_envs=10)
+    assert all(r.success_rate >= 0.95 for r in res.tasks.values())
+    one = make_env("reach", cameras="top", image_size=32)  # one target: reach's frames keep their single green disk
+    frame = one.reset(seed=0)[0]["observation.images.top"]
+    assert not np.any(np.all(frame == TARGET_COLOURS["blue"], axis=-1))
+    for bad, word in (({"targets": 5}, "targets"), ({"targets": 2, "target": "yellow"}, "target"),
+                      ({"targets": 3, "goal": "0,0"}, "goal")):
+        with pytest.raises(MimeticError, match=word) as e:
+            make_env("reach", **bad)
+        assert "\n" not in str(e.value)
+
+
 def test_collect_and_eval_suite(tmp_path, capsys):
     from mimetic.data import Dataset
 

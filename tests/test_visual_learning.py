@@ -196,3 +196,47 @@ def test_each_method_trains_on_images_saves_and_loads(name, module, options, cam
         batch["obs"] = batch["obs"][..., :0]
     gens = lambda: policy.generators(range(4))  # noqa: E731
     assert torch.equal(policy.predict(batch, gens()), loaded.predict(batch, gens()))
+
+
+# ------------------------------------------------------------------ reading the instruction from pixels
+COLOURS = {"image_size": 24}  # reach-colours fixes the rest: three targets, the top camera, state=proprio
+COLOUR_DEMOS = 50  # per task
+COLOUR_EPISODES = 50  # per task
+COLOUR_STEPS = 800
+
+
+@pytest.fixture(scope="module")
+def colour_demos(tmp_path_factory):
+    """COLOUR_DEMOS expert episodes of each reach-colours task (the same seeds, so the same scenes, for each)."""
+    from mimetic.collect import collect
+
+    root = tmp_path_factory.mktemp("reach-colours") / "demos"
+    collect("reach-colours", root, COLOUR_DEMOS, seed=0, env_options=COLOURS, progress=False, image_storage="png")
+    return Dataset.load(root)
+
+
+def test_image_policy_reads_the_instruction(colour_demos, tmp_path):
+    """reach-colours: each episode shows three targets (green, blue, yellow) at places drawn from the seed, the same
+    whichever is the goal, and the state has no goal: only the image says where the targets are, only the
+    instruction says which. One instructed image BC is evaluated on every task twice, on the same episodes: told
+    the task's own instruction, and told another colour's (the next one). Only the words differ, so if the policy
+    did not read them both would score alike; told the right colour it must succeed clearly more often (Wilson
+    intervals apart). Measured: BENCHMARKS.md, "Reading the instruction from pixels"."""
+    from mimetic.envs.suites import suite_tasks
+
+    budget = dict(steps=COLOUR_STEPS, batch_size=64, lr=3e-3, warmup_steps=30, val_fraction=0.0,
+                  log_every=COLOUR_STEPS)
+    policy = bc.train(bc.Config(**budget, condition="task"), colour_demos, tmp_path / "told", progress=False)
+    assert policy.config.vision_film and policy.obs_encoder.film is not None  # the defaults under test
+    tasks = suite_tasks("reach-colours")
+    wins = {"right": 0, "wrong": 0}
+    for i, t in enumerate(tasks):
+        for told, kind in ((t, "right"), (tasks[(i + 1) % len(tasks)], "wrong")):
+            res = evaluate(PolicyActor(policy, task=told.instruction), t.env, COLOUR_EPISODES,
+                           env_options={**t.options, **COLOURS})
+            wins[kind] += round(res.success_rate * COLOUR_EPISODES)
+    right, wrong, n = wins["right"], wins["wrong"], len(tasks) * COLOUR_EPISODES
+    lo_right, _ = wilson_interval(right, n)
+    _, hi_wrong = wilson_interval(wrong, n)
+    assert lo_right > hi_wrong, (f"told the right colour {right}/{n}, told another {wrong}/{n}: the image policy "
+                                 f"does not read the instruction")

@@ -12,6 +12,12 @@ reach-fork: the obstacle as a grey disk). `state=proprio` records only the agent
 velocity (4) as `observation.state`, so the goal is seen only in the image; the full state goes to the
 expert as `privileged.state`. `state=proprio+env` also records the rest (the goal, and reach-bimodal's obstacle)
 as `observation.environment_state`.
+
+Several targets (`targets=3`, `target=blue`): the arena holds `targets` disks of different colours (green, blue,
+yellow, purple, in that order), drawn from the reset seed whichever is the goal, at least 0.45 apart; `target`
+names the one to reach. Only the goal is in the state (the others are seen only in the image), so with
+`state=proprio` a policy needs the image to know where the targets are and the instruction to know which one
+(the `reach-colours` suite).
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ STATE_NAMES = ["x", "y", "vx", "vy", "goal_x", "goal_y"]
 
 BACKGROUND = (235, 235, 235)
 AGENT_COLOUR = (220, 30, 30)
-GOAL_COLOUR = (30, 170, 30)
+TARGET_COLOURS = {"green": (30, 170, 30), "blue": (40, 90, 220), "yellow": (225, 185, 20), "purple": (150, 60, 190)}
+GOAL_COLOUR = TARGET_COLOURS["green"]
+TARGET_SPACING = 0.45  # several targets: the least distance between two of them
 OBSTACLE_COLOUR = (90, 90, 90)
 AGENT_RADIUS = 0.08
 GOAL_RADIUS = 0.1
@@ -84,10 +92,15 @@ class ReachEnv(gym.Env):
     state_names = STATE_NAMES
 
     def __init__(self, max_steps: int = 100, tolerance: float = 0.05, cameras=None, image_size=IMAGE_SIZE,
-                 state: str = "full", goal=None):
+                 state: str = "full", goal=None, targets: int = 1, target: str = "green"):
         self.max_steps = int(max_steps)
         self.tolerance = float(tolerance)
         self.fixed_goal = parse_goal(goal)
+        self.colours = parse_targets(targets, target)
+        if len(self.colours) > 1 and self.fixed_goal is not None:
+            raise ValueError("goal fixes the one target's place: with targets > 1 the targets are drawn, drop goal")
+        self.target = str(target)
+        self._others: list = []  # the targets that are not the goal: (centre, colour)
         self._cam = CameraObs(self.task, cameras, image_size, state, CAMERAS, PROPRIO_DIMS)
         self._views: dict[int, TopCamera] = {}  # image size -> camera
         self._episode = 0
@@ -107,7 +120,7 @@ class ReachEnv(gym.Env):
 
     def _still(self) -> list:
         """The disks that do not move during an episode: (centre, radius, colour)."""
-        return [(self._goal, GOAL_RADIUS, GOAL_COLOUR)]
+        return [(self._goal, GOAL_RADIUS, TARGET_COLOURS[self.target])] + [(c, GOAL_RADIUS, col) for c, col in self._others]
 
     def _observation(self, new_episode: bool = False):
         """The observation: the state vector, or the dict with the camera frame and/or the reduced state."""
@@ -134,7 +147,9 @@ class ReachEnv(gym.Env):
         super().reset(seed=seed)
         rng = self.np_random
         self._pos = rng.uniform(-0.9, 0.9, size=2)
-        if self.fixed_goal is not None:
+        if len(self.colours) > 1:
+            self._draw_targets(rng)
+        elif self.fixed_goal is not None:
             self._goal = self.fixed_goal.copy()
             while np.linalg.norm(self._goal - self._pos) < 0.3:
                 self._pos = rng.uniform(-0.9, 0.9, size=2)
@@ -145,6 +160,17 @@ class ReachEnv(gym.Env):
         self._vel = np.zeros(2)
         self._t = 0
         return self._observation(new_episode=True), {"success": False}
+
+    def _draw_targets(self, rng) -> None:
+        """Several targets: each at least 0.3 from the start and TARGET_SPACING from the others, in colour order
+        (so an episode's scene does not depend on which target is the goal)."""
+        places: list = []
+        while len(places) < len(self.colours):
+            p = rng.uniform(-0.9, 0.9, size=2)
+            if np.linalg.norm(p - self._pos) >= 0.3 and all(np.linalg.norm(p - q) >= TARGET_SPACING for q in places):
+                places.append(p)
+        self._goal = places[self.colours.index(self.target)]
+        self._others = [(p, TARGET_COLOURS[c]) for p, c in zip(places, self.colours) if c != self.target]
 
     def step(self, action):
         a = np.clip(np.asarray(action, dtype=np.float64).reshape(2), -1.0, 1.0)
@@ -170,15 +196,26 @@ def parse_goal(goal) -> np.ndarray | None:
     return g
 
 
+def parse_targets(targets, target) -> list[str]:
+    """The colours of the `targets` targets, in order (ValueError unless 1 <= targets <= 4 and `target` is one)."""
+    n = int(targets)
+    if not 1 <= n <= len(TARGET_COLOURS):
+        raise ValueError(f"targets must be 1 to {len(TARGET_COLOURS)}, got {targets!r}")
+    colours = list(TARGET_COLOURS)[:n]
+    if target not in colours:
+        raise ValueError(f"target must be one of the {n} target colours ({', '.join(colours)}), got {target!r}")
+    return colours
+
+
 def expert_action(obs: np.ndarray) -> np.ndarray:
     pos, vel, goal = obs[0:2], obs[2:4], obs[4:6]
     return np.clip(4.0 * (goal - pos) - 1.5 * vel, -1.0, 1.0)
 
 
 def make_env(max_steps: int = 100, tolerance: float = 0.05, cameras=None, image_size=IMAGE_SIZE,
-             state: str = "full", goal=None) -> gym.Env:
+             state: str = "full", goal=None, targets: int = 1, target: str = "green") -> gym.Env:
     return ReachEnv(max_steps=max_steps, tolerance=tolerance, cameras=cameras, image_size=image_size, state=state,
-                    goal=goal)
+                    goal=goal, targets=targets, target=target)
 
 
 def make_expert(**_options) -> FunctionActor:

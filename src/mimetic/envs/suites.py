@@ -8,6 +8,10 @@ A suite is a list of `SuiteTask`s (name, env, instruction, env options the task 
 - `reach-corners`: 4 tasks on the built-in `reach` env, the goal fixed at one of the corners (+-0.6, +-0.6) and
   `state=proprio` (position and velocity only), so the goal is not in the state: a policy has to read the
   instruction (or a demonstration) to know where to go. Fast; for tests.
+- `reach-colours`: 3 tasks on the built-in `reach` env with the top camera: three targets (green, blue, yellow) at
+  places drawn per episode, the same places whichever is the goal; the instruction names the colour to reach and
+  the state is `state=proprio`. Only the image shows where the targets are and only the instruction says which:
+  a blind image policy can at best guess one of three, a policy without the image cannot find them.
 - any comma-separated list of members: `metaworld/drawer-open-v3,metaworld/door-open-v3`, `drawer-open-v3,reach-v3`
   or `reach-top-left,reach-bottom-right` (a member is a Meta-World env name, or a task name of a suite above).
 
@@ -100,6 +104,7 @@ ML10_TEST = ("drawer-open-v3", "door-close-v3", "shelf-place-v3", "sweep-into-v3
 
 CORNER = 0.6  # reach-corners: the goals (+-CORNER, +-CORNER)
 _CORNERS = (("top-left", -1, 1), ("top-right", 1, 1), ("bottom-left", -1, -1), ("bottom-right", 1, -1))
+COLOURS = ("green", "blue", "yellow")  # reach-colours: the targets (mimetic.envs.reach.TARGET_COLOURS)
 
 
 def _metaworld(task: str) -> SuiteTask:
@@ -114,6 +119,9 @@ SUITES: dict[str, tuple[SuiteTask, ...]] = {
     "reach-corners": tuple(
         SuiteTask(f"reach-{where}", "reach", f"reach the {where.replace('-', ' ')} corner",
                   {"goal": [sx * CORNER, sy * CORNER], "state": "proprio"}) for where, sx, sy in _CORNERS),
+    "reach-colours": tuple(
+        SuiteTask(f"reach-{colour}", "reach", f"reach the {colour} target",
+                  {"targets": len(COLOURS), "target": colour, "state": "proprio", "cameras": "top"}) for colour in COLOURS),
 }
 
 # every member a comma-separated list may name: a suite task's name, or its env name when it is one task
@@ -144,7 +152,8 @@ def suite_tasks(name: str) -> list[SuiteTask] | None:
             continue
         if part not in _MEMBERS:
             raise MimeticError(f"suite {name!r}: unknown task {part!r}: a member is 'metaworld/<task>-v3', a Meta-World "
-                               f"task name or a reach-corners task ({', '.join(t.name for t in SUITES['reach-corners'])})")
+                               f"task name or a task of reach-corners or reach-colours "
+                               f"({', '.join(t.name for s in ('reach-corners', 'reach-colours') for t in SUITES[s])})")
         task = _MEMBERS[part]
         if task in out:
             raise MimeticError(f"suite {name!r}: task {task.name!r} is named twice")
@@ -167,7 +176,8 @@ def select_tasks(tasks: list[SuiteTask], names: str | None, suite: str) -> list[
 
 
 def check_task_options(tasks: list[SuiteTask], env_options: dict, where: str) -> None:
-    """An option a task fixes (reach-corners' goal and state) cannot be changed by --env-option: one line if it is."""
+    """An option a task fixes (reach-corners' goal and state, reach-colours' targets and camera) cannot be changed
+    by --env-option: one line if it is."""
     for t in tasks:
         clash = sorted(k for k in t.options if k in env_options and env_options[k] != t.options[k])
         if clash:

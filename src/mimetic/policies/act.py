@@ -98,7 +98,7 @@ class ACTPolicy(Policy):
         if not self.obs_encoder.image_keys:
             return obs_n, task_token
         tokens = []
-        for i, fmap in enumerate(self.obs_encoder.feature_maps(images)):  # (B, To, C, h, w)
+        for i, fmap in enumerate(self.obs_encoder.feature_maps(images, task)):  # (B, To, C, h, w)
             B, To, C, h, w = fmap.shape
             fmap = fmap.reshape(B * To, C, h, w)
             if h > MAX_GRID or w > MAX_GRID:  # the conv backbone keeps half the resolution: at most 8 x 8 tokens

@@ -107,6 +107,11 @@ class PolicyConfig:
     task_dim: int = 64  # width of the task vector
     text_encoder: str = "learned"  # condition=task: "learned" from the data's instructions, a LOCAL transformers folder, or "wordllama"
     demo_frames: int = 16  # condition=demo: frames read from the demonstration
+    # a task-conditioned policy with cameras: the task vector also scales and shifts every channel of each camera's
+    # feature map before pooling (FiLM, as RT-1 conditions its image tokens on the instruction), so what the image
+    # features keep can depend on the task ("where is the BLUE target"), not only how the head uses them
+    # (BENCHMARKS.md, "Reading the instruction from pixels")
+    vision_film: bool = True
     instructions: list = field(default_factory=list)  # the training data's task strings, in task_index order
     text_identity: dict = field(default_factory=dict)  # a pretrained text encoder's path and fingerprint
 
@@ -318,7 +323,8 @@ class Policy(nn.Module):
         """Raw inputs (see `split_inputs`) -> (B, To, encoded_dim): normalized vector features, then camera features,
         then (a task-conditioned policy) the task vector, the same at every step."""
         vec, images = self.split_inputs(obs)
-        enc = self.obs_encoder(self.normalize_vector(vec), images)
+        task = self.task_vector(obs)
+        enc = self.obs_encoder(self.normalize_vector(vec), images, task)
         if self.training and isinstance(obs, Mapping):
             if self.future_head is not None and "future_obs" in obs:
                 target = self.obs_norm(obs["future_obs"].to(enc.device, torch.float32))  # (B, K, d)
@@ -327,7 +333,6 @@ class Policy(nn.Module):
             if self.aux_state_head is not None and "aux_state" in obs:
                 target = self.aux_state_norm(obs["aux_state"].to(enc.device, torch.float32))  # (B, d_aux): the current frame's
                 self._aux_losses["aux_state"] = (self.config.aux_state_weight, F.mse_loss(self.aux_state_head(enc[:, -1]), target))
-        task = self.task_vector(obs)
         if task is None:
             return enc
         return torch.cat([enc, task[:, None].to(enc.dtype).expand(-1, enc.shape[1], -1)], -1)

@@ -3,11 +3,13 @@
 A policy whose config has `condition != "none"` owns a `TaskConditioner` that turns the task into a
 `task_dim`-wide vector; the policy's `encode` appends it to every observation step, and each head reads it
 where it conditions best: FiLM on every hidden layer of the MLP heads, the FiLM condition of the U-Net
-(diffusion, flow), an extra token for ACT's transformer.
+(diffusion, flow), an extra token for ACT's transformer; with cameras, also a FiLM of each camera's feature
+maps before pooling (`vision_film`, on by default), so the image features themselves depend on the task.
 
 - `task`: the task's instruction, through an instruction encoder. By default (`text_encoder="learned"`)
   one learned from the dataset's own instructions: lower-cased word tokens -> learned embeddings -> mean over
-  the words -> an MLP. Its vocabulary is the training instructions' words, so it can only embed the
+  the words -> an MLP, each output dimension standardized over the training instructions (`standardize`). Its
+  vocabulary is the training instructions' words, so it can only embed the
   instructions it was trained on: any other sentence is a one-line error. With `text_encoder=PATH`, a frozen
   pretrained text encoder loaded with `transformers` from that LOCAL folder (`mimetic.policies.text`; nothing
   is downloaded; or `text_encoder="wordllama"`, the sentence encoder the wordllama package ships) embeds the sentence and a learned MLP projects it; the checkpoint keeps the embeddings of
@@ -55,6 +57,17 @@ def check_condition(config) -> None:
                            f"(collect a suite such as metaworld/MT10, or a dataset whose episodes carry task strings)")
     if config.condition == "demo" and config.demo_frames < 1:
         raise MimeticError(f"--demo-frames must be >= 1, got {config.demo_frames}")
+
+
+def standardize(table: torch.Tensor) -> torch.Tensor:
+    """The learned encoder's table (n, dim), each dimension centred and scaled to unit spread over the n training
+    instructions (kept as is when n = 1). Instructions that differ in one word ("reach the green / blue / yellow
+    target") average to nearly the same vector; what tells them apart, not what they share, is what conditions
+    the policy, at the scale of the task-ID vectors (BENCHMARKS.md, "Reading the instruction from pixels")."""
+    if len(table) < 2:
+        return table
+    centred = table - table.mean(0)
+    return centred / centred.pow(2).mean(0).add(1e-6).sqrt()
 
 
 class TaskConditioner(nn.Module):
@@ -113,7 +126,7 @@ class TaskConditioner(nn.Module):
             return self.text_mlp(self.raw)
         mask = (self.tokens > 0).float()[..., None]
         mean = (self.words(self.tokens) * mask).sum(1) / mask.sum(1).clamp(min=1)
-        return self.text_mlp(mean)
+        return standardize(self.text_mlp(mean))
 
     def index_of(self, instruction: str) -> int | None:
         return self.instructions.index(instruction) if instruction in self.instructions else None

@@ -187,7 +187,11 @@ class VisionBackbone(nn.Module):
             self.proj = nn.Sequential(nn.Linear(self.pool.out_dim, out_dim), nn.ReLU())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.pool(self.body(x)))
+        return self.head(self.body(x))
+
+    def head(self, fmap: torch.Tensor) -> torch.Tensor:
+        """A feature map (N, C, h, w) -> (N, out_dim): pooling, then the linear."""
+        return self.proj(self.pool(fmap))
 
 
 # ---------------------------------------------------------------------------------- weights
@@ -267,6 +271,14 @@ class ObservationEncoder(nn.Module):
                                         for _ in range(n)])
         self.output_dim = self.vector_dim + self.vision_dim * len(self.image_keys)  # the declared output size
         self.feature_channels = self.backbones[0].channels if n else 0
+        # vision_film: per camera, the task vector -> a scale and a shift per feature-map channel; zero at the start,
+        # so training starts from the unconditioned encoder
+        self.film = None
+        if getattr(c, "vision_film", False) and getattr(c, "condition", "none") != "none" and self.image_keys:
+            self.film = nn.ModuleList([nn.Linear(c.task_dim, 2 * self.feature_channels) for _ in self.image_keys])
+            for f in self.film:
+                nn.init.zeros_(f.weight)
+                nn.init.zeros_(f.bias)
 
     def backbone(self, i: int) -> VisionBackbone:
         return self.backbones[0 if len(self.backbones) == 1 else i]
@@ -304,22 +316,34 @@ class ObservationEncoder(nn.Module):
             x = color_jitter(x, self.color_jitter)
         return x.reshape(-1, *x.shape[2:])
 
-    def feature_maps(self, images: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    def _map(self, i: int, key: str, frames: torch.Tensor, task: torch.Tensor | None) -> torch.Tensor:
+        """Camera i's feature map (B*To, C, h, w); with vision FiLM and a task (B, task_dim), each channel scaled by
+        1 + gamma and shifted by beta, the task's."""
+        fmap = self.backbone(i).body(self.prepare(key, frames))
+        if self.film is not None and task is not None:
+            film = self.film[i](task.to(fmap.dtype)).repeat_interleave(frames.shape[1], 0)  # (B*To, 2C)
+            gamma, beta = film[:, :, None, None].chunk(2, 1)
+            fmap = fmap * (1 + gamma) + beta
+        return fmap
+
+    def feature_maps(self, images: dict[str, torch.Tensor], task: torch.Tensor | None = None) -> list[torch.Tensor]:
         """Each camera's backbone feature map before pooling, (B, To, C, h, w), in `image_keys` order."""
         out = []
         for i, key in enumerate(self.image_keys):
             frames = images[key]
-            fmap = self.backbone(i).body(self.prepare(key, frames))
+            fmap = self._map(i, key, frames, task)
             out.append(fmap.reshape(*frames.shape[:2], *fmap.shape[1:]))
         return out
 
-    def forward(self, obs_n: torch.Tensor, images: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def forward(self, obs_n: torch.Tensor, images: dict[str, torch.Tensor] | None = None,
+                task: torch.Tensor | None = None) -> torch.Tensor:
+        """`task` (B, task_dim): the task vectors, which FiLM the feature maps when `vision_film` is on."""
         if not self.image_keys or not self.pooled:
             return obs_n
         feats = [obs_n] if self.vector_dim else []
         for i, key in enumerate(self.image_keys):
             frames = images[key]
-            feats.append(self.backbone(i)(self.prepare(key, frames)).reshape(*frames.shape[:2], -1))
+            feats.append(self.backbone(i).head(self._map(i, key, frames, task)).reshape(*frames.shape[:2], -1))
         return feats[0] if len(feats) == 1 else torch.cat(feats, dim=-1)
 
 
