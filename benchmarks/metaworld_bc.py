@@ -76,16 +76,17 @@ def run(args) -> None:
             print(json.dumps(row), flush=True)
 
 
-def load_or_collect_demos(env: str, root: Path, episodes: int, env_options: dict | None = None, expert_noise: float = 0.0):
+def load_or_collect_demos(env: str, root: Path, episodes: int, env_options: dict | None = None, expert_noise: float = 0.0,
+                          image_storage: str | None = None):
     """The successful scripted demonstrations (seeds 0..) in `root`, collected there on first use (`expert_noise`:
-    DART demonstrations, see `mimetic collect --expert-noise`)."""
+    DART demonstrations, see `mimetic collect --expert-noise`; `image_storage`: "video" or "png" frames)."""
     from mimetic.collect import collect
     from mimetic.data import Dataset
 
     if (root / "meta/info.json").exists():
         return Dataset.load(root)
     return collect(env, root, episodes, seed=0, only_success=True, progress=False, env_options=env_options,
-                   expert_noise=expert_noise)
+                   expert_noise=expert_noise, image_storage=image_storage)
 
 
 def load_rows(path: Path, rename: dict[str, str] | None = None) -> list[dict]:

@@ -161,8 +161,9 @@ def run(args) -> None:
     env_options = {**IMAGE_PROTOCOL, "image_size": args.image_size} if args.images else {}
     variants = {} if args.no_variants else VARIANTS
     extra = _parse_options(args.option, "--option")  # a candidate's settings, for every method trained
-    if (extra or args.expert_noise) and not args.tag:
-        raise SystemExit("--option needs a --tag +NAME for its rows (the defaults' rows keep the plain names)")
+    if (extra or args.expert_noise or args.image_storage) and not args.tag:
+        raise SystemExit("--option, --expert-noise and --image-storage need a --tag +NAME for their rows (the "
+                         "defaults' rows keep the plain names)")
     label = lambda row: row if row == "expert" else row + args.tag  # noqa: E731  a row's name, the candidate's tag added
     for task in args.tasks:
         env = f"metaworld/{task}"
@@ -172,8 +173,10 @@ def run(args) -> None:
             continue
         # a DART candidate's demonstrations: the same seeds, noise injected (the clean ones are not needed); evaluation
         # unchanged
-        demos = work / task / (f"demos-noise{args.expert_noise:g}" if args.expert_noise else "demos")
-        ds = load_or_collect_demos(env, demos, args.demos, env_options, expert_noise=args.expert_noise)
+        demos = work / task / ("demos" + (f"-noise{args.expert_noise:g}" if args.expert_noise else "")
+                               + (f"-{args.image_storage}" if args.image_storage else ""))
+        ds = load_or_collect_demos(env, demos, args.demos, env_options, expert_noise=args.expert_noise,
+                                   image_storage=args.image_storage)
         for name in todo:
             if name != "expert" and {**METHODS[name][1], **extra}.get("aux_state"):
                 if not args.images:
@@ -231,7 +234,8 @@ def run(args) -> None:
                        "batch_size": batch_size if policy else None,  # the resolved value (rows before 2026-11-30: None, the default)
                        "eval_s": round(time.perf_counter() - t1, 1), "env_options": env_options, "seeds": args.seeds,
                        **({"options": extra} if extra and policy is not None else {}),
-                       **({"expert_noise": args.expert_noise} if args.expert_noise and policy is not None else {})}
+                       **({"expert_noise": args.expert_noise} if args.expert_noise and policy is not None else {}),
+                       **({"image_storage": args.image_storage} if args.image_storage and policy is not None else {})}
                 with open(out, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print(json.dumps(row), flush=True)
@@ -264,6 +268,8 @@ def main() -> None:
                    "trained (VALUE as JSON when it parses); needs --tag")
     p.add_argument("--expert-noise", type=float, default=0.0, help="a candidate's demonstrations: DART, the expert's "
                    "action plus this much Gaussian noise executed, its own recorded (needs --tag)")
+    p.add_argument("--image-storage", choices=["video", "png"], default=None, help="a candidate's demonstrations: "
+                   "camera frames stored as video (the default, AV1) or lossless PNG (needs --tag)")
     p.add_argument("--tag", default="", help="appended to the candidate's row names and run folders, e.g. +fs")
     args = p.parse_args()
     if not args.table_only:

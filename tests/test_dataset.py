@@ -66,6 +66,26 @@ def test_create_refuses_existing_and_empty(tmp_path):
     assert not (tmp_path / "y").exists()
 
 
+def test_create_raced_by_another_writer_keeps_its_data(tmp_path, monkeypatch):
+    # two processes collecting into one new folder: the one that finishes second gets a one-line error and the
+    # first one's dataset stays whole (it used to be a raw OSError from the rename)
+    root, real_append, other = tmp_path / "ds", Dataset.append, []
+
+    def append_then_race(self, episodes, meta=None):
+        real_append(self, episodes, meta=meta)
+        if not other:  # the other writer finishes while this one is still writing
+            other.append(True)
+            Dataset.create(root, [make_episode(3, seed=7)])
+
+    monkeypatch.setattr(Dataset, "append", append_then_race)
+    with pytest.raises(MimeticError, match="another process wrote it meanwhile"):
+        Dataset.create(root, [make_episode(4)])
+    monkeypatch.undo()
+    back = Dataset.load(root)
+    assert back.num_episodes == 1 and list(back.episode_lengths()) == [3]
+    assert [p.name for p in tmp_path.iterdir()] == ["ds"]  # no staging folder left behind
+
+
 def test_interrupted_append_keeps_committed_episodes(tmp_path, monkeypatch):
     from mimetic.data import dataset as dsmod
 

@@ -418,9 +418,13 @@ class Dataset:
             ds = cls(tmp, info, _Columns(), [], empty_meta)
             ds._stats = {}
             ds.append(episodes, meta=meta)
-            if root.exists():
-                root.rmdir()  # empty, checked above
-            tmp.rename(root)
+            try:
+                if root.exists():
+                    root.rmdir()  # empty, checked above
+                tmp.rename(root)
+            except OSError as e:  # another writer filled `root` meanwhile: its data stays, this copy goes
+                raise MimeticError(f"cannot create dataset at {root}: another process wrote it meanwhile "
+                                   f"({e.strerror or e})") from None
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
