@@ -45,6 +45,9 @@ def test_image_roundtrip_and_append(tmp_path, storage):
     assert back.features[CAM].shape == (32, 32, 3) and back.image_storage == storage
     got, want = back.frames(CAM), all_frames(eps + more)
     assert got.dtype == np.uint8 and got.shape == want.shape
+    # the dataset in hand after create / append holds exactly what loading it later decodes (for video the codec's
+    # frames, not the ones it was given): a policy trained right after collecting sees what a later one sees
+    np.testing.assert_array_equal(ds.frames(CAM), got)
     err = np.abs(got.astype(int) - want).mean()
     if storage == "png":
         assert err == 0

@@ -534,11 +534,15 @@ class Dataset:
         for key in self.image_keys:
             if info["features"][key]["dtype"] != "video":
                 continue
-            from mimetic.data.video import encode_video
+            from mimetic.data.video import decode_video, encode_video
 
-            block = encode_video(self.root / _path(VIDEO_PATH, k, video_key=key), part[key], self.fps,
-                                 codec=info["mimetic"].get("video_codec") or "av1")
+            path = self.root / _path(VIDEO_PATH, k, video_key=key)
+            block = encode_video(path, part[key], self.fps, codec=info["mimetic"].get("video_codec") or "av1")
             info["features"][key]["info"] = block
+            if self._store is None:
+                # an eager dataset holds what the file holds (the lossy codec's frames), not the frames it was given:
+                # a policy trained right after collecting sees what one trained on the dataset loaded later sees
+                part[key] = decode_video(path, expected_frames=len(part[key]))
             video_ts[key] = (offsets / self.fps, (offsets + lengths) / self.fps)
         # 2. the new frames, 3. their episodes, 4. tasks, 5. stats
         index = n0 + np.arange(int(lengths.sum()), dtype=np.int64)
